@@ -1,0 +1,18 @@
+"""ComfyUI entry point of the GoT-R1 node pack.
+
+ComfyUI imports this folder from ``custom_nodes/``. The library packages
+(``gotr1_core``) sit beside it; when the pack was cloned rather than
+pip-installed they are found through this folder, appended (not prepended) to
+``sys.path`` so nothing of ComfyUI's own is shadowed.
+"""
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

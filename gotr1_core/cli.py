@@ -1,0 +1,131 @@
+"""``gotr1``: the GoT-R1 command line.
+
+Exit codes: 0 success, 1 the input was rejected (e.g. ``--strict`` found
+errors), 2 usage errors (bad flags, unreadable files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .layout import Layout, render_layout
+from .reasoning import ParsedChain, parse_chain
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files; exits with code 2."""
+
+
+def _read_text(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    path = Path(source)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"chain file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read chain file {path}: {exc}") from None
+
+
+def _report(parsed: ParsedChain, layout: Layout) -> str:
+    lines = [f"{len(layout)} boxes, {len(parsed.objects)} objects"]
+    for obj in layout.objects:
+        b = obj.box
+        lines.append(f"  {obj.label:<30} ({b.x1},{b.y1}),({b.x2},{b.y2})")
+    lines += [f"  {label:<30} (no box)" for label in layout.unplaced]
+    if parsed.diagnostics:
+        lines.append(f"{len(parsed.diagnostics)} diagnostics:")
+        lines += [f"  {d}" for d in parsed.diagnostics]
+    return "\n".join(lines)
+
+
+def _parse_input(args) -> tuple[ParsedChain, Layout, int]:
+    parsed = parse_chain(_read_text(args.file))
+    status = EXIT_REJECTED if args.strict and not parsed.ok else EXIT_OK
+    return parsed, Layout.from_chain(parsed), status
+
+
+def cmd_parse(args) -> int:
+    parsed, layout, status = _parse_input(args)
+    if args.json:
+        print(json.dumps({
+            "ok": parsed.ok,
+            "layout": layout.to_dict(),
+            "text": parsed.text,
+            "ends_with_image_start": parsed.ends_with_image_start,
+            "diagnostics": [
+                {"code": d.code, "severity": d.severity, "message": d.message,
+                 "line": d.line, "column": d.column, "offset": d.offset}
+                for d in parsed.diagnostics
+            ],
+        }, indent=2, ensure_ascii=False))
+    else:
+        print(_report(parsed, layout))
+    return status
+
+
+def cmd_draw(args) -> int:
+    parsed, layout, status = _parse_input(args)
+    if status != EXIT_OK:
+        print(_report(parsed, layout), file=sys.stderr)
+        return status
+    background = None
+    if args.on:
+        try:
+            background = np.asarray(Image.open(args.on).convert("RGB"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read background image {args.on}: {exc}") from None
+    width, height = args.size
+    if width <= 0 or height <= 0:
+        raise UsageError(f"--size needs positive numbers, got {width} {height}")
+    picture = render_layout(layout, width, height, background=background)
+    out = Path(args.output)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    Image.fromarray((picture.numpy() * 255.0 + 0.5).astype(np.uint8)).save(out)
+    print(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}, {len(layout)} boxes, "
+          f"{len(parsed.diagnostics)} diagnostics)")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gotr1", description="GoT-R1: reasoning-chain image generation tools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("parse", help="read a chain and print its layout and diagnostics")
+    p.add_argument("file", nargs="?", default="-", help="chain text file, or - for stdin (default)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if the chain needed any repair")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_parse)
+
+    d = sub.add_parser("draw", help="draw a chain's layout to a PNG")
+    d.add_argument("file", nargs="?", default="-", help="chain text file, or - for stdin (default)")
+    d.add_argument("-o", "--output", required=True, help="PNG file to write")
+    d.add_argument("--size", nargs=2, type=int, default=(512, 512), metavar=("W", "H"),
+                   help="canvas size in pixels (default 512 512)")
+    d.add_argument("--on", metavar="IMAGE", help="draw over this image instead of a blank canvas")
+    d.add_argument("--strict", action="store_true", help="refuse chains that needed repair (exit 1)")
+    d.set_defaults(func=cmd_draw)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

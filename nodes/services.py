@@ -1,0 +1,144 @@
+"""Every ComfyUI service the nodes use, in one place.
+
+Inside ComfyUI these call the real modules (``comfy.utils.ProgressBar``,
+``comfy.model_management``, ``folder_paths``). Without ComfyUI (tests, the CLI)
+they fall back to plain equivalents, so each node can be called as ComfyUI
+would call it and checked without a server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+try:  # pragma: no cover - exercised only inside ComfyUI
+    import comfy.model_management as _mm
+    import comfy.utils as _comfy_utils
+    import folder_paths as _folder_paths
+
+    IN_COMFYUI = True
+except ImportError:
+    _mm = _comfy_utils = _folder_paths = None
+    IN_COMFYUI = False
+
+MODEL_FOLDER = "gotr1"
+"""Models live in ``ComfyUI/models/gotr1/<name>/``."""
+
+
+class InterruptedByUser(Exception):
+    """Raised by :func:`check_interrupted` outside ComfyUI after :func:`request_interrupt`."""
+
+
+_interrupt = threading.Event()
+
+
+def request_interrupt(flag: bool = True) -> None:
+    """Outside ComfyUI: make the next :func:`check_interrupted` raise (the cancel button)."""
+    if flag:
+        _interrupt.set()
+    else:
+        _interrupt.clear()
+
+
+def check_interrupted() -> None:
+    """Raise if the user pressed cancel; call between steps of long work."""
+    if IN_COMFYUI:
+        _mm.throw_exception_if_processing_interrupted()
+    elif _interrupt.is_set():
+        _interrupt.clear()
+        raise InterruptedByUser("processing interrupted")
+
+
+class _PlainProgress:
+    def __init__(self, total: int):
+        self.total = total
+        self.current = 0
+
+    def update(self, value: int) -> None:
+        self.current = min(self.current + value, self.total)
+
+    def update_absolute(self, value: int, total: int | None = None, preview=None) -> None:
+        if total is not None:
+            self.total = total
+        self.current = min(value, self.total)
+
+
+def progress_bar(total: int):
+    """A progress bar with ``update(n)`` / ``update_absolute(v)``: ComfyUI's when available."""
+    if IN_COMFYUI:
+        return _comfy_utils.ProgressBar(total)
+    return _PlainProgress(total)
+
+
+def torch_device() -> torch.device:
+    """The device ComfyUI computes on (its ``--cpu`` etc. honoured), else CUDA if present."""
+    if IN_COMFYUI:
+        return _mm.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device() -> torch.device:
+    """Where idle models wait."""
+    if IN_COMFYUI:
+        return _mm.unet_offload_device()
+    return torch.device("cpu")
+
+
+def free_memory(num_bytes: int, device: torch.device) -> None:
+    """Ask ComfyUI to unload other models until ``num_bytes`` are free on ``device``."""
+    if IN_COMFYUI:
+        _mm.free_memory(num_bytes, device)
+    elif device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _default_models_dir() -> Path:
+    return Path(os.environ.get("GOTR1_MODELS_DIR", Path.home() / ".cache" / "gotr1" / "models"))
+
+
+def register_model_folder() -> None:
+    """Register ``models/gotr1`` with ComfyUI so users drop checkpoints there."""
+    if not IN_COMFYUI:
+        return
+    path = os.path.join(_folder_paths.models_dir, MODEL_FOLDER)
+    if MODEL_FOLDER in _folder_paths.folder_names_and_paths:
+        _folder_paths.add_model_folder_path(MODEL_FOLDER, path)
+    else:
+        _folder_paths.folder_names_and_paths[MODEL_FOLDER] = ([path], set())
+
+
+def model_roots() -> list[Path]:
+    """Directories searched for model folders (ComfyUI's list, or ``$GOTR1_MODELS_DIR``)."""
+    if IN_COMFYUI:
+        return [Path(p) for p in _folder_paths.get_folder_paths(MODEL_FOLDER)]
+    return [_default_models_dir()]
+
+
+def list_model_dirs() -> list[str]:
+    """Names of model folders (those holding a ``config.json``) under the model roots."""
+    names = set()
+    for root in model_roots():
+        if root.is_dir():
+            names.update(p.parent.name for p in root.glob("*/config.json"))
+    return sorted(names)
+
+
+def resolve_model_dir(name: str) -> Path:
+    """The model folder called ``name``; only plain names inside the model roots.
+
+    Names come from workflow JSON files people share, so ``..``, absolute paths
+    and anything that resolves outside a root are rejected.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError("no model selected: pick a model from the list")
+    if Path(name).is_absolute() or any(part in ("..", "") for part in Path(name).parts) or "\\" in name:
+        raise ValueError(f"model name {name!r} is not a plain folder name inside models/{MODEL_FOLDER}/")
+    for root in model_roots():
+        candidate = (root / name).resolve()
+        if candidate.is_dir() and candidate.is_relative_to(root.resolve()):
+            return candidate
+    roots = ", ".join(str(r) for r in model_roots())
+    raise FileNotFoundError(f"model {name!r} not found in {roots}; put the model folder there and refresh")

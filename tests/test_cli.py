@@ -1,0 +1,76 @@
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gotr1_core.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "gotr1_core" / "assets" / "example_chain.txt"
+BROKEN = "<|obj_start|>cat<|obj_end|> <|box_start|>(500,500),(100,100)<|box_end|> and <|obj_end|>"
+
+
+def test_parse_example_chain(capsys):
+    assert main(["parse", str(EXAMPLE), "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "4 boxes, 4 objects" in out
+    assert "white ceramic mug" in out and "(96,402),(338,721)" in out
+
+
+def test_parse_json_from_stdin(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(BROKEN))
+    assert main(["parse", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["layout"]["objects"] == [{"label": "cat", "box": [100, 100, 500, 500]}]
+    assert [d["code"] for d in report["diagnostics"]] == ["inverted-corners", "stray-tag"]
+    assert report["diagnostics"][1]["column"] == BROKEN.rindex("<|obj_end|>") + 1 == 77
+
+
+def test_strict_rejection_exits_1(tmp_path, capsys):
+    chain = tmp_path / "broken.txt"
+    chain.write_text(BROKEN)
+    assert main(["parse", str(chain), "--strict"]) == 1
+    assert "inverted-corners" in capsys.readouterr().out
+    assert main(["draw", str(chain), "--strict", "-o", str(tmp_path / "x.png")]) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["parse", str(tmp_path / "missing.txt")]) == 2
+    assert "chain file not found" in capsys.readouterr().err
+    assert main(["draw", str(EXAMPLE), "-o", str(tmp_path / "a.png"), "--on", str(tmp_path / "nope.png")]) == 2
+    assert "cannot read background image" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["draw", str(EXAMPLE)])  # -o is required
+    assert info.value.code == 2
+
+
+def test_draw_writes_png_of_requested_size(tmp_path):
+    out = tmp_path / "sub" / "layout.png"
+    assert main(["draw", str(EXAMPLE), "-o", str(out), "--size", "320", "200"]) == 0
+    picture = np.asarray(Image.open(out))
+    assert picture.shape == (200, 320, 3)
+    assert (picture != 255).any() and (picture == 255).all(axis=-1).any()
+
+
+def test_draw_on_image_uses_its_size(tmp_path):
+    background = tmp_path / "bg.png"
+    Image.new("RGB", (90, 60), (10, 20, 30)).save(background)
+    out = tmp_path / "over.png"
+    assert main(["draw", str(EXAMPLE), "-o", str(out), "--on", str(background)]) == 0
+    picture = np.asarray(Image.open(out))
+    assert picture.shape == (60, 90, 3)
+    assert (picture[0, 0] == (10, 20, 30)).all()  # the corner is outside every box
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(["gotr1", "parse", str(EXAMPLE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "4 boxes" in result.stdout
+    result = subprocess.run(["gotr1-train"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage: gotr1-train" in result.stdout

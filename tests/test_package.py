@@ -1,0 +1,74 @@
+"""The pack as ComfyUI and pip see it, and the project-wide safety rules."""
+
+import ast
+import importlib.util
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY_ONLY_MODULES = {"comfy", "folder_paths", "comfy_extras", "server", "execution"}
+
+
+def _python_files(*dirs):
+    for d in dirs:
+        yield from (ROOT / d).rglob("*.py")
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_comfyui_loads_the_pack_from_its_folder(monkeypatch):
+    """ComfyUI imports custom_nodes/<folder>/__init__.py as a package named after the folder."""
+    name = "ComfyUI_GoT_R1_under_test"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    assert {"GoTR1ParseChain", "GoTR1LayoutViewer"} <= set(module.NODE_CLASS_MAPPINGS)
+    assert module.NODE_DISPLAY_NAME_MAPPINGS["GoTR1LayoutViewer"] == "GoT-R1 Layout Viewer"
+    assert set(module.NODE_CLASS_MAPPINGS) == set(module.NODE_DISPLAY_NAME_MAPPINGS)
+
+
+def test_comfyui_imports_stay_inside_nodes():
+    for path in _python_files("gotr1_core", "trainer"):
+        assert not (_imported_roots(path) & COMFY_ONLY_MODULES), f"{path} imports ComfyUI"
+    assert not (_imported_roots(ROOT / "__init__.py") & COMFY_ONLY_MODULES)
+
+
+def test_no_pickle_no_remote_code():
+    for path in _python_files("gotr1_core", "trainer", "nodes"):
+        source = path.read_text(encoding="utf-8")
+        assert "pickle" not in _imported_roots(path), path
+        assert not re.search(r"trust_remote_code\s*=\s*True", source), path
+        for call in re.findall(r"torch\.load\([^)]*\)", source):
+            assert "weights_only=True" in call, f"{path}: {call}"
+
+
+def test_requirements_txt_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {re.split(r"[<>=!~ ]", d)[0].lower() for d in project["dependencies"]}
+    listed = {
+        re.split(r"[<>=!~ ]", line)[0].lower()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert listed == runtime - {"torch"}  # ComfyUI brings its own torch
+
+
+def test_pyproject_declares_registry_metadata_and_scripts():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert {"PublisherId", "DisplayName", "Icon", "includes"} <= set(data["tool"]["comfy"])
+    assert set(data["project"]["scripts"]) == {"gotr1", "gotr1-train"}
+    torch_req = next(d for d in data["project"]["dependencies"] if d.startswith("torch"))
+    from packaging.specifiers import SpecifierSet
+
+    assert "2.13.0" in SpecifierSet(torch_req[len("torch"):])
