@@ -44,7 +44,8 @@ GRID = 1000
 MAX_DIAGNOSTICS = 200
 """Diagnostics kept per parse; the rest are counted in a final summary entry."""
 
-_TAG_RE = re.compile(r"<\|(?:obj_start|obj_end|box_start|box_end)\|>|<begin_of_image>")
+TAG_RE = re.compile(r"<\|(?:obj_start|obj_end|box_start|box_end)\|>|<begin_of_image>")
+"""Matches any tag of the grammar (a literal alternation: no backtracking)."""
 _CANONICAL_BOX_RE = re.compile(r"\((0|[1-9]\d{0,3}),(0|[1-9]\d{0,3})\),\((0|[1-9]\d{0,3}),(0|[1-9]\d{0,3})\)")
 _NUM = r"(-?\d+(?:\.\d*)?)"
 _LOOSE_BOX_RE = re.compile(
@@ -207,7 +208,7 @@ class _Scanner:
             return
         if self.pending_text:
             window = self.pending_text[-1][-_LONGEST_TAG:] + text[:_LONGEST_TAG]
-            if _TAG_RE.search(window):
+            if TAG_RE.search(window):
                 self.pending_text.append(" ")
         self.pending_text.append(text)
 
@@ -354,7 +355,7 @@ def parse_chain(text: str, strict: bool = False) -> ParsedChain:
     if not isinstance(text, str):
         raise TypeError(f"parse_chain expects a str, got {type(text).__name__}")
     scan = _Scanner(text)
-    tags = [(m.start(), m.end(), m.group()) for m in _TAG_RE.finditer(text)]
+    tags = [(m.start(), m.end(), m.group()) for m in TAG_RE.finditer(text)]
     tags.append((len(text), len(text), ""))
     pos = 0  # start of the not-yet-consumed text
     i = 0

@@ -13,14 +13,14 @@ from gotr1_core.reasoning import (
     Box,
     ChainObject,
     ParsedChain,
-    _TAG_RE,
+    TAG_RE,
 )
 
 TAGS = (OBJ_START, OBJ_END, BOX_START, BOX_END, IMAGE_START)
 
 # Free text: ordinary prose, unicode, digits, brackets and partial tags, never a whole tag.
 _text_chars = st.sampled_from(list("abc xyz,.;()<>|_\n\t0123456789-éß猫🍎") + ["<|obj", "box_end|>", "<begin_of"])
-free_text = st.lists(_text_chars, max_size=12).map("".join).filter(lambda s: not _TAG_RE.search(s))
+free_text = st.lists(_text_chars, max_size=12).map("".join).filter(lambda s: not TAG_RE.search(s))
 names = free_text.filter(lambda s: s.strip() != "")
 gaps = st.sampled_from(["", " ", "  ", "\n", " \t "])
 
@@ -51,9 +51,9 @@ def mutated(draw, text: str) -> str:
     """Apply a few of the corruptions real model output shows."""
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["delete_tag", "duplicate_tag", "corrupt_digit", "truncate", "insert", "swap"]))
-        positions = [m.start() for m in _TAG_RE.finditer(text)]
+        positions = [m.start() for m in TAG_RE.finditer(text)]
         if kind in ("delete_tag", "duplicate_tag") and positions:
-            m = list(_TAG_RE.finditer(text))[draw(st.integers(0, len(positions) - 1))]
+            m = list(TAG_RE.finditer(text))[draw(st.integers(0, len(positions) - 1))]
             replacement = "" if kind == "delete_tag" else m.group() * 2
             text = text[: m.start()] + replacement + text[m.end():]
         elif kind == "corrupt_digit":
@@ -67,7 +67,7 @@ def mutated(draw, text: str) -> str:
             i = draw(st.integers(0, len(text)))
             text = text[:i] + draw(st.sampled_from(TAGS + ("(", ")", ",", "1000", "\n"))) + text[i:]
         elif kind == "swap" and len(positions) >= 2:
-            found = list(_TAG_RE.finditer(text))
+            found = list(TAG_RE.finditer(text))
             a, b = sorted(draw(st.lists(st.integers(0, len(found) - 1), min_size=2, max_size=2, unique=True)))
             ma, mb = found[a], found[b]
             text = text[: ma.start()] + mb.group() + text[ma.end(): mb.start()] + ma.group() + text[mb.end():]
