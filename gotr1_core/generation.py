@@ -1,0 +1,393 @@
+"""GoT-R1 two-stage generation: reasoning chain, then image tokens, then pixels.
+
+Stage 1 (reasoning) samples text after the prompt template until each row
+writes the image-start token (or ``max_reason_tokens``). Stage 2 (image)
+samples ``grid_size**2`` image tokens conditioned on prompt + chain, with
+classifier-free guidance on a doubled batch: the unconditional row keeps the
+first token (BOS) and the image-start token and replaces everything between
+by pad, and ``logits = uncond + cfg * (cond - uncond)``. Sampled ids re-enter
+the model through the generation embedding + aligner. The VQ decoder turns the
+tokens into ``[B, H, W, 3]`` images in 0..1.
+
+Every sample row runs in one batched, KV-cached forward per step (both CFG
+halves included). Rows are left-padded with explicit position ids, so a row's
+tokens do not depend on what it is batched with. The only host syncs in the
+token loops are the stop checks of stage 1, once every ``check_every`` tokens;
+rows that finished are then dropped from the batch and its cache.
+
+The same function serves the nodes, the CLI and the GRPO trainer's rollouts:
+its result carries the token ids and per-token log-probabilities of both
+stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .layout import Layout
+from .model.loading import GotModel
+from .reasoning import ParsedChain, parse_chain
+from .sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, row_keys, sample
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``callback(stage, done, total)`` every block of tokens; raise inside it to cancel."""
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Sampling settings. ``None`` fields take the checkpoint's defaults (``gotr1.json``)."""
+
+    num_samples: int = 1
+    seed: int = 0
+    cfg_scale: float | None = None
+    text_temperature: float = 1.0
+    image_temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    max_reason_tokens: int | None = None
+    max_batch: int = 16
+    check_every: int = 8
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.num_samples < 1:
+            problems.append(f"num_samples must be >= 1, got {self.num_samples}")
+        if self.max_batch < 1:
+            problems.append(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.check_every < 1:
+            problems.append(f"check_every must be >= 1, got {self.check_every}")
+        if self.text_temperature < 0 or self.image_temperature < 0:
+            problems.append("temperatures must be >= 0 (0 means greedy)")
+        if self.cfg_scale is not None and self.cfg_scale < 0:
+            problems.append(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+        if self.top_k is not None and self.top_k < 1:
+            problems.append(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_reason_tokens is not None and self.max_reason_tokens < 1:
+            problems.append(f"max_reason_tokens must be >= 1, got {self.max_reason_tokens}")
+        if problems:
+            raise ValueError("invalid generation settings: " + "; ".join(problems))
+
+
+@dataclass
+class GenerationResult:
+    """Everything one call produced, one entry per sample row (prompt-major).
+
+    ``reason_ids``/``reason_logprobs`` are ``[N, R]`` with ``reason_mask``
+    marking real tokens (the chain up to and including its stop token);
+    ``image_ids``/``image_logprobs`` are ``[N, T]``. For a user-supplied chain
+    the reasoning tensors hold that chain with zero log-probs and
+    ``chain_given`` is True.
+    """
+
+    prompts: list[str]
+    sample_index: list[int]
+    seeds: list[int]
+    chains: list[str]
+    parsed: list[ParsedChain]
+    prompt_ids: list[list[int]]
+    reason_ids: torch.Tensor
+    reason_mask: torch.Tensor
+    reason_logprobs: torch.Tensor
+    finished: torch.Tensor
+    image_ids: torch.Tensor | None = None
+    image_logprobs: torch.Tensor | None = None
+    images: torch.Tensor | None = None
+    chain_given: bool = False
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def layouts(self) -> list[Layout]:
+        return [Layout.from_chain(p) for p in self.parsed]
+
+
+# -- helpers ------------------------------------------------------------------------
+
+def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
+    """The CFG row: first token and last (image-start) token kept, everything between padded."""
+    if len(ids) < 2:
+        return list(ids)
+    return [ids[0]] + [pad_id] * (len(ids) - 2) + [ids[-1]]
+
+
+class _Decoder:
+    """KV-cached forward over a left-padded batch, with explicit positions."""
+
+    def __init__(self, got: GotModel, total_len: int, mask: torch.Tensor):
+        from transformers import DynamicCache
+
+        self.lm = got.model.model.language_model
+        self.cache = DynamicCache(config=got.model.config.text_config)
+        width = mask.shape[1]
+        self.mask = torch.ones((mask.shape[0], total_len), dtype=torch.long, device=mask.device)
+        self.mask[:, :width] = mask
+        self.width = width
+        self.positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+    def prefill(self, embeds: torch.Tensor) -> torch.Tensor:
+        out = self.lm(inputs_embeds=embeds, attention_mask=self.mask[:, : self.width],
+                      position_ids=self.positions, cache=self.cache, use_cache=True)
+        self.next_pos = self.positions[:, -1:] + 1
+        return out.last_hidden_state[:, -1]
+
+    def step(self, embeds: torch.Tensor) -> torch.Tensor:
+        self.width += 1
+        out = self.lm(inputs_embeds=embeds, attention_mask=self.mask[:, : self.width],
+                      position_ids=self.next_pos, cache=self.cache, use_cache=True)
+        self.next_pos = self.next_pos + 1
+        return out.last_hidden_state[:, -1]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop all other rows from the batch and its cache."""
+        self.cache.batch_select_indices(rows)
+        self.mask = self.mask[rows]
+        self.next_pos = self.next_pos[rows]
+
+
+def _check_length(got: GotModel, length: int) -> None:
+    limit = got.model.config.text_config.max_position_embeddings
+    if length > limit:
+        raise ValueError(f"prompt + chain + image tokens need {length} positions, the model has {limit}; "
+                         "shorten the prompt or lower max_reason_tokens")
+
+
+# -- stage 1 ------------------------------------------------------------------------
+
+@torch.inference_mode()
+def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
+            max_tokens: int, callback: ProgressCallback | None):
+    ids_t = got.token_ids
+    device = got.device
+    stops = torch.tensor(sorted({ids_t.image_start} | ({ids_t.eos} if ids_t.eos is not None else set())),
+                         device=device)
+    embed = got.model.get_input_embeddings()
+    noise = NoiseSource(got.model.config.text_config.vocab_size, device)
+    ids, mask = _left_pad(prompt_ids, ids_t.pad, device)
+    _check_length(got, ids.shape[1] + max_tokens + got.num_image_tokens)
+    decoder = _Decoder(got, ids.shape[1] + max_tokens, mask)
+    hidden = decoder.prefill(embed(ids))
+
+    rows = len(prompt_ids)
+    tokens = torch.full((rows, max_tokens), ids_t.pad, dtype=torch.long, device=device)
+    logprobs = torch.zeros((rows, max_tokens), dtype=torch.float32, device=device)
+    active = torch.arange(rows, device=device)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    for t in range(max_tokens):
+        tok, lp = sample(got.model.lm_head(hidden), config.text_temperature, keys[active], t, STREAM_REASON, noise)
+        tok = torch.where(done, ids_t.pad, tok)
+        tokens[active, t] = tok
+        logprobs[active, t] = torch.where(done, 0.0, lp)
+        done = done | torch.isin(tok, stops)
+        if t == max_tokens - 1:
+            break
+        if (t + 1) % config.check_every == 0:
+            if callback:
+                callback("reasoning", t + 1, max_tokens)
+            if bool(done.all()):  # one host sync per block of tokens
+                break
+            if bool(done.any()):
+                keep = torch.nonzero(~done).squeeze(1)
+                decoder.keep(keep)
+                hidden, active, done = hidden[keep], active[keep], done[keep]
+                tok = tok[keep]
+        hidden = decoder.step(embed(tok[:, None]))
+    return tokens, logprobs
+
+
+# -- stage 2 ------------------------------------------------------------------------
+
+@torch.inference_mode()
+def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
+          cfg_scale: float, callback: ProgressCallback | None):
+    device = got.device
+    pad = got.token_ids.pad
+    use_cfg = cfg_scale != 1.0
+    rows = list(cond_ids) + ([unconditional_ids(r, pad) for r in cond_ids] if use_cfg else [])
+    ids, mask = _left_pad(rows, pad, device)
+    n_tokens = got.num_image_tokens
+    _check_length(got, ids.shape[1] + n_tokens)
+    decoder = _Decoder(got, ids.shape[1] + n_tokens, mask)
+    hidden = decoder.prefill(got.model.get_input_embeddings()(ids))
+    head = got.model.model.generation_head
+    noise = NoiseSource(got.model.config.vq_config.num_embeddings, device)
+
+    batch = len(cond_ids)
+    tokens = torch.empty((batch, n_tokens), dtype=torch.long, device=device)
+    logprobs = torch.empty((batch, n_tokens), dtype=torch.float32, device=device)
+    for t in range(n_tokens):
+        logits = head(hidden).float()
+        if use_cfg:
+            cond, uncond = logits[:batch], logits[batch:]
+            logits = uncond + cfg_scale * (cond - uncond)
+        tok, lp = sample(logits, config.image_temperature, keys, t, STREAM_IMAGE, noise, config.top_k, config.top_p)
+        tokens[:, t] = tok
+        logprobs[:, t] = lp
+        if t == n_tokens - 1:
+            break
+        if callback and (t + 1) % config.check_every == 0:
+            callback("image", t + 1, n_tokens)
+        step_ids = torch.cat([tok, tok]) if use_cfg else tok
+        hidden = decoder.step(got.model.prepare_embeddings_for_image_generation(step_ids[:, None]))
+    return tokens, logprobs
+
+
+@torch.inference_mode()
+def decode_images(got: GotModel, image_ids: torch.Tensor, max_batch: int = 16) -> torch.Tensor:
+    """Image tokens ``[N, T]`` -> images ``[N, H, W, 3]`` float32 in 0..1 on the CPU."""
+    out = []
+    for chunk in image_ids.split(max_batch):
+        pixels = got.model.decode_image_tokens(chunk.to(got.device))
+        out.append(((pixels.float().clamp(-1, 1) + 1) / 2).cpu())
+    return torch.cat(out) if out else torch.empty((0, got.image_size, got.image_size, 3))
+
+
+# -- public API -----------------------------------------------------------------------
+
+def encode_prompt(got: GotModel, prompt: str) -> list[int]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("the prompt is empty: describe the image to generate")
+    return got.tokenizer.encode(got.spec.format_prompt(prompt), add_special_tokens=True)
+
+
+def encode_chain(got: GotModel, chain: str) -> list[int]:
+    """Token ids of a user-written chain, always ending with the image-start token."""
+    ids = got.tokenizer.encode(chain.rstrip(), add_special_tokens=False)
+    if not ids or ids[-1] != got.token_ids.image_start:
+        ids.append(got.token_ids.image_start)
+    return ids
+
+
+def _as_list(value, n: int, name: str) -> list:
+    if value is None or isinstance(value, str):
+        return [value] * n
+    value = list(value)
+    if len(value) != n:
+        raise ValueError(f"got {len(value)} {name} for {n} prompts; give one per prompt or a single one")
+    return value
+
+
+def generate(
+    got: GotModel,
+    prompts: str | Sequence[str],
+    config: GenerationConfig = GenerationConfig(),
+    chains: str | Sequence[str | None] | None = None,
+    images: bool = True,
+    decode: bool = True,
+    callback: ProgressCallback | None = None,
+) -> GenerationResult:
+    """Generate ``config.num_samples`` chains (and images) per prompt.
+
+    Sample ``i`` of a prompt uses seed ``config.seed + i`` and is the same
+    whatever the batch size. ``chains`` (one for all prompts, or one per
+    prompt) skips stage 1 and conditions the image on exactly that text.
+    ``images=False`` stops after the reasoning (the planner); ``decode=False``
+    keeps image tokens without running the VQ decoder.
+    """
+    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompt_list:
+        raise ValueError("no prompts given")
+    chain_list = _as_list(chains, len(prompt_list), "chains")
+    spec = got.spec
+    max_reason = config.max_reason_tokens or spec.max_reason_tokens
+    cfg_scale = spec.cfg_scale if config.cfg_scale is None else config.cfg_scale
+
+    row_prompts, row_index, row_seeds, row_prompt_ids, row_chain = [], [], [], [], []
+    for prompt, chain in zip(prompt_list, chain_list):
+        ids = encode_prompt(got, prompt)
+        for i in range(config.num_samples):
+            row_prompts.append(prompt)
+            row_index.append(i)
+            row_seeds.append(config.seed + i)
+            row_prompt_ids.append(ids)
+            row_chain.append(chain)
+    given = [c is not None for c in row_chain]
+    if any(given) and not all(given):
+        raise ValueError("give a chain for every prompt or for none")
+    keys_all = row_keys(row_seeds, got.device)
+
+    reason_rows: list[list[int]] = []
+    reason_lps: list[torch.Tensor] = []
+    finished: list[bool] = []
+    image_ids, image_lps = [], []
+    for start in range(0, len(row_prompts), config.max_batch):
+        sl = slice(start, start + config.max_batch)
+        keys = keys_all[sl]
+        if all(given):
+            chunk_reason = [encode_chain(got, c) for c in row_chain[sl]]
+            chunk_lps = [torch.zeros(len(r)) for r in chunk_reason]
+            chunk_finished = [True] * len(chunk_reason)
+        else:
+            tokens, lps = _reason(got, row_prompt_ids[sl], keys, config, max_reason, callback)
+            chunk_reason, chunk_lps, chunk_finished = _trim(got, tokens.cpu(), lps.cpu())
+        reason_rows += chunk_reason
+        reason_lps += chunk_lps
+        finished += chunk_finished
+        if images:
+            cond = [p + _for_image(got, r) for p, r in zip(row_prompt_ids[sl], chunk_reason)]
+            tok, lp = _draw(got, cond, keys, config, cfg_scale, callback)
+            image_ids.append(tok.cpu())
+            image_lps.append(lp.cpu())
+
+    chains_text = [got.tokenizer.decode(r, skip_special_tokens=False) for r in reason_rows]
+    if all(given):
+        chains_text = [c for c in row_chain]
+    width = max(len(r) for r in reason_rows)
+    reason_ids = torch.full((len(reason_rows), width), got.token_ids.pad, dtype=torch.long)
+    reason_mask = torch.zeros((len(reason_rows), width), dtype=torch.bool)
+    reason_logprobs = torch.zeros((len(reason_rows), width), dtype=torch.float32)
+    for i, (row, lp) in enumerate(zip(reason_rows, reason_lps)):
+        reason_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        reason_mask[i, : len(row)] = True
+        reason_logprobs[i, : len(row)] = lp
+
+    result = GenerationResult(
+        prompts=row_prompts, sample_index=row_index, seeds=row_seeds, chains=chains_text,
+        parsed=[parse_chain(c) for c in chains_text], prompt_ids=row_prompt_ids,
+        reason_ids=reason_ids, reason_mask=reason_mask, reason_logprobs=reason_logprobs,
+        finished=torch.tensor(finished, dtype=torch.bool), chain_given=all(given),
+        settings={"seed": config.seed, "cfg_scale": cfg_scale, "text_temperature": config.text_temperature,
+                  "image_temperature": config.image_temperature, "top_k": config.top_k, "top_p": config.top_p,
+                  "max_reason_tokens": max_reason, "num_samples": config.num_samples},
+    )
+    if images:
+        result.image_ids = torch.cat(image_ids)
+        result.image_logprobs = torch.cat(image_lps)
+        if decode:
+            result.images = decode_images(got, result.image_ids, config.max_batch)
+    return result
+
+
+def _trim(got: GotModel, tokens: torch.Tensor, logprobs: torch.Tensor):
+    """Cut each row after its stop token; rows without one were truncated."""
+    stops = {got.token_ids.image_start, got.token_ids.eos}
+    rows, lps, finished = [], [], []
+    for row, lp in zip(tokens.tolist(), logprobs):
+        end = next((i + 1 for i, tok in enumerate(row) if tok in stops), len(row))
+        rows.append(row[:end])
+        lps.append(lp[:end])
+        finished.append(end < len(row) or row[-1] in stops)
+    return rows, lps, finished
+
+
+def _for_image(got: GotModel, reason: list[int]) -> list[int]:
+    """The chain as stage 2 sees it: without a trailing EOS, ending in the image-start token."""
+    ids = list(reason)
+    if ids and ids[-1] == got.token_ids.eos:
+        ids.pop()
+    if not ids or ids[-1] != got.token_ids.image_start:
+        ids.append(got.token_ids.image_start)
+    return ids

@@ -1,0 +1,289 @@
+"""Load GoT-R1 / Janus-Pro checkpoints from local folders into transformers' Janus class.
+
+One path for every checkpoint: read the config, build an empty
+``JanusForConditionalGeneration`` skeleton (parameters on the meta device),
+then read the safetensors files ourselves — checking every name and shape
+against the skeleton, so a missing, truncated or mismatched file fails with an
+error that names it instead of silently leaving random weights — and assign
+the tensors in place. Never ``trust_remote_code``, never pickle.
+
+A model folder holds ``config.json``, ``model.safetensors`` (or shards with
+``model.safetensors.index.json``), the tokenizer files, and optionally
+``gotr1.json`` with the prompt template and special-token spellings
+(:class:`GenerationSpec`); without it the GoT-R1 defaults apply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..reasoning import IMAGE_START
+from .tokenizer import PAD, ChainTokenIds, TokenizerError, check_chain_tokens
+
+SPEC_FILE = "gotr1.json"
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+GOTR1_TEMPLATE = "User: Follow the caption to generate an image through a chain of thought process: {prompt}\n\nAssistant:"
+
+
+class CheckpointError(ValueError):
+    """A model folder that cannot be loaded; the message names the file and what was expected."""
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """How a checkpoint expects to be prompted (``gotr1.json`` in the model folder).
+
+    ``prompt_template`` wraps the user's prompt (``{prompt}``) in the chat
+    format the model was trained on; the tokenizer adds BOS.
+    """
+
+    prompt_template: str = GOTR1_TEMPLATE
+    image_start_token: str = IMAGE_START
+    pad_token: str = PAD
+    max_reason_tokens: int = 600
+    cfg_scale: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.prompt_template.count("{prompt}") != 1:
+            raise CheckpointError(f"prompt_template must contain '{{prompt}}' exactly once: {self.prompt_template!r}")
+
+    def format_prompt(self, prompt: str) -> str:
+        return self.prompt_template.replace("{prompt}", prompt.strip())
+
+    @classmethod
+    def read(cls, folder: Path) -> "GenerationSpec":
+        path = folder / SPEC_FILE
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"{path}: unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def write(self, folder: Path) -> None:
+        (folder / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n",
+                                        encoding="utf-8")
+
+
+@dataclass
+class GotModel:
+    """A loaded checkpoint: the Janus model, its tokenizer and how to prompt it."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    spec: GenerationSpec
+    token_ids: ChainTokenIds
+    path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def grid_size(self) -> int:
+        """Image tokens per side (24 for 384 px Janus-Pro)."""
+        return int(self.model.config.vq_config.num_patches)
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.grid_size ** 2
+
+    @property
+    def image_size(self) -> int:
+        """Decoded image side in pixels: each VQ level but the last halves the resolution."""
+        return self.grid_size * 2 ** (len(self.model.config.vq_config.channel_multiplier) - 1)
+
+
+# -- devices ----------------------------------------------------------------------
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """bf16 (or fp16 where bf16 is unsupported) on GPU, fp32 on CPU, unless asked otherwise."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+             "fp16": torch.float16, "float16": torch.float16}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(names))}")
+    return names[dtype]
+
+
+# -- reading weights --------------------------------------------------------------
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files of a folder, checked to exist (single file or index + shards)."""
+    index = folder / WEIGHTS_INDEX
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{index}: not a safetensors index with a 'weight_map' ({exc})") from None
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise CheckpointError(f"{index} lists shards that are missing: {', '.join(missing)}")
+        return files
+    single = folder / WEIGHTS_FILE
+    if single.exists():
+        return [single]
+    others = sorted(p.name for p in folder.glob("*.safetensors"))
+    if others:
+        return [folder / name for name in others]
+    legacy = sorted(p.name for p in folder.glob("*.bin"))
+    hint = (f" Found {', '.join(legacy)}: convert it with `gotr1 convert {folder} OUT`." if legacy else "")
+    raise CheckpointError(f"no {WEIGHTS_FILE} (or {WEIGHTS_INDEX}) in {folder}.{hint}")
+
+
+def iter_safetensors(files: list[Path], device: torch.device) -> Iterator[tuple[str, torch.Tensor, Path]]:
+    """Yield ``(name, tensor, file)``; a truncated or corrupt file raises naming it."""
+    from safetensors import safe_open
+
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt", device=str(device)) as handle:
+                for name in handle.keys():
+                    yield name, handle.get_tensor(name), path
+        except CheckpointError:
+            raise
+        except Exception as exc:  # safetensors raises its own error types for damaged files
+            raise CheckpointError(f"{path}: cannot read safetensors file ({exc}); it may be truncated or "
+                                  "damaged — download or export it again") from None
+
+
+def _summarise(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tensor, Path]],
+                 dtype: torch.dtype) -> None:
+    """Assign tensors to a meta-device skeleton, checking names and shapes first."""
+    expected = model.state_dict()
+    tied = set(_tied_keys(model))
+    loaded: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    for name, tensor, path in tensors:
+        if name not in expected:
+            unexpected.append(f"{name} ({path.name})")
+            continue
+        want = tuple(expected[name].shape)
+        if tuple(tensor.shape) != want:
+            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config expects "
+                                  f"{want}; the weights do not belong to this config.json")
+        loaded[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    if unexpected:
+        raise CheckpointError(f"weights not used by JanusForConditionalGeneration: {_summarise(unexpected)}")
+    missing = sorted(set(expected) - set(loaded) - tied)
+    if missing:
+        raise CheckpointError(f"weights missing from the checkpoint: {_summarise(missing)}")
+    model.load_state_dict(loaded, strict=False, assign=True)
+    if tied - set(loaded):
+        model.tie_weights()
+
+
+def _tied_keys(model: torch.nn.Module) -> list[str]:
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return []
+    keys = getattr(model, "_tied_weights_keys", None) or {}
+    return list(keys) if isinstance(keys, dict) else list(keys)
+
+
+def build_skeleton(config) -> torch.nn.Module:
+    """The model with parameters on the meta device (buffers real), ready for assignment."""
+    from accelerate import init_empty_weights
+    from transformers import JanusForConditionalGeneration
+
+    with init_empty_weights(include_buffers=False):
+        return JanusForConditionalGeneration(config)
+
+
+# -- public entry point -----------------------------------------------------------
+
+def read_config(folder: Path):
+    from transformers import JanusConfig
+
+    path = folder / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{folder} has no config.json; point at the folder that holds the model files")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    model_type = data.get("model_type")
+    if model_type == "multi_modality" or "language_config" in data:
+        raise CheckpointError(
+            f"{folder} is an original DeepSeek/GoT-R1 checkpoint (model_type 'multi_modality'); "
+            f"convert it first: gotr1 convert {folder} OUT_DIR"
+        )
+    if model_type != "janus":
+        raise CheckpointError(f"{path}: model_type is {model_type!r}, expected 'janus' (a Janus-Pro / GoT-R1 model)")
+    try:
+        return JanusConfig.from_dict(data)
+    except Exception as exc:  # transformers validates fields with its own exception types
+        raise CheckpointError(f"{path}: invalid Janus config ({exc})") from None
+
+
+def load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except Exception as exc:  # missing or unreadable tokenizer files
+        raise CheckpointError(f"cannot load the tokenizer from {folder} ({exc}); the folder needs "
+                              "tokenizer.json and tokenizer_config.json") from None
+
+
+def load_model(path: str | Path, device: str | torch.device | None = "auto",
+               dtype: str | torch.dtype | None = "auto") -> GotModel:
+    """Load a model folder for generation (eval mode, no gradients)."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder not found: {folder}")
+    target = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, target)
+    config = read_config(folder)
+    spec = GenerationSpec.read(folder)
+    tokenizer = load_tokenizer(folder)
+    try:
+        token_ids = check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token, where=f"{folder}'s tokenizer")
+    except TokenizerError as exc:
+        raise CheckpointError(str(exc)) from None
+    model = build_skeleton(config)
+    load_weights(model, iter_safetensors(weight_files(folder), target), torch_dtype)
+    model.to(device=target, dtype=torch_dtype).eval().requires_grad_(False)
+    return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder)
+
+
+def save_model(got: GotModel, folder: str | Path, max_shard_size: str = "4GB") -> Path:
+    """Write a model folder in the format :func:`load_model` reads (HF Janus + gotr1.json)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    got.model.save_pretrained(str(out), max_shard_size=max_shard_size, safe_serialization=True)
+    got.tokenizer.save_pretrained(str(out))
+    got.spec.write(out)
+    return out
