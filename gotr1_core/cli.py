@@ -97,6 +97,80 @@ def cmd_draw(args) -> int:
     return EXIT_OK
 
 
+def _load(args):
+    from .model.loading import load_model
+
+    if not args.model:
+        raise UsageError("no --model given: pass a model folder (config.json, safetensors, tokenizer)")
+    return load_model(args.model, device=args.device, dtype=args.dtype)
+
+
+def _generation_config(args, **overrides):
+    from .generation import GenerationConfig
+
+    fields = dict(num_samples=args.num, seed=args.seed, text_temperature=args.text_temperature,
+                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch)
+    fields.update(overrides)
+    return GenerationConfig(**fields)
+
+
+def cmd_plan(args) -> int:
+    from .generation import generate
+
+    got = _load(args)
+    result = generate(got, args.prompt, _generation_config(args), images=False)
+    if args.json:
+        print(json.dumps([{"seed": seed, "chain": chain, "finished": bool(done), "layout": layout.to_dict()}
+                          for seed, chain, done, layout in zip(result.seeds, result.chains, result.finished,
+                                                               result.layouts)], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for seed, chain, parsed, layout in zip(result.seeds, result.chains, result.parsed, result.layouts):
+        print(f"--- seed {seed}")
+        print(chain)
+        print(_report(parsed, layout))
+    return EXIT_OK
+
+
+def cmd_generate(args) -> int:
+    from .generation import generate
+
+    chain = _read_text(args.chain) if args.chain else None
+    got = _load(args)
+    config = _generation_config(args, cfg_scale=args.cfg, image_temperature=args.image_temperature,
+                                top_k=args.top_k, top_p=args.top_p)
+    result = generate(got, args.prompt, config, chains=chain)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, image in enumerate(result.images):
+        name = f"{i:03d}_seed{result.seeds[i]}.png"
+        Image.fromarray((image.numpy() * 255.0 + 0.5).astype(np.uint8)).save(out / name)
+        files.append(name)
+    record = {
+        "prompt": args.prompt,
+        "model": str(got.path),
+        "settings": result.settings,
+        "images": [{"file": f, "seed": seed, "chain": chain, "finished": bool(done), "layout": layout.to_dict()}
+                   for f, seed, chain, done, layout in zip(files, result.seeds, result.chains, result.finished,
+                                                           result.layouts)],
+    }
+    (out / "generation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(files)} images and generation.json to {out}")
+    return EXIT_OK
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer)")
+    p.add_argument("--prompt", required=True, help="what the image should show")
+    p.add_argument("-n", "--num", type=int, default=1, help="samples per prompt (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
+    p.add_argument("--text-temperature", type=float, default=1.0, help="chain sampling temperature; 0 = greedy")
+    p.add_argument("--max-tokens", type=int, default=None, help="longest chain in tokens (model default: 600)")
+    p.add_argument("--max-batch", type=int, default=16, help="rows generated together (memory knob)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gotr1", description="GoT-R1: reasoning-chain image generation tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -115,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--on", metavar="IMAGE", help="draw over this image instead of a blank canvas")
     d.add_argument("--strict", action="store_true", help="refuse chains that needed repair (exit 1)")
     d.set_defaults(func=cmd_draw)
+
+    pl = sub.add_parser("plan", help="stage 1 only: write reasoning chains for a prompt")
+    _add_model_arguments(pl)
+    pl.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pl.set_defaults(func=cmd_plan)
+
+    g = sub.add_parser("generate", help="both stages: chains and images, written as PNGs + generation.json")
+    _add_model_arguments(g)
+    g.add_argument("-o", "--output", required=True, help="folder for the PNGs and generation.json")
+    g.add_argument("--chain", metavar="FILE", help="use this chain (file, or - for stdin) instead of planning")
+    g.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (model default: 5)")
+    g.add_argument("--image-temperature", type=float, default=1.0, help="image-token temperature; 0 = greedy")
+    g.add_argument("--top-k", type=int, default=None, help="sample image tokens from the k most likely")
+    g.add_argument("--top-p", type=float, default=None, help="nucleus sampling of image tokens")
+    g.set_defaults(func=cmd_generate)
     return parser
 
 
@@ -125,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ValueError as exc:  # bad checkpoints, prompts and settings explain themselves
+        print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
 
 
 if __name__ == "__main__":

@@ -447,6 +447,19 @@ def raise_if_invalid(parsed: ParsedChain) -> None:
         raise ChainSyntaxError(errors[0], errors)
 
 
+CHAIN_SEPARATOR = "\n\n<|next_chain|>\n\n"
+"""Joins the chains of a batch into one string (one chain per generated image)."""
+
+
+def join_chains(chains: list[str]) -> str:
+    return CHAIN_SEPARATOR.join(chains)
+
+
+def split_chains(text: str) -> list[str]:
+    """Inverse of :func:`join_chains`; a text without separators is one chain."""
+    return [part.strip("\n") for part in text.split(CHAIN_SEPARATOR.strip())]
+
+
 def format_chain(parsed: ParsedChain) -> str:
     """Write a chain back as text; the inverse of :func:`parse_chain`."""
     parts = [parsed.texts[0]]

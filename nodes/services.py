@@ -95,6 +95,35 @@ def free_memory(num_bytes: int, device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+class ManagedModel:
+    """A model that ComfyUI may offload between runs (its ModelPatcher), or a plain holder.
+
+    Call :meth:`load` before computing: inside ComfyUI it asks model
+    management to make room and move the model to the compute device.
+    """
+
+    def __init__(self, module: torch.nn.Module, load_device: torch.device, offload_device: torch.device):
+        self.module = module
+        self.load_device = load_device
+        self.offload_device = offload_device
+        self.patcher = None
+        if IN_COMFYUI:  # pragma: no cover - exercised only inside ComfyUI
+            import comfy.model_patcher
+
+            self.patcher = comfy.model_patcher.ModelPatcher(module, load_device=load_device,
+                                                            offload_device=offload_device)
+
+    def load(self) -> torch.nn.Module:
+        if self.patcher is not None:  # pragma: no cover
+            _mm.load_models_gpu([self.patcher])
+        else:
+            self.module.to(self.load_device)
+        return self.module
+
+    def offload(self) -> None:
+        self.module.to(self.offload_device)
+
+
 def _default_models_dir() -> Path:
     return Path(os.environ.get("GOTR1_MODELS_DIR", Path.home() / ".cache" / "gotr1" / "models"))
 

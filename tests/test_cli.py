@@ -74,3 +74,46 @@ def test_console_script_is_installed():
     assert "4 boxes" in result.stdout
     result = subprocess.run(["gotr1-train"], capture_output=True, text=True)
     assert result.returncode == 2 and "usage: gotr1-train" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tiny_janus import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("cli") / "model", stop_bias=2.0)
+
+
+def test_generate_writes_pngs_and_record(tiny_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(tiny_model), "--prompt", "a red circle", "-n", "3", "--seed", "5",
+                 "--cfg", "3", "-o", str(out)]) == 0
+    record = json.loads((out / "generation.json").read_text())
+    assert [img["seed"] for img in record["images"]] == [5, 6, 7]
+    assert record["settings"]["cfg_scale"] == 3.0
+    for img in record["images"]:
+        assert np.asarray(Image.open(out / img["file"])).shape == (8, 8, 3)
+
+
+def test_generate_from_chain_file(tiny_model, tmp_path):
+    chain = tmp_path / "chain.txt"
+    chain.write_text(EXAMPLE.read_text())
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(tiny_model), "--prompt", "breakfast", "--chain", str(chain),
+                 "-o", str(out)]) == 0
+    record = json.loads((out / "generation.json").read_text())
+    assert record["images"][0]["chain"] == EXAMPLE.read_text()
+    assert len(record["images"][0]["layout"]["objects"]) == 4
+
+
+def test_plan_prints_chains(tiny_model, capsys):
+    assert main(["plan", "--model", str(tiny_model), "--prompt", "a cat", "-n", "2", "--json",
+                 "--max-tokens", "8"]) == 0
+    plans = json.loads(capsys.readouterr().out)
+    assert [p["seed"] for p in plans] == [0, 1]
+
+
+def test_model_errors_exit_1(tmp_path, capsys):
+    assert main(["plan", "--model", str(tmp_path / "none"), "--prompt", "x"]) == 1
+    assert "model folder not found" in capsys.readouterr().err
+    assert main(["plan", "--prompt", "x"]) == 2
+    assert "no --model given" in capsys.readouterr().err

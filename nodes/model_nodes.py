@@ -1,0 +1,185 @@
+"""Nodes that load a GoT-R1 model, plan a chain and generate images."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+
+from gotr1_core.generation import GenerationConfig, GenerationResult, generate
+from gotr1_core.layout import Layout
+from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
+from gotr1_core.reasoning import join_chains
+
+from . import services
+from .layout_nodes import GOT_LAYOUT
+
+GOT_MODEL = "GOT_MODEL"
+CATEGORY = "GoT-R1"
+MAX_SEED = 0xFFFFFFFFFFFFFFFF
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """What travels on a GOT_MODEL link: the model and ComfyUI's handle on its memory."""
+
+    got: GotModel
+    handle: services.ManagedModel
+    name: str
+
+    def ready(self) -> GotModel:
+        self.handle.load()
+        return self.got
+
+
+_loaded: "weakref.WeakValueDictionary[tuple, LoadedModel]" = weakref.WeakValueDictionary()
+
+
+class ModelLoader:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (GOT_MODEL,)
+    RETURN_NAMES = ("model",)
+    FUNCTION = "load"
+    DESCRIPTION = "Loads a GoT-R1 / Janus-Pro model folder from models/gotr1/."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (services.list_model_dirs() or ["(no models in models/gotr1)"], {
+                    "tooltip": "A model folder inside models/gotr1/ (config.json, safetensors, tokenizer)."}),
+                "dtype": (["auto", "bf16", "fp16", "fp32"], {
+                    "default": "auto", "tooltip": "auto: bf16 on GPU (fp16 where unsupported), fp32 on CPU."}),
+                "device": (["auto", "cpu"], {
+                    "default": "auto", "tooltip": "auto: ComfyUI's compute device; cpu forces the CPU."}),
+            }
+        }
+
+    def load(self, model: str, dtype: str, device: str):
+        folder = services.resolve_model_dir(model)
+        target = services.torch_device() if device == "auto" else torch.device("cpu")
+        key = (str(folder), dtype, str(target))
+        cached = _loaded.get(key)
+        if cached is not None:
+            return (cached,)
+        services.free_memory(_folder_bytes(folder), target)
+        got = load_model(folder, device=services.offload_device(), dtype=resolve_dtype(dtype, target))
+        loaded = LoadedModel(got, services.ManagedModel(got.model, target, services.offload_device()), model)
+        _loaded[key] = loaded
+        return (loaded,)
+
+
+def _folder_bytes(folder) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+
+
+def _progress_callback(total_steps: int):
+    """Map generation progress onto a ComfyUI progress bar; cancel between token blocks."""
+    bar = services.progress_bar(total_steps)
+    state = {"stage": None, "base": 0, "last": 0}
+
+    def callback(stage: str, done: int, total: int) -> None:
+        services.check_interrupted()
+        if stage != state["stage"] or done < state["last"]:  # next stage or next chunk of the batch
+            state["base"] += state["last"]
+            state["stage"] = stage
+        state["last"] = done
+        bar.update_absolute(min(state["base"] + done, total_steps), total_steps)
+
+    return callback
+
+
+def _check_model(model) -> LoadedModel:
+    if not isinstance(model, LoadedModel):
+        raise TypeError(f"'model' must come from a GoT-R1 Model Loader, got {type(model).__name__}")
+    return model
+
+
+def _seed_input(tooltip: str):
+    return ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "tooltip": tooltip})
+
+
+class ReasoningPlanner:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("STRING", GOT_LAYOUT)
+    RETURN_NAMES = ("chain", "layout")
+    FUNCTION = "plan"
+    DESCRIPTION = "Stage 1: the model writes a reasoning chain that places every object with a box."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."}),
+                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."}),
+                "seed": _seed_input("Same seed, same chain."),
+                "temperature": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                          "tooltip": "Sampling temperature of the chain; 0 is greedy."}),
+                "max_tokens": ("INT", {"default": 600, "min": 16, "max": 4096,
+                                       "tooltip": "Longest chain in tokens; the chain is cut there."}),
+            }
+        }
+
+    def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int):
+        got = _check_model(model).ready()
+        config = GenerationConfig(seed=seed, text_temperature=temperature, max_reason_tokens=max_tokens)
+        result = generate(got, prompt, config, images=False, callback=_progress_callback(max_tokens))
+        return (result.chains[0], result.layouts[0])
+
+
+class Generator:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("images", "chains")
+    FUNCTION = "generate"
+    DESCRIPTION = ("Both stages: plans a chain per image (or uses the chain / layout you give) and draws "
+                   "the images from it.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."}),
+                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."}),
+                "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
+                                       "tooltip": "Images to generate; each plans its own chain."}),
+                "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.1,
+                                  "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off."}),
+                "seed": _seed_input("Image i uses seed + i."),
+                "text_temperature": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                               "tooltip": "Chain sampling temperature; 0 is greedy."}),
+                "image_temperature": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                                "tooltip": "Image-token sampling temperature; 0 is greedy."}),
+            },
+            "optional": {
+                "chain": ("STRING", {"forceInput": True,
+                                     "tooltip": "A chain to draw instead of planning one (edit the plan, keep "
+                                                "the prompt). Wins over 'layout'."}),
+                "layout": (GOT_LAYOUT, {"tooltip": "A layout to draw instead of planning one."}),
+            },
+        }
+
+    def generate(self, model, prompt: str, batch_size: int, cfg: float, seed: int, text_temperature: float,
+                 image_temperature: float, chain: str | None = None, layout: Layout | None = None):
+        got = _check_model(model).ready()
+        given = chain if chain and chain.strip() else (layout.to_chain() if isinstance(layout, Layout) else None)
+        config = GenerationConfig(num_samples=batch_size, seed=seed, cfg_scale=cfg,
+                                  text_temperature=text_temperature, image_temperature=image_temperature)
+        steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
+        chunks = -(-batch_size // config.max_batch)
+        result: GenerationResult = generate(got, prompt, config, chains=given,
+                                            callback=_progress_callback(steps * chunks))
+        return (result.images, join_chains(result.chains))
+
+
+NODE_CLASS_MAPPINGS = {
+    "GoTR1ModelLoader": ModelLoader,
+    "GoTR1ReasoningPlanner": ReasoningPlanner,
+    "GoTR1Generator": Generator,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "GoTR1ModelLoader": "GoT-R1 Model Loader",
+    "GoTR1ReasoningPlanner": "GoT-R1 Reasoning Planner",
+    "GoTR1Generator": "GoT-R1 Generator",
+}

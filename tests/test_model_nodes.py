@@ -1,0 +1,93 @@
+"""Loader / Planner / Generator nodes, called as ComfyUI calls them."""
+
+import pytest
+import torch
+
+from gotr1_core.layout import Layout
+from gotr1_core.reasoning import split_chains
+from nodes import services
+from nodes.model_nodes import Generator, LoadedModel, ModelLoader, ReasoningPlanner
+from tiny_janus import make_tiny_model
+
+CHAIN = ("a <|obj_start|>red circle<|obj_end|> <|box_start|>(100,200),(400,500)<|box_end|><begin_of_image>")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    make_tiny_model(root / "tiny-janus", stop_bias=2.0)
+    return root
+
+
+@pytest.fixture
+def model(models_dir, monkeypatch):
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))
+    (loaded,) = ModelLoader().load("tiny-janus", "auto", "cpu")
+    return loaded
+
+
+def test_loader_lists_and_loads_once(model, models_dir, monkeypatch):
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))
+    assert ModelLoader.INPUT_TYPES()["required"]["model"][0] == ["tiny-janus"]
+    assert isinstance(model, LoadedModel) and model.got.dtype == torch.float32
+    (again,) = ModelLoader().load("tiny-janus", "auto", "cpu")
+    assert again is model  # same inputs -> same loaded model, not a second copy
+    (bf16,) = ModelLoader().load("tiny-janus", "bf16", "cpu")
+    assert bf16 is not model and bf16.got.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["../tiny-janus", "/etc/passwd", "tiny-janus/../../x", "missing"])
+def test_loader_rejects_names_outside_the_model_folder(models_dir, monkeypatch, name):
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))
+    with pytest.raises((ValueError, FileNotFoundError)):
+        ModelLoader().load(name, "auto", "cpu")
+
+
+def test_planner_returns_chain_and_layout(model):
+    chain, layout = ReasoningPlanner().plan(model, "a red circle", seed=3, temperature=1.0, max_tokens=16)
+    assert isinstance(chain, str) and isinstance(layout, Layout)
+    again, _ = ReasoningPlanner().plan(model, "a red circle", seed=3, temperature=1.0, max_tokens=16)
+    assert again == chain
+
+
+def test_generator_plans_per_image(model):
+    images, chains = Generator().generate(model, "a red circle", batch_size=3, cfg=3.0, seed=1,
+                                          text_temperature=1.0, image_temperature=1.0)
+    assert images.shape == (3, 8, 8, 3) and images.dtype == torch.float32
+    assert 0 <= float(images.min()) and float(images.max()) <= 1
+    assert len(split_chains(chains)) == 3
+
+
+def test_generator_uses_given_chain_or_layout(model):
+    images, chains = Generator().generate(model, "a red circle", batch_size=2, cfg=3.0, seed=1,
+                                          text_temperature=1.0, image_temperature=0.0, chain=CHAIN)
+    assert split_chains(chains) == [CHAIN, CHAIN]
+    layout = Layout.from_chain(CHAIN)
+    images_from_layout, chains_from_layout = Generator().generate(
+        model, "a red circle", batch_size=2, cfg=3.0, seed=1, text_temperature=1.0, image_temperature=0.0,
+        layout=layout)
+    assert split_chains(chains_from_layout) == [layout.to_chain()] * 2
+    assert images.shape == images_from_layout.shape
+
+
+def test_generator_progress_and_cancel(model, monkeypatch):
+    bars = []
+    real = services.progress_bar
+
+    def recording(total):
+        bars.append(real(total))
+        return bars[-1]
+
+    monkeypatch.setattr(services, "progress_bar", recording)
+    Generator().generate(model, "a red circle", batch_size=2, cfg=3.0, seed=1, text_temperature=1.0,
+                         image_temperature=1.0, chain=CHAIN)
+    assert bars and bars[0].current > 0
+    services.request_interrupt()
+    with pytest.raises(services.InterruptedByUser):
+        Generator().generate(model, "a red circle", batch_size=2, cfg=3.0, seed=1, text_temperature=1.0,
+                             image_temperature=1.0)
+
+
+def test_generator_rejects_a_non_model():
+    with pytest.raises(TypeError, match="GoT-R1 Model Loader"):
+        Generator().generate("model.safetensors", "x", 1, 5.0, 0, 1.0, 1.0)
