@@ -124,38 +124,115 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
     return [ids[0]] + [pad_id] * (len(ids) - 2) + [ids[-1]]
 
 
+class _KVBuffer:
+    """Preallocated keys/values per layer; ``update`` writes in place and returns views.
+
+    Transformers' dynamic cache concatenates on every step, copying the whole
+    cache each token (quadratic in the sequence length); here each step writes
+    one slot. It implements the one method the attention layers call.
+    """
+
+    def __init__(self, num_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.length = 0  # tokens stored (the same for every layer after a full forward)
+        self.capacity = 0
+
+    def reserve(self, capacity: int) -> None:
+        self.capacity = capacity
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if self.keys[layer_idx] is None:
+            shape = (key.shape[0], key.shape[1], self.capacity, key.shape[3])
+            self.keys[layer_idx] = key.new_empty(shape)
+            self.values[layer_idx] = value.new_empty(shape)
+        end = self.length + key.shape[2]
+        self.keys[layer_idx][:, :, self.length:end] = key
+        self.values[layer_idx][:, :, self.length:end] = value
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.keys = [k[rows] if k is not None else None for k in self.keys]
+        self.values = [v[rows] if v is not None else None for v in self.values]
+
+
 class _Decoder:
-    """KV-cached forward over a left-padded batch, with explicit positions."""
+    """KV-cached forward over a left-padded batch, calling the decoder layers directly.
+
+    Positions come from the padding mask (so a row's numbers do not depend on
+    its batch), rotary tables are computed once for all positions, and the
+    additive attention mask is built once; each step only slices them.
+    """
 
     def __init__(self, got: GotModel, total_len: int, mask: torch.Tensor):
-        from transformers import DynamicCache
-
         self.lm = got.model.model.language_model
-        self.cache = DynamicCache(config=got.model.config.text_config)
-        width = mask.shape[1]
-        self.mask = torch.ones((mask.shape[0], total_len), dtype=torch.long, device=mask.device)
-        self.mask[:, :width] = mask
+        dtype = self.lm.embed_tokens.weight.dtype
+        rows, width = mask.shape
+        self.kv = _KVBuffer(len(self.lm.layers))
+        self.kv.reserve(total_len)
         self.width = width
         self.positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        all_positions = torch.arange(total_len, device=mask.device)[None]
+        probe = torch.zeros((), dtype=dtype, device=mask.device)
+        cos, sin = self.lm.rotary_emb(probe, all_positions)
+        self.cos, self.sin = cos[0], sin[0]
+        # Key j is visible to every later query when it is a real token (or the query itself).
+        blocked = torch.finfo(dtype).min
+        key_ok = torch.ones((rows, total_len), dtype=torch.bool, device=mask.device)
+        key_ok[:, :width] = mask.bool()
+        self.step_mask = torch.zeros((rows, 1, 1, total_len), dtype=dtype, device=mask.device)
+        self.step_mask.masked_fill_(~key_ok[:, None, None, :], blocked)
+        causal = torch.ones((width, width), dtype=torch.bool, device=mask.device).tril()
+        allowed = (causal[None] & key_ok[:, None, :width]) | torch.eye(width, dtype=torch.bool,
+                                                                        device=mask.device)[None]
+        self.prefill_mask = torch.zeros((rows, 1, width, width), dtype=dtype, device=mask.device)
+        self.prefill_mask.masked_fill_(~allowed[:, None], blocked)
+
+    def _run(self, embeds: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        rotary = (self.cos[positions], self.sin[positions])
+        hidden = embeds
+        for layer in self.lm.layers:
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=self.kv)
+        self.kv.length += embeds.shape[1]
+        return self.lm.norm(hidden[:, -1])
 
     def prefill(self, embeds: torch.Tensor) -> torch.Tensor:
-        out = self.lm(inputs_embeds=embeds, attention_mask=self.mask[:, : self.width],
-                      position_ids=self.positions, cache=self.cache, use_cache=True)
+        hidden = self._run(embeds, self.positions, self.prefill_mask)
+        self.prefill_mask = None
         self.next_pos = self.positions[:, -1:] + 1
-        return out.last_hidden_state[:, -1]
+        return hidden
 
     def step(self, embeds: torch.Tensor) -> torch.Tensor:
         self.width += 1
-        out = self.lm(inputs_embeds=embeds, attention_mask=self.mask[:, : self.width],
-                      position_ids=self.next_pos, cache=self.cache, use_cache=True)
+        hidden = self._run(embeds, self.next_pos, self.step_mask[:, :, :, : self.width])
         self.next_pos = self.next_pos + 1
-        return out.last_hidden_state[:, -1]
+        return hidden
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop all other rows from the batch and its cache."""
-        self.cache.batch_select_indices(rows)
-        self.mask = self.mask[rows]
+        self.kv.keep(rows)
+        self.step_mask = self.step_mask[rows]
         self.next_pos = self.next_pos[rows]
+
+
+def _start(got: GotModel, rows: list[list[int]], extra_tokens: int) -> tuple[_Decoder, torch.Tensor]:
+    """Prefill a batch, computing each distinct row once.
+
+    The samples of one prompt share their prompt, unconditional CFG rows of
+    equal length are identical, and a given chain is shared by every image
+    drawn from it: their prefill is computed once and the cache expanded.
+    """
+    unique = list(dict.fromkeys(tuple(r) for r in rows))
+    ids, mask = _left_pad(unique, got.token_ids.pad, got.device)
+    _check_length(got, ids.shape[1] + extra_tokens)
+    decoder = _Decoder(got, ids.shape[1] + extra_tokens, mask)
+    hidden = decoder.prefill(got.model.get_input_embeddings()(ids))
+    if len(unique) < len(rows):
+        where = {row: i for i, row in enumerate(unique)}
+        expand = torch.tensor([where[tuple(r)] for r in rows], device=got.device)
+        decoder.keep(expand)
+        hidden = hidden[expand]
+    return decoder, hidden
 
 
 def _check_length(got: GotModel, length: int) -> None:
@@ -176,10 +253,8 @@ def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, conf
                          device=device)
     embed = got.model.get_input_embeddings()
     noise = NoiseSource(got.model.config.text_config.vocab_size, device)
-    ids, mask = _left_pad(prompt_ids, ids_t.pad, device)
-    _check_length(got, ids.shape[1] + max_tokens + got.num_image_tokens)
-    decoder = _Decoder(got, ids.shape[1] + max_tokens, mask)
-    hidden = decoder.prefill(embed(ids))
+    _check_length(got, max(map(len, prompt_ids)) + max_tokens + got.num_image_tokens)
+    decoder, hidden = _start(got, prompt_ids, max_tokens)
 
     rows = len(prompt_ids)
     tokens = torch.full((rows, max_tokens), ids_t.pad, dtype=torch.long, device=device)
@@ -217,11 +292,8 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
     pad = got.token_ids.pad
     use_cfg = cfg_scale != 1.0
     rows = list(cond_ids) + ([unconditional_ids(r, pad) for r in cond_ids] if use_cfg else [])
-    ids, mask = _left_pad(rows, pad, device)
     n_tokens = got.num_image_tokens
-    _check_length(got, ids.shape[1] + n_tokens)
-    decoder = _Decoder(got, ids.shape[1] + n_tokens, mask)
-    hidden = decoder.prefill(got.model.get_input_embeddings()(ids))
+    decoder, hidden = _start(got, rows, n_tokens)
     head = got.model.model.generation_head
     noise = NoiseSource(got.model.config.vq_config.num_embeddings, device)
 
@@ -240,8 +312,8 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
             break
         if callback and (t + 1) % config.check_every == 0:
             callback("image", t + 1, n_tokens)
-        step_ids = torch.cat([tok, tok]) if use_cfg else tok
-        hidden = decoder.step(got.model.prepare_embeddings_for_image_generation(step_ids[:, None]))
+        embeds = got.model.prepare_embeddings_for_image_generation(tok[:, None])
+        hidden = decoder.step(torch.cat([embeds, embeds]) if use_cfg else embeds)
     return tokens, logprobs
 
 
