@@ -159,6 +159,14 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args) -> int:
+    from .model.convert import convert_checkpoint
+
+    out = convert_checkpoint(args.src, args.dst, dtype=args.dtype, max_shard_size=args.max_shard_size)
+    print(f"wrote {out} (HF Janus format, safetensors); load it with --model {out}")
+    return EXIT_OK
+
+
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer)")
     p.add_argument("--prompt", required=True, help="what the image should show")
@@ -204,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None, help="sample image tokens from the k most likely")
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling of image tokens")
     g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("convert", help="original DeepSeek/GoT-R1 checkpoint -> HF Janus folder (safetensors)")
+    c.add_argument("src", help="original-format folder (config.json with language_config, weights, tokenizer)")
+    c.add_argument("dst", help="new folder to write")
+    c.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="dtype of the written weights (auto: as stored)")
+    c.add_argument("--max-shard-size", default="4GB", help="largest safetensors shard (default 4GB)")
+    c.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -49,8 +49,12 @@ def test_no_pickle_no_remote_code():
         source = path.read_text(encoding="utf-8")
         assert "pickle" not in _imported_roots(path), path
         assert not re.search(r"trust_remote_code\s*=\s*True", source), path
-        for call in re.findall(r"torch\.load\([^)]*\)", source):
-            assert "weights_only=True" in call, f"{path}: {call}"
+        for node in ast.walk(ast.parse(source)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                flags = {k.arg: k.value for k in node.keywords}
+                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, \
+                    f"{path}:{node.lineno}: torch.load without weights_only=True"
 
 
 def test_requirements_txt_matches_pyproject():

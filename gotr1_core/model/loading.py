@@ -181,8 +181,11 @@ def _summarise(names: list[str], limit: int = 8) -> str:
 
 
 def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tensor, Path]],
-                 dtype: torch.dtype) -> None:
-    """Assign tensors to a meta-device skeleton, checking names and shapes first."""
+                 dtype: torch.dtype | None) -> None:
+    """Assign tensors to a meta-device skeleton, checking names and shapes first.
+
+    Floating tensors are cast to ``dtype``; ``None`` keeps the stored dtypes.
+    """
     expected = model.state_dict()
     tied = set(_tied_keys(model))
     loaded: dict[str, torch.Tensor] = {}
@@ -195,7 +198,7 @@ def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tens
         if tuple(tensor.shape) != want:
             raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config expects "
                                   f"{want}; the weights do not belong to this config.json")
-        loaded[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        loaded[name] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
     if unexpected:
         raise CheckpointError(f"weights not used by JanusForConditionalGeneration: {_summarise(unexpected)}")
     missing = sorted(set(expected) - set(loaded) - tied)
@@ -224,9 +227,7 @@ def build_skeleton(config) -> torch.nn.Module:
 
 # -- public entry point -----------------------------------------------------------
 
-def read_config(folder: Path):
-    from transformers import JanusConfig
-
+def read_config_json(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.exists():
         raise CheckpointError(f"{folder} has no config.json; point at the folder that holds the model files")
@@ -234,12 +235,15 @@ def read_config(folder: Path):
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def janus_config(data: dict, path: Path):
+    from transformers import JanusConfig
+
     model_type = data.get("model_type")
-    if model_type == "multi_modality" or "language_config" in data:
-        raise CheckpointError(
-            f"{folder} is an original DeepSeek/GoT-R1 checkpoint (model_type 'multi_modality'); "
-            f"convert it first: gotr1 convert {folder} OUT_DIR"
-        )
     if model_type != "janus":
         raise CheckpointError(f"{path}: model_type is {model_type!r}, expected 'janus' (a Janus-Pro / GoT-R1 model)")
     try:
@@ -266,15 +270,23 @@ def load_model(path: str | Path, device: str | torch.device | None = "auto",
         raise CheckpointError(f"model folder not found: {folder}")
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
-    config = read_config(folder)
+    data = read_config_json(folder)
     spec = GenerationSpec.read(folder)
-    tokenizer = load_tokenizer(folder)
+    from .convert import is_original_config, open_original
+
+    if is_original_config(data):  # original DeepSeek / GoT-R1 layout: converted while loading
+        config, tokenizer, original_tensors = open_original(folder)
+        tensors = original_tensors(target)
+    else:
+        config = janus_config(data, folder / "config.json")
+        tokenizer = load_tokenizer(folder)
+        tensors = iter_safetensors(weight_files(folder), target)
     try:
         token_ids = check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token, where=f"{folder}'s tokenizer")
     except TokenizerError as exc:
         raise CheckpointError(str(exc)) from None
     model = build_skeleton(config)
-    load_weights(model, iter_safetensors(weight_files(folder), target), torch_dtype)
+    load_weights(model, tensors, torch_dtype)
     model.to(device=target, dtype=torch_dtype).eval().requires_grad_(False)
     return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder)
 
