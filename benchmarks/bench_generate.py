@@ -14,12 +14,14 @@ public loader), then generates ``--batch`` images, each with its own chain, thre
     per step, host checks once per ``check_every`` tokens).
 
 All greedy, so the three must produce identical tokens; the script checks that.
-Reports images/s and image tokens/s (chain + image stages + VQ decode).
+Reports images/s and image tokens/s (chain + image stages + VQ decode), median of
+interleaved repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -118,18 +120,22 @@ def ours(got, batch: int, reason_tokens: int, cfg: float):
     return chains, result.image_ids, result.images
 
 
-def timed(fn, got, args, repeats: int):
-    fn(got, 1, 4, args.cfg)  # warm-up
-    best, output = float("inf"), None
-    for _ in range(repeats):
-        if got.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        output = fn(got, args.batch, args.reason_tokens, args.cfg)
-        if got.device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, output
+def run_all(methods: dict, got, args) -> dict:
+    """Median seconds per method; repeats are interleaved so machine drift hits every method alike."""
+    for fn in methods.values():
+        fn(got, 1, 4, args.cfg)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    outputs = {}
+    for _ in range(args.repeats):
+        for name, fn in methods.items():
+            if got.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            outputs[name] = fn(got, args.batch, args.reason_tokens, args.cfg)
+            if got.device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), outputs[name]) for name in methods}
 
 
 def main() -> int:
@@ -142,7 +148,7 @@ def main() -> int:
     parser.add_argument("--grid", type=int, default=12, help="image tokens per side")
     parser.add_argument("--reason-tokens", type=int, default=48)
     parser.add_argument("--cfg", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip", nargs="*", default=[], choices=["naive", "transformers"])
@@ -162,7 +168,7 @@ def main() -> int:
     methods = {k: v for k, v in methods.items()
                if not ("naive" in args.skip and k == "naive loop")
                and not ("transformers" in args.skip and k == "transformers generate")}
-    results = {name: timed(fn, got, args, args.repeats) for name, fn in methods.items()}
+    results = run_all(methods, got, args)
     ours_time, (ours_chains, ours_images, _) = results["gotr1 (ours)"]
     n_tokens = args.batch * got.num_image_tokens
     print(f"{'method':<24}{'seconds':>9}{'images/s':>10}{'img tok/s':>11}{'ours is':>10}  identical tokens")
