@@ -100,6 +100,14 @@ def _seed_input(tooltip: str):
     return ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "tooltip": tooltip})
 
 
+def _temperature_input(tooltip: str):
+    return ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip": tooltip})
+
+
+MODEL_INPUT = (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."})
+PROMPT_INPUT = ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."})
+
+
 class ReasoningPlanner:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("STRING", GOT_LAYOUT)
@@ -111,11 +119,10 @@ class ReasoningPlanner:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."}),
-                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."}),
+                "model": MODEL_INPUT,
+                "prompt": PROMPT_INPUT,
                 "seed": _seed_input("Same seed, same chain."),
-                "temperature": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                                          "tooltip": "Sampling temperature of the chain; 0 is greedy."}),
+                "temperature": _temperature_input("Sampling temperature of the chain; 0 is greedy."),
                 "max_tokens": ("INT", {"default": 600, "min": 16, "max": 4096,
                                        "tooltip": "Longest chain in tokens; the chain is cut there."}),
             }
@@ -140,17 +147,15 @@ class Generator:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."}),
-                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."}),
+                "model": MODEL_INPUT,
+                "prompt": PROMPT_INPUT,
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Images to generate; each plans its own chain."}),
                 "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.1,
                                   "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off."}),
                 "seed": _seed_input("Image i uses seed + i."),
-                "text_temperature": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                                               "tooltip": "Chain sampling temperature; 0 is greedy."}),
-                "image_temperature": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                                                "tooltip": "Image-token sampling temperature; 0 is greedy."}),
+                "text_temperature": _temperature_input("Chain sampling temperature; 0 is greedy."),
+                "image_temperature": _temperature_input("Image-token sampling temperature; 0 is greedy."),
             },
             "optional": {
                 "chain": ("STRING", {"forceInput": True,
