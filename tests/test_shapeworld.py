@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gotr1_core.layout import Layout, relation, to_pixel_box
+from gotr1_core.reasoning import parse_chain
+from gotr1_core.shapeworld import (
+    CANVAS,
+    COLOURS,
+    HELDOUT_PAIRS,
+    RELATIONS,
+    SHAPES,
+    Group,
+    SceneSpec,
+    ShapeWorldPromptError,
+    format_prompt,
+    generate_split,
+    parse_prompt,
+    scene_for_prompt,
+)
+
+SCENES = {split: generate_split(split, 300, seed=0) for split in ("train", "test", "heldout")}
+
+
+def test_splits_are_deterministic_and_seeded():
+    again = generate_split("train", 300, seed=0)
+    assert [s.prompt for s in again] == [s.prompt for s in SCENES["train"]]
+    assert [s.objects for s in again] == [s.objects for s in SCENES["train"]]
+    other = generate_split("train", 300, seed=1)
+    assert [s.objects for s in other] != [s.objects for s in SCENES["train"]]
+    assert [s.objects for s in SCENES["test"]] != [s.objects for s in SCENES["train"]]
+    with pytest.raises(ValueError, match="unknown split"):
+        generate_split("validation", 3)
+
+
+def test_heldout_pairs_never_appear_in_train_or_test():
+    for split in ("train", "test"):
+        for scene in SCENES[split]:
+            assert not (scene.spec.pairs & HELDOUT_PAIRS), scene.prompt
+    for scene in SCENES["heldout"]:
+        assert scene.spec.pairs & HELDOUT_PAIRS, scene.prompt
+    # Every colour and every shape is still seen in training, in other combinations.
+    seen = set().union(*(s.spec.pairs for s in SCENES["train"]))
+    assert {c for c, _ in seen} == set(COLOURS) and {s for _, s in seen} == set(SHAPES)
+
+
+def test_scenes_cover_the_prompt_kinds():
+    train = SCENES["train"]
+    assert {s.spec.relation for s in train} >= set(RELATIONS)
+    assert {s.spec.num_objects for s in train} == {1, 2, 3, 4}
+    assert any(len(s.spec.groups) > 1 and s.spec.relation is None for s in train)
+    assert any(g.count > 1 for s in train for g in s.spec.groups)
+
+
+@pytest.mark.parametrize("split", ["train", "test", "heldout"])
+def test_prompts_round_trip_through_specs(split):
+    for scene in SCENES[split]:
+        assert parse_prompt(scene.prompt) == scene.spec
+        assert format_prompt(parse_prompt(scene.prompt)) == scene.prompt
+
+
+specs = st.one_of(
+    st.builds(lambda n, c, s: SceneSpec((Group(n, c, s),)), st.integers(1, 4), st.sampled_from(list(COLOURS)),
+              st.sampled_from(SHAPES)),
+    st.builds(lambda a, b, r: SceneSpec((Group(1, *a), Group(1, *b)), r),
+              st.tuples(st.sampled_from(list(COLOURS)), st.sampled_from(SHAPES)),
+              st.tuples(st.sampled_from(list(COLOURS)), st.sampled_from(SHAPES)), st.sampled_from(RELATIONS)),
+)
+
+
+@given(specs)
+@settings(max_examples=200)
+def test_any_spec_round_trips(spec):
+    assert parse_prompt(format_prompt(spec)) == spec
+    assert parse_prompt("  " + format_prompt(spec).upper() + ". ") == spec
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_ground_truth_chains_parse_strictly_and_name_the_objects(split):
+    for scene in SCENES[split]:
+        parsed = parse_chain(scene.chain, strict=True)
+        assert not parsed.diagnostics and parsed.ends_with_image_start
+        assert [o.label for o in parsed.objects] == scene.spec.object_names()
+        assert Layout.from_chain(parsed) == scene.layout
+
+
+def test_layouts_are_pixel_exact_non_overlapping_and_satisfy_relations():
+    for scene in SCENES["train"] + SCENES["heldout"]:
+        for obj in scene.objects:
+            assert to_pixel_box(obj.box, CANVAS, CANVAS) == obj.pixel_box
+        boxes = [o.pixel_box for o in scene.objects]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                overlap_w = min(a[2], b[2]) - max(a[0], b[0])
+                overlap_h = min(a[3], b[3]) - max(a[1], b[1])
+                assert overlap_w < 0 or overlap_h < 0, scene.prompt
+        if scene.spec.relation:
+            assert relation(scene.objects[0].box, scene.objects[1].box) == scene.spec.relation
+
+
+def test_render_draws_each_shape_in_its_box_only():
+    for scene in SCENES["train"][:100]:
+        image = scene.render()
+        assert image.shape == (CANVAS, CANVAS, 3) and image.dtype == np.uint8
+        painted = np.zeros((CANVAS, CANVAS), dtype=bool)
+        for obj in scene.objects:
+            x1, y1, x2, y2 = obj.pixel_box
+            mine = np.all(image[y1:y2, x1:x2] == COLOURS[obj.colour], axis=-1)
+            fill = mine.mean()
+            expected = {"square": (0.99, 1.0), "circle": (0.7, 0.85), "triangle": (0.45, 0.62)}[obj.shape]
+            assert expected[0] <= fill <= expected[1], (obj, fill)
+            # The shape touches all four sides of its box: the box is its tight bounding box.
+            assert mine[0].any() and mine[-1].any() and mine[:, 0].any() and mine[:, -1].any()
+            painted[y1:y2, x1:x2] = True
+        assert np.all(image[~painted] == 255)
+
+
+def test_scene_for_any_prompt():
+    scene = scene_for_prompt("a green triangle above a yellow circle", seed=3)
+    assert relation(scene.objects[0].box, scene.objects[1].box) == "above"
+    assert scene_for_prompt("a green triangle above a yellow circle", seed=3) == scene
+
+
+@pytest.mark.parametrize("prompt, problem", [
+    ("a pink circle", "unknown colour 'pink'"),
+    ("a red hexagon", "unknown shape 'hexagon'"),
+    ("two red circle", "needs plural"),
+    ("a red circles", "needs singular"),
+    ("five red circles", "unknown count 'five'"),
+    ("three red circles and two blue squares", "more than 4 objects"),
+    ("a red circle left of two blue squares", "links two single objects"),
+    ("a red circle and a red circle", "named twice"),
+    ("", "empty prompt"),
+    ("draw me a cat", "expected '<count> <colour> <shape>'"),
+])
+def test_prompts_outside_the_world_are_explained(prompt, problem):
+    with pytest.raises(ShapeWorldPromptError, match=problem) as info:
+        parse_prompt(prompt)
+    message = str(info.value)
+    assert "red, yellow, green, cyan, blue, purple" in message and "left of, right of, above, below" in message
