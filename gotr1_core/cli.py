@@ -167,6 +167,34 @@ def cmd_convert(args) -> int:
     return EXIT_OK
 
 
+def cmd_judge(args) -> int:
+    from .reasoning import split_chains
+    from .rewards import ShapeWorldJudge
+
+    if args.judge != "shapeworld":
+        raise UsageError(f"unknown judge {args.judge!r}; available: shapeworld")
+    images = []
+    for name in args.images:
+        try:
+            images.append(np.asarray(Image.open(name).convert("RGB")))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read image {name}: {exc}") from None
+    chains = split_chains(_read_text(args.chain))
+    if len(chains) == 1:
+        chains = chains * len(images)
+    if len(chains) != len(images):
+        raise UsageError(f"{len(chains)} chains for {len(images)} images: give one chain, or one per image")
+    rewards = ShapeWorldJudge().score([args.prompt] * len(images), chains, None, images)
+    if args.json:
+        print(rewards.to_json())
+        return EXIT_OK
+    print(f"{'image':<28}{'total':>7}{'R_sem':>7}{'R_spa':>7}{'R_RI':>7}{'R_PI':>7}  notes")
+    for name, row in zip(args.images, rewards.to_list()):
+        print(f"{Path(name).name[:27]:<28}{row['total']:>7.3f}{row['r_sem']:>7.3f}{row['r_spa']:>7.3f}"
+              f"{row['r_ri']:>7.3f}{row['r_pi']:>7.3f}  {'; '.join(row['explanation']) or 'ok'}")
+    return EXIT_OK
+
+
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer)")
     p.add_argument("--prompt", required=True, help="what the image should show")
@@ -220,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dtype of the written weights (auto: as stored)")
     c.add_argument("--max-shard-size", default="4GB", help="largest safetensors shard (default 4GB)")
     c.set_defaults(func=cmd_convert)
+
+    j = sub.add_parser("judge", help="score images with the four GoT-R1 rewards")
+    j.add_argument("--prompt", required=True, help="the prompt the images follow")
+    j.add_argument("--chain", required=True, metavar="FILE", help="chain file (one chain, or one per image joined "
+                                                                  "by <|next_chain|> lines), or - for stdin")
+    j.add_argument("--images", nargs="+", required=True, help="PNG/JPEG files to score")
+    j.add_argument("--judge", default="shapeworld", help="shapeworld (exact, built in)")
+    j.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    j.set_defaults(func=cmd_judge)
     return parser
 
 

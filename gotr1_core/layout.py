@@ -218,13 +218,15 @@ def render_layout(
     background: torch.Tensor | np.ndarray | None = None,
     labels: bool = True,
     fill_alpha: float = 0.18,
+    colour: tuple[int, int, int] | None = None,
 ) -> torch.Tensor:
     """Draw the layout: box outlines, a light fill and the label inside each box.
 
     On a white canvas of ``width x height``, or over ``background`` (``[H,W,C]``
     in 0..1 or uint8, whose size then wins). Everything is drawn inside the
-    boxes, so pixels outside every box keep the background. Returns ``[H,W,3]``
-    float32 in 0..1.
+    boxes, so pixels outside every box keep the background. ``colour`` draws
+    every box in one colour instead of one colour per object. Returns
+    ``[H,W,3]`` float32 in 0..1.
     """
     if background is not None:
         base = _to_pil(background)
@@ -238,7 +240,7 @@ def render_layout(
     line = max(1, round(min(width, height) / 160))
     font_size = max(8, round(min(width, height) / 28))
     font = ImageFont.load_default(size=font_size)
-    colours = palette(len(layout))
+    colours = [colour] * len(layout) if colour is not None else palette(len(layout))
     for obj, colour in zip(layout.objects, colours):
         x1, y1, x2, y2 = to_pixel_box(obj.box, width, height)
         # PIL rectangles include their end pixel; our boxes are half-open.

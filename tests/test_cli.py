@@ -117,3 +117,22 @@ def test_model_errors_exit_1(tmp_path, capsys):
     assert "model folder not found" in capsys.readouterr().err
     assert main(["plan", "--prompt", "x"]) == 2
     assert "no --model given" in capsys.readouterr().err
+
+
+def test_judge_command(tmp_path, capsys):
+    from gotr1_core.shapeworld import generate_split
+
+    scene = generate_split("test", 1, seed=4)[0]
+    good, blank = tmp_path / "good.png", tmp_path / "blank.png"
+    Image.fromarray(scene.render()).save(good)
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(blank)
+    chain = tmp_path / "chain.txt"
+    chain.write_text(scene.chain)
+    assert main(["judge", "--prompt", scene.prompt, "--chain", str(chain), "--images", str(good), str(blank),
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["total"] for r in rows] == [2.0, 0.0]
+    assert main(["judge", "--prompt", scene.prompt, "--chain", str(chain), "--images", str(good)]) == 0
+    assert "2.000" in capsys.readouterr().out
+    assert main(["judge", "--prompt", "a pink cat", "--chain", str(chain), "--images", str(good)]) == 1
+    assert "not a ShapeWorld prompt" in capsys.readouterr().err

@@ -31,6 +31,8 @@ class Rewards:
     explanations: list[list[str]] = field(default_factory=list)
     correct: list[bool] | None = None
     """Fully correct samples (every object right, every relation true), where the judge can tell."""
+    detected: list[Layout] | None = None
+    """What the judge found in each image (the boxes R_RI compares with the plan)."""
 
     def __post_init__(self) -> None:
         n = len(self.r_sem)
@@ -62,6 +64,8 @@ class Rewards:
                    "r_ri": self.r_ri[i], "r_pi": self.r_pi[i], "explanation": self.explanations[i]}
             if self.correct is not None:
                 row["correct"] = self.correct[i]
+            if self.detected is not None:
+                row["detected"] = self.detected[i].to_dict()["objects"]
             rows.append(row)
         return rows
 
@@ -70,9 +74,11 @@ class Rewards:
 
     @classmethod
     def concat(cls, parts: Sequence["Rewards"]) -> "Rewards":
-        correct = None if any(p.correct is None for p in parts) else [c for p in parts for c in p.correct]
-        return cls(*([v for p in parts for v in getattr(p, name)] for name in ("r_sem", "r_spa", "r_ri", "r_pi")),
-                   explanations=[e for p in parts for e in p.explanations], correct=correct)
+        def joined(name):
+            return None if any(getattr(p, name) is None for p in parts) else [v for p in parts for v in getattr(p, name)]
+
+        return cls(*(joined(name) for name in ("r_sem", "r_spa", "r_ri", "r_pi")),
+                   explanations=joined("explanations"), correct=joined("correct"), detected=joined("detected"))
 
 
 class Judge(Protocol):

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..layout import Layout, intersection, iou, relation
+from ..layout import Layout, ObjectBox, intersection, iou, relation
 from ..reasoning import Box
 from ..shapeworld.detect import detect_objects
 from ..shapeworld.world import SHAPES, SceneSpec, parse_prompt
@@ -77,13 +77,13 @@ class ShapeWorldJudge:
         if not (len(prompts) == len(chains) == len(images)) or (layouts is not None and len(layouts) != len(chains)):
             raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
         specs = {p: parse_prompt(p) for p in set(prompts)}  # user error: raises, naming the vocabulary
-        columns: dict[str, list] = {k: [] for k in ("r_sem", "r_spa", "r_ri", "r_pi", "notes", "correct")}
+        columns: dict[str, list] = {k: [] for k in ("r_sem", "r_spa", "r_ri", "r_pi", "notes", "correct", "detected")}
         for i, (prompt, chain, image) in enumerate(zip(prompts, chains, images)):
             layout = layouts[i] if layouts is not None else Layout.from_chain(chain)
             for key, value in zip(columns, self._score_one(specs[prompt], layout, image)):
                 columns[key].append(value)
         return Rewards(columns["r_sem"], columns["r_spa"], columns["r_ri"], columns["r_pi"],
-                       explanations=columns["notes"], correct=columns["correct"])
+                       explanations=columns["notes"], correct=columns["correct"], detected=columns["detected"])
 
     def _score_one(self, spec: SceneSpec, layout: Layout, image):
         notes: list[str] = []
@@ -136,4 +136,5 @@ class ShapeWorldJudge:
             r_pi = 0.5 * object_score + 0.5 * float(relation_ok)
         else:
             r_pi = object_score
-        return r_sem, r_spa, r_ri, r_pi, notes, object_score == 1.0 and relation_ok
+        found_layout = Layout(tuple(ObjectBox(lbl, box) for lbl, box in detected))
+        return r_sem, r_spa, r_ri, r_pi, notes, object_score == 1.0 and relation_ok, found_layout

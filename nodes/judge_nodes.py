@@ -1,0 +1,133 @@
+"""Nodes that score images with the GoT-R1 rewards and pick the best of a batch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gotr1_core.layout import Layout, render_layout
+from gotr1_core.rewards import ShapeWorldJudge
+from gotr1_core.reasoning import split_chains
+
+GOT_JUDGE = "GOT_JUDGE"
+CATEGORY = "GoT-R1/Rewards"
+SHAPEWORLD = "ShapeWorld (exact)"
+OVERLAY_MIN_SIDE = 256  # small images are enlarged so labels stay readable
+FOUND_COLOUR = (20, 20, 20)
+
+
+class JudgeLoader:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (GOT_JUDGE,)
+    RETURN_NAMES = ("judge",)
+    FUNCTION = "load"
+    DESCRIPTION = "Chooses who scores the images: the exact ShapeWorld judge is built in."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"judge": ([SHAPEWORLD], {"tooltip": "ShapeWorld (exact): rewards computed from the "
+                                                                 "prompt and the image's coloured shapes."})}}
+
+    def load(self, judge: str):
+        if judge != SHAPEWORLD:
+            raise ValueError(f"unknown judge {judge!r}; choose {SHAPEWORLD!r}")
+        return (ShapeWorldJudge(),)
+
+
+def pair_chains(chains: str, count: int) -> list[str]:
+    """One chain per image: a single chain serves every image, else one each."""
+    parts = split_chains(chains)
+    if len(parts) == 1:
+        return parts * count
+    if len(parts) != count:
+        raise ValueError(f"{len(parts)} chains for {count} images: give one chain, or one per image "
+                         "(as the GoT-R1 Generator outputs them)")
+    return parts
+
+
+def overlay(image: torch.Tensor, planned: Layout, found: Layout | None) -> torch.Tensor:
+    """The image (enlarged if small) with planned boxes in colour and found boxes in black."""
+    height, width = image.shape[:2]
+    scale = max(1, -(-OVERLAY_MIN_SIDE // min(height, width)))
+    pixels = Image.fromarray((image.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
+    big = np.asarray(pixels.resize((width * scale, height * scale), Image.NEAREST))
+    drawn = render_layout(planned, background=big, fill_alpha=0.0)
+    if found is not None and len(found):
+        drawn = render_layout(Layout(tuple(found.objects)), background=drawn, fill_alpha=0.0,
+                              colour=FOUND_COLOUR, labels=False)
+    return drawn
+
+
+class RewardJudge:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("FLOAT", "STRING", "IMAGE")
+    RETURN_NAMES = ("best_total", "report", "overlay")
+    FUNCTION = "judge"
+    DESCRIPTION = ("Scores each image with the four GoT-R1 rewards and R_total = R_PI * (R_sem + R_spa) * R_RI; "
+                   "the overlay shows planned boxes in colour and what the judge found in black.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "judge": (GOT_JUDGE, {"tooltip": "From GoT-R1 Judge Loader."}),
+                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "The prompt the images follow."}),
+                "chains": ("STRING", {"forceInput": True,
+                                      "tooltip": "The chain(s) behind the images: one for all, or one per image."}),
+                "images": ("IMAGE", {"tooltip": "Images to score."}),
+            }
+        }
+
+    def judge(self, judge, prompt: str, chains: str, images: torch.Tensor):
+        if not hasattr(judge, "score"):
+            raise TypeError(f"'judge' must come from GoT-R1 Judge Loader, got {type(judge).__name__}")
+        count = int(images.shape[0])
+        per_image = pair_chains(chains, count)
+        rewards = judge.score([prompt] * count, per_image, None, images)
+        report = {"judge": judge.name, "prompt": prompt, "best": rewards.best(), "samples": rewards.to_list()}
+        found = rewards.detected or [None] * count
+        drawn = torch.stack([overlay(images[i], Layout.from_chain(per_image[i]), found[i]) for i in range(count)])
+        return (float(max(rewards.total)), json.dumps(report, indent=2, ensure_ascii=False), drawn)
+
+
+class SelectBest:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "INT")
+    RETURN_NAMES = ("image", "index")
+    FUNCTION = "select"
+    DESCRIPTION = "Best-of-N: the image with the highest total reward in a Reward Judge report."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The images the report scored, in the same order."}),
+                "report": ("STRING", {"forceInput": True, "tooltip": "The report of GoT-R1 Reward Judge."}),
+            }
+        }
+
+    def select(self, images: torch.Tensor, report: str):
+        try:
+            samples = json.loads(report)["samples"]
+            totals = [float(s["total"]) for s in samples]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"'report' is not a GoT-R1 Reward Judge report ({exc})") from None
+        if len(totals) != images.shape[0]:
+            raise ValueError(f"the report scores {len(totals)} images but {images.shape[0]} are connected")
+        index = max(range(len(totals)), key=lambda i: (totals[i], -i))
+        return (images[index:index + 1], index)
+
+
+NODE_CLASS_MAPPINGS = {
+    "GoTR1JudgeLoader": JudgeLoader,
+    "GoTR1RewardJudge": RewardJudge,
+    "GoTR1SelectBest": SelectBest,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "GoTR1JudgeLoader": "GoT-R1 Judge Loader",
+    "GoTR1RewardJudge": "GoT-R1 Reward Judge",
+    "GoTR1SelectBest": "GoT-R1 Select Best",
+}

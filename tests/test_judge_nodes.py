@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gotr1_core.reasoning import join_chains
+from gotr1_core.shapeworld import generate_split
+from nodes.judge_nodes import JudgeLoader, RewardJudge, SelectBest
+
+SCENES = generate_split("test", 3, seed=2)
+
+
+def images_of(scenes):
+    return torch.from_numpy(np.stack([s.render() for s in scenes]).astype(np.float32) / 255)
+
+
+def test_judge_scores_a_batch_and_draws_overlays():
+    (judge,) = JudgeLoader().load("ShapeWorld (exact)")
+    scene = SCENES[0]
+    good = images_of([scene])[0]
+    blank = torch.ones_like(good)
+    images = torch.stack([blank, good])
+    best, report, drawn = RewardJudge().judge(judge, scene.prompt, scene.chain, images)
+    data = json.loads(report)
+    assert best == 2.0 and data["best"] == 1
+    assert [s["total"] for s in data["samples"]] == [0.0, 2.0]
+    assert data["samples"][1]["correct"] is True and data["samples"][1]["detected"]
+    assert drawn.shape == (2, 256, 256, 3) and drawn.dtype == torch.float32
+    chosen, index = SelectBest().select(images, report)
+    assert index == 1 and torch.equal(chosen, images[1:2])
+
+
+def test_one_chain_per_image():
+    (judge,) = JudgeLoader().load("ShapeWorld (exact)")
+    a, b = SCENES[0], SCENES[1]
+    images = images_of([a, a])
+    _, report, _ = RewardJudge().judge(judge, a.prompt, join_chains([b.chain, a.chain]), images)
+    totals = [s["total"] for s in json.loads(report)["samples"]]
+    assert totals[1] == 2.0 and totals[0] < 2.0
+
+
+def test_bad_inputs_are_explained():
+    (judge,) = JudgeLoader().load("ShapeWorld (exact)")
+    images = images_of(SCENES)
+    with pytest.raises(ValueError, match="2 chains for 3 images"):
+        RewardJudge().judge(judge, SCENES[0].prompt, join_chains([SCENES[0].chain] * 2), images)
+    with pytest.raises(ValueError, match="not a ShapeWorld prompt"):
+        RewardJudge().judge(judge, "a cat on a sofa", SCENES[0].chain, images)
+    with pytest.raises(ValueError, match="not a GoT-R1 Reward Judge report"):
+        SelectBest().select(images, "{}")
+    with pytest.raises(ValueError, match="scores 1 images but 3"):
+        SelectBest().select(images, json.dumps({"samples": [{"total": 1.0}]}))
+    with pytest.raises(ValueError, match="unknown judge"):
+        JudgeLoader().load("gpt")
