@@ -171,8 +171,14 @@ def cmd_judge(args) -> int:
     from .reasoning import split_chains
     from .rewards import ShapeWorldJudge
 
-    if args.judge != "shapeworld":
-        raise UsageError(f"unknown judge {args.judge!r}; available: shapeworld")
+    if args.judge == "shapeworld":
+        judge = ShapeWorldJudge()
+    elif Path(args.judge).is_dir():
+        from .rewards import MLLMJudge
+
+        judge = MLLMJudge(args.judge, device=args.device)
+    else:
+        raise UsageError(f"--judge must be 'shapeworld' or a Qwen2.5-VL folder; {args.judge!r} is neither")
     images = []
     for name in args.images:
         try:
@@ -184,7 +190,7 @@ def cmd_judge(args) -> int:
         chains = chains * len(images)
     if len(chains) != len(images):
         raise UsageError(f"{len(chains)} chains for {len(images)} images: give one chain, or one per image")
-    rewards = ShapeWorldJudge().score([args.prompt] * len(images), chains, None, images)
+    rewards = judge.score([args.prompt] * len(images), chains, None, images)
     if args.json:
         print(rewards.to_json())
         return EXIT_OK
@@ -254,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--chain", required=True, metavar="FILE", help="chain file (one chain, or one per image joined "
                                                                   "by <|next_chain|> lines), or - for stdin")
     j.add_argument("--images", nargs="+", required=True, help="PNG/JPEG files to score")
-    j.add_argument("--judge", default="shapeworld", help="shapeworld (exact, built in)")
+    j.add_argument("--judge", default="shapeworld", help="shapeworld (exact, built in) or a Qwen2.5-VL folder")
+    j.add_argument("--device", default="auto", help="device for an MLLM judge")
     j.add_argument("--json", action="store_true", help="print JSON instead of a table")
     j.set_defaults(func=cmd_judge)
     return parser

@@ -9,8 +9,10 @@ import torch
 from PIL import Image
 
 from gotr1_core.layout import Layout, render_layout
-from gotr1_core.rewards import ShapeWorldJudge
+from gotr1_core.rewards import MLLMJudge, ShapeWorldJudge
 from gotr1_core.reasoning import split_chains
+
+from . import services
 
 GOT_JUDGE = "GOT_JUDGE"
 CATEGORY = "GoT-R1/Rewards"
@@ -24,17 +26,35 @@ class JudgeLoader:
     RETURN_TYPES = (GOT_JUDGE,)
     RETURN_NAMES = ("judge",)
     FUNCTION = "load"
-    DESCRIPTION = "Chooses who scores the images: the exact ShapeWorld judge is built in."
+    DESCRIPTION = ("Chooses who scores the images: the exact ShapeWorld judge (built in) or a Qwen2.5-VL folder "
+                   "in models/gotr1/judges/.")
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"judge": ([SHAPEWORLD], {"tooltip": "ShapeWorld (exact): rewards computed from the "
-                                                                 "prompt and the image's coloured shapes."})}}
+        return {
+            "required": {
+                "judge": ([SHAPEWORLD] + services.list_model_dirs("judges"), {
+                    "tooltip": "ShapeWorld (exact): rewards from the prompt and the image's coloured shapes. "
+                               "judges/<name>: a Qwen2.5-VL checkpoint asked the four reward questions."}),
+                "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto",
+                                                             "tooltip": "For MLLM judges: weight dtype."}),
+            }
+        }
 
-    def load(self, judge: str):
-        if judge != SHAPEWORLD:
-            raise ValueError(f"unknown judge {judge!r}; choose {SHAPEWORLD!r}")
-        return (ShapeWorldJudge(),)
+    def load(self, judge: str, dtype: str = "auto"):
+        if judge == SHAPEWORLD:
+            return (ShapeWorldJudge(),)
+        if not judge.startswith("judges/"):
+            raise ValueError(f"unknown judge {judge!r}; choose {SHAPEWORLD!r} or a folder in models/gotr1/judges/")
+        folder = services.resolve_model_dir(judge)
+        key = (str(folder), dtype)
+        if key not in _judges:
+            services.free_memory(sum(p.stat().st_size for p in folder.glob("*.safetensors")), services.torch_device())
+            _judges[key] = MLLMJudge(folder, device=services.torch_device(), dtype=dtype)
+        return (_judges[key],)
+
+
+_judges: dict = {}
 
 
 def pair_chains(chains: str, count: int) -> list[str]:

@@ -146,12 +146,17 @@ def model_roots() -> list[Path]:
     return [_default_models_dir()]
 
 
-def list_model_dirs() -> list[str]:
-    """Names of model folders (those holding a ``config.json``) under the model roots."""
+def list_model_dirs(subfolder: str = "") -> list[str]:
+    """Names of model folders (those holding a ``config.json``) under the model roots.
+
+    With ``subfolder`` (e.g. "judges") the names carry it: "judges/<name>".
+    """
     names = set()
     for root in model_roots():
-        if root.is_dir():
-            names.update(p.parent.name for p in root.glob("*/config.json"))
+        base = root / subfolder if subfolder else root
+        if base.is_dir():
+            names.update(f"{subfolder}/{p.parent.name}" if subfolder else p.parent.name
+                         for p in base.glob("*/config.json"))
     return sorted(names)
 
 

@@ -53,3 +53,21 @@ def test_bad_inputs_are_explained():
         SelectBest().select(images, json.dumps({"samples": [{"total": 1.0}]}))
     with pytest.raises(ValueError, match="unknown judge"):
         JudgeLoader().load("gpt")
+
+
+def test_mllm_judges_are_listed_and_loaded_from_the_judges_folder(tmp_path, monkeypatch):
+    from gotr1_core.rewards import MLLMJudge
+    from tiny_qwen import make_tiny_qwen
+
+    make_tiny_qwen(tmp_path / "judges" / "tiny-qwen")
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(tmp_path))
+    options = JudgeLoader.INPUT_TYPES()["required"]["judge"][0]
+    assert options == ["ShapeWorld (exact)", "judges/tiny-qwen"]
+    (judge,) = JudgeLoader().load("judges/tiny-qwen", "fp32")
+    assert isinstance(judge, MLLMJudge)
+    assert JudgeLoader().load("judges/tiny-qwen", "fp32")[0] is judge
+    scene = SCENES[0]
+    best, report, drawn = RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
+    assert 0.0 <= best <= 2.0 and json.loads(report)["judge"] == "mllm"
+    with pytest.raises(ValueError):
+        JudgeLoader().load("judges/../../etc", "fp32")

@@ -25,14 +25,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-import numpy as np
-from scipy.optimize import linear_sum_assignment
-
-from ..layout import Layout, ObjectBox, intersection, iou, relation
+from ..layout import Layout, ObjectBox, intersection, relation
 from ..reasoning import Box
 from ..shapeworld.detect import detect_objects
 from ..shapeworld.world import SHAPES, SceneSpec, parse_prompt
 from .base import Rewards
+from .matching import count_match, matched_iou
 
 
 def normalise_label(label: str) -> str:
@@ -41,26 +39,6 @@ def normalise_label(label: str) -> str:
     if words and words[-1].endswith("s") and words[-1][:-1] in SHAPES:
         words[-1] = words[-1][:-1]
     return " ".join(words)
-
-
-def _count_match(expected: Counter, found: Counter) -> float:
-    total = max(sum(expected.values()), sum(found.values()))
-    return sum((expected & found).values()) / total if total else 1.0
-
-
-def _matched_iou(planned: list[tuple[str, Box]], detected: list[tuple[str, Box]]) -> list[float]:
-    """For each planned box, the IoU of its match among detections of the same label."""
-    scores = [0.0] * len(planned)
-    for label in {lbl for lbl, _ in planned}:
-        mine = [i for i, (lbl, _) in enumerate(planned) if lbl == label]
-        theirs = [box for lbl, box in detected if lbl == label]
-        if not theirs:
-            continue
-        matrix = np.array([[iou(planned[i][1], box) for box in theirs] for i in mine])
-        rows, cols = linear_sum_assignment(matrix, maximize=True)
-        for r, c in zip(rows, cols):
-            scores[mine[r]] = float(matrix[r, c])
-    return scores
 
 
 def _first_box(items: list[tuple[str, Box]], label: str) -> Box | None:
@@ -90,7 +68,7 @@ class ShapeWorldJudge:
         expected = Counter(spec.object_names())
         planned = [(normalise_label(o.label), o.box) for o in layout.objects]
         mentioned = Counter(lbl for lbl, _ in planned) + Counter(normalise_label(u) for u in layout.unplaced)
-        r_sem = _count_match(expected, mentioned)
+        r_sem = count_match(expected, mentioned)
         if r_sem < 1:
             notes.append(f"chain: missing {dict(expected - mentioned) or 'nothing'}, "
                          f"extra {dict(mentioned - expected) or 'nothing'}")
@@ -115,13 +93,13 @@ class ShapeWorldJudge:
 
         detections = detect_objects(image)
         detected = [(d.name, d.box) for d in detections]
-        matched = _matched_iou(planned, detected)
+        matched = matched_iou(planned, detected)
         r_ri = sum(matched) / len(matched) if matched else 0.0
         if planned and r_ri < 1:
             misses = [lbl for (lbl, _), s in zip(planned, matched) if s == 0]
             notes.append(f"image vs plan: mean IoU {r_ri:.3f}" + (f", not found: {misses}" if misses else ""))
 
-        object_score = _count_match(expected, Counter(lbl for lbl, _ in detected))
+        object_score = count_match(expected, Counter(lbl for lbl, _ in detected))
         if object_score < 1:
             found = Counter(lbl for lbl, _ in detected)
             notes.append(f"image: missing {dict(expected - found) or 'nothing'}, extra {dict(found - expected) or 'nothing'}")

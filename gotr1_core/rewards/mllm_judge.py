@@ -1,0 +1,174 @@
+"""The MLLM judge: the four GoT-R1 rewards asked of Qwen2.5-VL, from a local folder.
+
+For a batch it asks, each in batched greedy generation:
+
+* R_sem — one text question per sample (chain vs prompt);
+* R_spa — one question per sample with the plan drawn as a picture;
+* R_PI  — one question per sample with the generated image;
+* R_RI  — one grounding question per distinct planned label per image; the
+  boxes Qwen2.5-VL returns (pixels of the image as it saw it) go to the 0-1000
+  grid and are matched to the planned boxes by IoU.
+
+Answers are parsed defensively (:mod:`.parsing`): an unreadable answer scores
+0 and says why in the explanation. The questions live in :mod:`.prompts`.
+The weights load from a local folder only (safetensors, no remote code); the
+tokenizer and image processor are used directly, so no video stack is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..layout import Layout, ObjectBox, render_layout
+from ..model.loading import CheckpointError, resolve_device, resolve_dtype
+from ..reasoning import parse_chain
+from . import prompts
+from .base import Rewards
+from .matching import matched_iou
+from .parsing import parse_boxes, parse_score
+
+LAYOUT_CANVAS = 512
+
+
+def _pil(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(array[:, :, :3])
+
+
+class MLLMJudge:
+    """Rewards judged by a Qwen2.5-VL checkpoint in ``path``."""
+
+    name = "mllm"
+
+    def __init__(self, path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
+                 max_batch: int = 8):
+        from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+        folder = Path(path).expanduser()
+        config = folder / "config.json"
+        if not config.exists():
+            raise CheckpointError(f"judge folder {folder} has no config.json")
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        if model_type != "qwen2_5_vl":
+            raise CheckpointError(f"{config}: model_type is {model_type!r}; the MLLM judge needs a Qwen2.5-VL "
+                                  "checkpoint (model_type 'qwen2_5_vl')")
+        self.path = folder
+        self.device = resolve_device(device)
+        self.max_batch = max_batch
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+            self.images = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True,
+                                                             trust_remote_code=False)
+            self.model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                str(folder), dtype=resolve_dtype(dtype, self.device), local_files_only=True,
+                trust_remote_code=False, use_safetensors=True, output_loading_info=True)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot load the judge from {folder}: {exc}") from None
+        if info.get("missing_keys"):
+            raise CheckpointError(f"{folder}: weights missing from the judge checkpoint: "
+                                  f"{', '.join(sorted(info['missing_keys'])[:8])}")
+        self.model.to(self.device).eval().requires_grad_(False)
+        self.tokenizer.padding_side = "left"
+        self.merge = int(getattr(self.images, "merge_size", 2))
+
+    def offload(self) -> None:
+        """Free the accelerator between uses (the model waits on the CPU)."""
+        self.model.to("cpu")
+
+    # -- asking ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def ask(self, questions: list[tuple[str, Image.Image | None]], max_new_tokens: int = 48) -> list[str]:
+        """Greedy answers to (question, image-or-None) pairs, batched; image and text-only batches apart."""
+        self.model.to(self.device)
+        answers: list[str] = [""] * len(questions)
+        with_image = [i for i, (_, img) in enumerate(questions) if img is not None]
+        text_only = [i for i, (_, img) in enumerate(questions) if img is None]
+        for group in (with_image, text_only):
+            for start in range(0, len(group), self.max_batch):
+                chunk = group[start:start + self.max_batch]
+                for i, answer in zip(chunk, self._generate([questions[i] for i in chunk], max_new_tokens)):
+                    answers[i] = answer
+        return answers
+
+    def _generate(self, batch: list[tuple[str, Image.Image | None]], max_new_tokens: int) -> list[str]:
+        extra = {}
+        texts = [prompts.chat(q, img is not None) for q, img in batch]
+        if batch[0][1] is not None:
+            pixels = self.images(images=[img for _, img in batch], return_tensors="pt")
+            grids = pixels["image_grid_thw"]
+            texts = [t.replace("<|image_pad|>", "<|image_pad|>" * (int(g.prod()) // self.merge ** 2))
+                     for t, g in zip(texts, grids)]
+            extra = {"pixel_values": pixels["pixel_values"].to(self.device, self.model.dtype),
+                     "image_grid_thw": grids.to(self.device)}
+        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        output = self.model.generate(input_ids=encoded["input_ids"].to(self.device),
+                                     attention_mask=encoded["attention_mask"].to(self.device),
+                                     max_new_tokens=max_new_tokens, do_sample=False, **extra)
+        return self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def seen_size(self, image: Image.Image) -> tuple[int, int]:
+        """(width, height) of the image as the model sees it after resizing; its boxes are in these pixels."""
+        grid = self.images(images=[image], return_tensors="pt")["image_grid_thw"][0]
+        patch = int(getattr(self.images, "patch_size", 14))
+        return int(grid[2]) * patch, int(grid[1]) * patch
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def score(self, prompts_: Sequence[str], chains: Sequence[str], layouts: Sequence[Layout] | None,
+              images) -> Rewards:
+        n = len(prompts_)
+        if not (len(chains) == n == len(images)) or (layouts is not None and len(layouts) != n):
+            raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
+        layouts = list(layouts) if layouts is not None else [Layout.from_chain(c) for c in chains]
+        pictures = [_pil(images[i]) for i in range(n)]
+        notes: list[list[str]] = [[] for _ in range(n)]
+
+        def scores(questions, label):
+            values = []
+            for i, answer in enumerate(self.ask(questions)):
+                value, why = parse_score(answer, prompts.SCORE_SCALE)
+                if value is None:
+                    notes[i].append(f"{label}: unreadable answer ({why}); scored 0")
+                values.append(value or 0.0)
+            return values
+
+        r_sem = scores([(prompts.SEM.format(prompt=p, chain=parse_chain(c).text), None)
+                        for p, c in zip(prompts_, chains)], "R_sem")
+        plans = [Image.fromarray((render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS).numpy() * 255).astype(np.uint8))
+                 for l in layouts]
+        r_spa = scores([(prompts.SPA.format(prompt=p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
+        r_pi = scores([(prompts.PI.format(prompt=p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
+        r_ri, detected = self._grounding(layouts, pictures, notes)
+        return Rewards(r_sem, r_spa, r_ri, r_pi, explanations=notes, detected=detected)
+
+    def _grounding(self, layouts: list[Layout], pictures: list[Image.Image], notes: list[list[str]]):
+        queries = [(i, label) for i, layout in enumerate(layouts) for label in dict.fromkeys(layout.labels)]
+        answers = self.ask([(prompts.GROUND.format(label=label), pictures[i]) for i, label in queries],
+                           max_new_tokens=128)
+        sizes = [self.seen_size(picture) for picture in pictures]
+        found: list[list[tuple[str, object]]] = [[] for _ in layouts]
+        for (i, label), answer in zip(queries, answers):
+            boxes, why = parse_boxes(answer, *sizes[i])
+            if why:
+                notes[i].append(f"R_RI: '{label}': {why}")
+            found[i] += [(label, box) for _, box in boxes]  # asked for this label: every box is that object
+        r_ri, detected = [], []
+        for i, layout in enumerate(layouts):
+            planned = [(o.label, o.box) for o in layout.objects]
+            matched = matched_iou(planned, found[i])
+            r_ri.append(sum(matched) / len(matched) if matched else 0.0)
+            if not planned:
+                notes[i].append("R_RI: no boxes planned; scored 0")
+            detected.append(Layout(tuple(ObjectBox(lbl, box) for lbl, box in found[i])))
+        return r_ri, detected

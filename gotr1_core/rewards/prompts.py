@@ -1,0 +1,57 @@
+"""Every question the MLLM judge asks, in one place.
+
+Four questions, one per reward. Scores are asked on a 0-10 scale with a fixed
+answer prefix (``Score: N``) so that :func:`gotr1_core.rewards.parsing.parse_score`
+can read them; grounding uses Qwen2.5-VL's native JSON box format
+(``bbox_2d`` in pixels of the image it was shown).
+
+* ``SEM`` (R_sem, text only): the chain with its tags removed, against the prompt.
+* ``SPA`` (R_spa, picture of the plan): the planned boxes drawn with their labels
+  on a blank canvas — MLLMs judge drawn layouts far better than coordinates
+  written as text.
+* ``PI`` (R_PI, the generated image): does it follow the prompt.
+* ``GROUND`` (R_RI, the generated image): where is each planned object; the
+  boxes found are compared with the plan by IoU.
+"""
+
+SCORE_SCALE = 10
+
+SEM = (
+    "You check whether a plan for an image is faithful to the request.\n"
+    "Request: {prompt}\n"
+    "Plan: {chain}\n"
+    "Does the plan mention every object of the request with its attributes (colour, number, material, size, "
+    "...) and contradict none of them? Rate it from 0 (misses or contradicts the request) to 10 (complete and "
+    "faithful). Answer in the form 'Score: N' followed by one short reason."
+)
+
+SPA = (
+    "The picture shows the planned layout of an image: each box is one object, labelled with its name, drawn "
+    "on a blank canvas.\n"
+    "Request: {prompt}\n"
+    "Do the positions, sizes and arrangement of the boxes satisfy the spatial relations of the request (left "
+    "of, right of, above, below, on, next to, inside) and its counts? Rate it from 0 (wrong) to 10 (all "
+    "satisfied). Answer in the form 'Score: N' followed by one short reason."
+)
+
+PI = (
+    "Request: {prompt}\n"
+    "How well does this image follow the request: every object present, with the right attributes and "
+    "counts, in the right spatial relations? Rate it from 0 (not at all) to 10 (perfectly). Answer in the "
+    "form 'Score: N' followed by one short reason."
+)
+
+GROUND = (
+    'Locate every "{label}" in the image. Answer with JSON only, in the form '
+    '[{{"bbox_2d": [x1, y1, x2, y2], "label": "{label}"}}] with pixel coordinates, or [] if there is none.'
+)
+
+SYSTEM = "You are a careful, strict judge of images and image plans."
+
+
+def chat(question: str, with_image: bool) -> str:
+    """Qwen2.5-VL's chat format with one user turn; ``<|image_pad|>`` is expanded by the judge."""
+    image = "<|vision_start|><|image_pad|><|vision_end|>" if with_image else ""
+    return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
+            f"<|im_start|>user\n{image}{question}<|im_end|>\n"
+            "<|im_start|>assistant\n")

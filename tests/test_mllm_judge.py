@@ -1,0 +1,129 @@
+import json
+import time
+
+import numpy as np
+import pytest
+
+from gotr1_core.model.loading import CheckpointError
+from gotr1_core.reasoning import Box
+from gotr1_core.rewards import MLLMJudge
+from gotr1_core.rewards.parsing import parse_boxes, parse_score
+from gotr1_core.shapeworld import generate_split
+from tiny_qwen import make_tiny_qwen
+
+SCORES = [
+    ("Score: 7", 0.7),
+    ("Score: 7. The image shows both objects.", 0.7),
+    ("**Score:** 9 — all good", 0.9),
+    ("score: 6.5", 0.65),
+    ("Score: 8/10", 0.8),
+    ("I would rate it 8 out of 10.", 0.8),
+    ("Rating: 3/5", 0.6),
+    ("10", 1.0),
+    ("The image has 3 cats. Score: 4", 0.4),
+    ("Score: 11", None),
+    ("Score: -2", None),
+    ("7/0", None),
+    ("I'm sorry, I can't evaluate this image.", None),
+    ("", None),
+    ("Sc0re??", None),
+]
+
+
+@pytest.mark.parametrize("answer, expected", SCORES)
+def test_score_parsing_table(answer, expected):
+    value, why = parse_score(answer)
+    if expected is None:
+        assert value is None and why
+    else:
+        assert value == pytest.approx(expected) and why == ""
+
+
+BOXES = [
+    # Qwen2.5-VL's own format, in pixels of the image it saw (here 112 x 56: a wide image).
+    ('```json\n[{"bbox_2d": [14, 7, 56, 49], "label": "red circle"}]\n```', 112, 56, [Box(125, 125, 500, 875)]),
+    ('[{"bbox_2d": [0, 0, 112, 56]}, {"bbox_2d": [56, 28, 112, 56], "label": "x"}]', 112, 56,
+     [Box(0, 0, 1000, 1000), Box(500, 500, 1000, 1000)]),
+    ('{"bbox_2d": [28, 28, 84, 84], "label": "cat"}', 112, 112, [Box(250, 250, 750, 750)]),
+    ("The cat is at [28, 28, 84, 84] in the picture.", 112, 112, [Box(250, 250, 750, 750)]),
+    ('[{"bbox_2d": [84, 84, 28, 28]}]', 112, 112, [Box(250, 250, 750, 750)]),        # inverted corners
+    ('[{"bbox_2d": [-10, 0, 500, 56]}]', 112, 56, [Box(0, 0, 1000, 1000)]),          # off the image: clamped
+    ("[]", 112, 112, []),
+]
+
+
+@pytest.mark.parametrize("answer, width, height, expected", BOXES)
+def test_box_parsing_table(answer, width, height, expected):
+    boxes, why = parse_boxes(answer, width, height)
+    assert [b for _, b in boxes] == expected
+    assert why == ""
+
+
+@pytest.mark.parametrize("answer", [
+    '[{"bbox_2d": [10, 20, 30',                     # cut off
+    '[{"bbox_2d": [NaN, 1, 2, 3]}]',                 # not finite
+    '[{"bbox_2d": [1, 2, 3]}]',                      # three numbers
+    "I cannot see any such object.",
+    "",
+    '{"answer": "yes"}',
+])
+def test_unreadable_boxes_give_a_reason_not_an_error(answer):
+    boxes, why = parse_boxes(answer, 64, 64)
+    assert boxes == [] and why
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory):
+    return MLLMJudge(make_tiny_qwen(tmp_path_factory.mktemp("judge") / "qwen"), device="cpu", max_batch=4)
+
+
+SCENES = generate_split("test", 3, seed=9)
+IMAGES = np.stack([s.render() for s in SCENES]).astype(np.float32) / 255
+
+
+def test_random_judge_runs_end_to_end_without_crash(judge):
+    start = time.perf_counter()
+    rewards = judge.score([s.prompt for s in SCENES], [s.chain for s in SCENES], None, IMAGES)
+    elapsed = time.perf_counter() - start
+    assert len(rewards) == 3 and len(rewards.detected) == 3
+    assert all(0 <= v <= 1 for name in ("r_sem", "r_spa", "r_ri", "r_pi") for v in getattr(rewards, name))
+    # A random model writes garbage: every unreadable answer is explained, none raises.
+    assert all(any("unreadable" in note for note in notes) for notes in rewards.explanations)
+    print(f"tiny MLLM judge: {elapsed:.2f} s for a batch of 3")
+
+
+def test_canned_answers_give_exact_rewards(judge, monkeypatch):
+    scene = SCENES[0]
+    width, height = judge.seen_size(__import__("PIL.Image").Image.fromarray(scene.render()))
+
+    def answers(questions, max_new_tokens=48):
+        out = []
+        for question, _ in questions:
+            if question.startswith("Locate"):
+                label = question.split('"')[1]
+                boxes = [o.box for o in scene.layout.objects if o.label == label]
+                out.append(json.dumps([{"bbox_2d": [b.x1 * width / 1000, b.y1 * height / 1000,
+                                                    b.x2 * width / 1000, b.y2 * height / 1000], "label": label}
+                                       for b in boxes]))
+            elif "plan for an image" in question:
+                out.append("Score: 10")
+            elif "planned layout" in question:
+                out.append("Score: 5. One box is off.")
+            else:
+                out.append("I refuse.")
+        return out
+
+    monkeypatch.setattr(judge, "ask", answers)
+    rewards = judge.score([scene.prompt], [scene.chain], None, IMAGES[:1])
+    assert rewards.r_sem == [1.0] and rewards.r_spa == [0.5] and rewards.r_pi == [0.0]
+    assert rewards.r_ri[0] == pytest.approx(1.0, abs=0.02)  # pixel rounding of the resized image
+    assert any("R_PI: unreadable" in n for n in rewards.explanations[0])
+
+
+def test_judge_folder_must_be_qwen(tmp_path):
+    from tiny_janus import make_tiny_model
+
+    with pytest.raises(CheckpointError, match="needs a Qwen2.5-VL"):
+        MLLMJudge(make_tiny_model(tmp_path / "janus"))
+    with pytest.raises(CheckpointError, match="no config.json"):
+        MLLMJudge(tmp_path / "nothing")
