@@ -4,6 +4,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -113,13 +114,13 @@ def test_kill_during_save_leaves_previous_checkpoint(tmp_path):
             save_checkpoint({str(tmp_path)!r}, step, big, {{"s": step}}, keep_last=2)
             print(step, flush=True)
     """)
-    for delay in (0.3, 0.7, 1.1):
+    for delay in (0.0, 0.05, 0.13, 0.29):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.stdout.readline()  # one save done; kill somewhere inside the following ones
+        time.sleep(delay)
+        proc.kill()
         proc.wait()
+        proc.stdout.close()
         found = find_checkpoint(tmp_path)
         if found is not None:
             tensors, state = load_checkpoint(found)
