@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-COMMANDS: dict = {}
+from . import vq
+from .config import ConfigError
+
+COMMANDS: dict = {
+    "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures", vq.add_arguments, vq.run),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        if not COMMANDS:
-            print("\nno training commands are available in this version", file=sys.stderr)
         return 2
-    return COMMANDS[args.command][2](args)
+    try:
+        return COMMANDS[args.command][2](args)
+    except ConfigError as exc:
+        print(f"gotr1-train {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ def small_janus_config(
     codebook_dim: int = 8,
     vq_channels: int = 32,
     vq_levels: int = 4,
+    vq_multipliers: list[int] | None = None,
     max_positions: int = 2048,
     special_ids: dict[str, int] | None = None,
     tie_word_embeddings: bool = False,
@@ -27,12 +28,16 @@ def small_janus_config(
     """A ``JanusConfig`` whose images are ``grid_size**2`` tokens of ``codebook_size`` codes.
 
     The decoded image side is ``grid_size * 2**(vq_levels - 1)`` pixels (64 px
-    for the defaults). ``vq_channels`` must be a multiple of 32 (GroupNorm).
+    for the defaults). ``vq_channels`` must be a multiple of 32 (GroupNorm);
+    ``vq_multipliers`` (one per level, default ``[1, 2, 2, ...]``) scale it per level.
     """
     from transformers import JanusConfig
 
     if vq_channels % 32:
         raise ValueError(f"vq_channels must be a multiple of 32 (GroupNorm groups), got {vq_channels}")
+    multipliers = list(vq_multipliers or [1] + [2] * (vq_levels - 1))
+    if len(multipliers) != vq_levels:
+        raise ValueError(f"vq_multipliers needs one entry per level ({vq_levels}), got {multipliers}")
     ids = special_ids or {}
     text_config = {
         "model_type": "llama",
@@ -62,7 +67,7 @@ def small_janus_config(
         "num_embeddings": codebook_size,
         "latent_channels": vq_channels,
         "base_channels": vq_channels,
-        "channel_multiplier": [1] + [2] * (vq_levels - 1),
+        "channel_multiplier": multipliers,
         "num_res_blocks": 1,
         "projection_dim": hidden_size,
         "image_token_embed_dim": hidden_size,

@@ -1,0 +1,235 @@
+"""``gotr1-train vq``: train the image tokenizer (Janus' generation VQ) on ShapeWorld pictures.
+
+The model is transformers' ``JanusVQVAE`` built from the same config the full
+model uses. Codes are compared by cosine similarity (both the encoder output
+and the codebook are l2-normalised), which is exactly how ``decode`` reads the
+codebook at generation time, so trained tokens decode as they were learned.
+Loss: L1 reconstruction + codebook + ``beta`` * commitment; codes left unused
+for ``restart_every`` steps are re-seeded from current encoder outputs.
+
+Reports reconstruction error and the share of ground-truth scenes whose tokens
+decode to a picture the exact judge calls correct.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gotr1_core.model.configs import small_janus_config
+from gotr1_core.rewards import ShapeWorldJudge
+from gotr1_core.shapeworld import generate_split
+
+from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import load_config, positive, save_config
+from .metrics import MetricsLog
+
+
+@dataclasses.dataclass
+class VQConfig:
+    output_dir: str
+    seed: int = 0
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    grid_size: int = 8
+    vq_levels: int = 4
+    vq_channels: int = 32
+    vq_multipliers: list[int] = dataclasses.field(default_factory=lambda: [1, 1, 2, 2])
+    codebook_size: int = 256
+    codebook_dim: int = 8
+    beta: float = 0.25
+    restart_every: int = 200
+    train_scenes: int = 8000
+    eval_scenes: int = 300
+    save_every: int = 500
+    keep_last: int = 2
+    log_every: int = 50
+    device: str = "auto"
+
+    def problems(self) -> list[str]:
+        found = positive(self, "steps", "batch_size", "lr", "grid_size", "vq_levels", "vq_channels", "codebook_size",
+                         "codebook_dim", "train_scenes", "eval_scenes", "save_every", "log_every", "restart_every")
+        if self.vq_channels % 32:
+            found.append(f"vq_channels: must be a multiple of 32, got {self.vq_channels}")
+        if len(self.vq_multipliers) != self.vq_levels:
+            found.append(f"vq_multipliers: needs {self.vq_levels} entries (one per level), got {self.vq_multipliers}")
+        if self.warmup_steps < 0:
+            found.append("warmup_steps: must be >= 0")
+        return found
+
+    def vq_config(self):
+        config = small_janus_config(vocab_size=16, grid_size=self.grid_size, codebook_size=self.codebook_size,
+                                    codebook_dim=self.codebook_dim, vq_channels=self.vq_channels,
+                                    vq_levels=self.vq_levels, vq_multipliers=self.vq_multipliers)
+        return config.vq_config
+
+
+def build_vq(config: VQConfig):
+    from transformers.models.janus.modeling_janus import JanusVQVAE
+
+    torch.manual_seed(config.seed)
+    return JanusVQVAE(config.vq_config())
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B, H, W, 3]`` -> float ``[B, 3, H, W]`` in -1..1 (the VQ's pixel range)."""
+    return images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def quantise(vq, pixels: torch.Tensor):
+    """Encoder output, its normalised form, and the nearest code per position (cosine)."""
+    hidden = vq.quant_conv(vq.encoder(pixels))
+    unit = F.normalize(hidden, dim=1)
+    codes = F.normalize(vq.quantize.embedding.weight, dim=1)
+    flat = unit.permute(0, 2, 3, 1).reshape(-1, unit.shape[1])
+    index = (flat @ codes.t()).argmax(dim=1)
+    return unit, codes, index
+
+
+@torch.no_grad()
+def encode_images(vq, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Token ids ``[B, grid*grid]`` of uint8 images ``[B, H, W, 3]`` (row-major, as generation emits them)."""
+    out = []
+    for chunk in images.split(batch):
+        _, _, index = quantise(vq, to_model_range(chunk.to(vq.quantize.embedding.weight.device)))
+        out.append(index.view(chunk.shape[0], -1).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode_tokens(vq, tokens: torch.Tensor) -> torch.Tensor:
+    """Images ``[B, H, W, 3]`` in 0..1 from token ids, through the model's own decode path."""
+    pixels = vq.decode(tokens.to(vq.quantize.embedding.weight.device))
+    return ((pixels.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu()
+
+
+def vq_loss(vq, pixels: torch.Tensor, beta: float):
+    unit, codes, index = quantise(vq, pixels)
+    chosen = codes[index].view(unit.shape[0], unit.shape[2], unit.shape[3], -1).permute(0, 3, 1, 2)
+    codebook = F.mse_loss(chosen, unit.detach())
+    commitment = F.mse_loss(unit, chosen.detach())
+    straight = unit + (chosen - unit).detach()
+    recon = vq.decoder(vq.post_quant_conv(straight))
+    reconstruction = F.l1_loss(recon, pixels)
+    return reconstruction + codebook + beta * commitment, reconstruction, index
+
+
+def evaluate(vq, scenes) -> dict[str, float]:
+    """Reconstruction error and judge-correctness of decoded ground-truth tokens."""
+    images = torch.from_numpy(np.stack([s.render() for s in scenes]))
+    tokens = encode_images(vq, images)
+    decoded = decode_tokens(vq, tokens)
+    mse = float(((decoded - images.float() / 255) ** 2).mean())
+    rewards = ShapeWorldJudge().score([s.prompt for s in scenes], [s.chain for s in scenes], None, decoded)
+    return {"eval/mse": mse, "eval/correct": float(np.mean(rewards.correct)),
+            "eval/total": float(np.mean(rewards.total)), "eval/codes_used": float(tokens.unique().numel())}
+
+
+def train_vq(config: VQConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Run (or resume) a VQ training run; returns the final metrics.
+
+    ``stop_after`` ends this invocation after that step (with a checkpoint), as
+    a time-limited job would; ``resume`` continues it to ``config.steps``.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    run_dir = Path(config.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(cpu=config.device == "cpu")
+    vq = build_vq(config)
+    optimizer = torch.optim.Adam(vq.parameters(), lr=config.lr, betas=(0.9, 0.99))
+
+    def lr_at(step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+        return config.lr * warm * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+
+    start = 0
+    usage = torch.zeros(config.codebook_size)
+    if resume and (found := find_checkpoint(run_dir)) is not None:
+        tensors, state = load_checkpoint(found)
+        vq.load_state_dict(tensors)
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        usage = state["usage"]
+        start = state["step"]
+    save_config(config, run_dir / "config.yaml")
+    vq, optimizer = accelerator.prepare(vq, optimizer)
+    vq.train()
+
+    train = torch.from_numpy(np.stack([s.render() for s in generate_split("train", config.train_scenes, config.seed)]))
+    held = generate_split("test", config.eval_scenes // 2, config.seed) + \
+        generate_split("heldout", config.eval_scenes - config.eval_scenes // 2, config.seed)
+    log = MetricsLog(run_dir, accelerator.is_main_process)
+    generator = torch.Generator().manual_seed(config.seed)
+    last = min(config.steps, stop_after or config.steps)
+    bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="vq")
+    began = time.time()
+    for step in bar:
+        # The batch of step s depends only on (seed, s): a resumed run sees the same data.
+        generator.manual_seed(config.seed * 1_000_003 + step)
+        batch = train[torch.randint(len(train), (config.batch_size,), generator=generator)]
+        pixels = to_model_range(batch.to(accelerator.device))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        loss, reconstruction, index = vq_loss(vq, pixels, config.beta)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        usage += torch.bincount(index.cpu(), minlength=config.codebook_size)
+        if (step + 1) % config.restart_every == 0:
+            _restart_dead_codes(accelerator.unwrap_model(vq), pixels, usage, generator)
+            usage.zero_()
+        if (step + 1) % config.log_every == 0:
+            log.log(step + 1, {"train/loss": loss.item(), "train/l1": reconstruction.item(), "lr": lr_at(step)})
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % config.save_every == 0 or step + 1 == last:
+            if accelerator.is_main_process:
+                save_checkpoint(run_dir, step + 1, accelerator.unwrap_model(vq).state_dict(),
+                                {"optimizer": optimizer.state_dict(), "rng": rng_state(), "usage": usage},
+                                config.keep_last)
+    model = accelerator.unwrap_model(vq).eval()
+    if last < config.steps:
+        return {"stopped_at": last}
+    metrics = {**evaluate(model, held), "train/seconds": time.time() - began, "steps": config.steps}
+    log.log(config.steps, {k: v for k, v in metrics.items() if k.startswith("eval/")})
+    log.close()
+    if accelerator.is_main_process:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run_dir / "vq.safetensors"))
+        (run_dir / "vq_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+@torch.no_grad()
+def _restart_dead_codes(vq, pixels: torch.Tensor, usage: torch.Tensor, generator: torch.Generator) -> None:
+    dead = torch.nonzero(usage == 0).squeeze(1)
+    if dead.numel() == 0:
+        return
+    unit, _, _ = quantise(vq, pixels)
+    pool = unit.permute(0, 2, 3, 1).reshape(-1, unit.shape[1])
+    pick = torch.randint(len(pool), (dead.numel(),), generator=generator)
+    vq.quantize.embedding.weight[dead.to(pool.device)] = pool[pick.to(pool.device)]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="YAML file (see trainer/configs/shapeworld_vq.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
+
+
+def run(args) -> int:
+    config = load_config(VQConfig, args.config, args.overrides)
+    metrics = train_vq(config, resume=args.resume)
+    print(json.dumps(metrics, indent=2))
+    return 0
