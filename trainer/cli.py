@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import vq
+from . import sft, vq
 from .config import ConfigError
 
 COMMANDS: dict = {
     "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures", vq.add_arguments, vq.run),
+    "sft": ("teacher-forced training on (prompt, chain, image tokens)", sft.add_arguments, sft.run),
 }
 
 

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+import torch
+
+from gotr1_core.generation import GenerationConfig, generate
+from gotr1_core.model.loading import load_model
+from trainer.config import ConfigError, load_config
+from trainer.sft import SFTConfig, train_sft
+from trainer.vq import VQConfig, train_vq
+
+
+@pytest.fixture(scope="module")
+def vq_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vq")
+    train_vq(VQConfig(output_dir=str(folder), steps=3, batch_size=4, train_scenes=50, eval_scenes=4,
+                      codebook_size=64, save_every=3), progress=False)
+    return folder
+
+
+SMALL = dict(vocab_size=320, hidden_size=64, num_layers=2, num_heads=2, batch_size=8, train_scenes=300,
+             eval_scenes=4, log_every=5, warmup_steps=5, lr=3e-3)
+
+
+def test_smoke_sft_lowers_loss_and_exports_a_loadable_model(tmp_path, vq_run):
+    config = SFTConfig(output_dir=str(tmp_path / "sft"), vq_run=str(vq_run), steps=40, save_every=20, **SMALL)
+    metrics = train_sft(config, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()]
+    text = [r["train/text_loss"] for r in rows if "train/text_loss" in r]
+    image = [r["train/image_loss"] for r in rows if "train/image_loss" in r]
+    assert text[-1] < 0.7 * text[0] and image[-1] < image[0]
+    assert 0.0 <= metrics["test/correct"] <= 1.0 and "heldout/chains_clean" in metrics
+
+    folder = tmp_path / "sft" / "model"
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["seed"] == 0 and card["config"]["steps"] == 40 and card["metrics"]["steps"] == 40
+    got = load_model(folder, device="cpu")  # the public loader, as a user's checkpoint
+    assert got.num_image_tokens == 64 and got.image_size == 64
+    result = generate(got, "a red circle left of a blue square", GenerationConfig(num_samples=2, max_reason_tokens=40))
+    assert result.images.shape == (2, 64, 64, 3)
+    # The VQ inside the exported model is the trained one, unchanged by SFT.
+    from safetensors.torch import load_file
+
+    trained_vq = load_file(str(vq_run / "vq.safetensors"))
+    assert torch.equal(got.model.model.vqmodel.quantize.embedding.weight, trained_vq["quantize.embedding.weight"])
+
+
+def test_sft_config_checks_the_vq_run(tmp_path):
+    with pytest.raises(ConfigError, match="holds no finished VQ run"):
+        load_config(SFTConfig, None, [f"output_dir={tmp_path}", f"vq_run={tmp_path / 'none'}"])
+    with pytest.raises(ConfigError, match="divisible by num_heads"):
+        load_config(SFTConfig, None, [f"output_dir={tmp_path}", f"vq_run={tmp_path}", "hidden_size=30",
+                                      "num_heads=4"])
