@@ -98,11 +98,29 @@ def cmd_draw(args) -> int:
 
 
 def _load(args):
+    from .demo import builtin_model_path
     from .model.loading import load_model
 
-    if not args.model:
-        raise UsageError("no --model given: pass a model folder (config.json, safetensors, tokenizer)")
-    return load_model(args.model, device=args.device, dtype=args.dtype)
+    if args.model:
+        return load_model(args.model, device=args.device, dtype=args.dtype)
+    try:
+        return load_model(builtin_model_path(), device=args.device, dtype=args.dtype)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_demo(args) -> int:
+    from .demo import DEFAULT_PROMPT, run_demo
+
+    report = run_demo(args.prompt or DEFAULT_PROMPT, args.num, args.output, seed=args.seed, got=_load(args))
+    print(f"prompt: {args.prompt or DEFAULT_PROMPT}")
+    for i, chain in enumerate(report["chains"]):
+        row = report["rewards"][i] if report["rewards"] else None
+        score = f"  total {row['total']:.2f}{'  correct' if row.get('correct') else ''}" if row else ""
+        print(f"[{i}]{score}  {chain}")
+    print(f"wrote {report['sheet']}  (load {report['load_seconds']:.1f} s, generate "
+          f"{report['generate_seconds']:.1f} s, total {report['total_seconds']:.1f} s)")
+    return EXIT_OK
 
 
 def _generation_config(args, **overrides):
@@ -202,7 +220,8 @@ def cmd_judge(args) -> int:
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer)")
+    p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer); default: the built-in "
+                                    "ShapeWorld model")
     p.add_argument("--prompt", required=True, help="what the image should show")
     p.add_argument("-n", "--num", type=int, default=1, help="samples per prompt (default 1)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
@@ -254,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dtype of the written weights (auto: as stored)")
     c.add_argument("--max-shard-size", default="4GB", help="largest safetensors shard (default 4GB)")
     c.set_defaults(func=cmd_convert)
+
+    dm = sub.add_parser("demo", help="plan, generate and judge, all on one PNG sheet (built-in model by default)")
+    dm.add_argument("prompt", nargs="?", help="default: 'a red circle left of a blue square'")
+    dm.add_argument("-n", "--num", type=int, default=4, help="images (default 4)")
+    dm.add_argument("-o", "--output", default="out", help="folder for demo.png (default out/)")
+    dm.add_argument("--model", help="model folder; default: the built-in ShapeWorld model")
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--device", default="auto")
+    dm.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    dm.set_defaults(func=cmd_demo)
 
     j = sub.add_parser("judge", help="score images with the four GoT-R1 rewards")
     j.add_argument("--prompt", required=True, help="the prompt the images follow")
