@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gotr1_core.demo import builtin_model_path
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
@@ -17,6 +18,7 @@ from .layout_nodes import GOT_LAYOUT
 
 GOT_MODEL = "GOT_MODEL"
 CATEGORY = "GoT-R1"
+BUILTIN = "shapeworld-tiny (built in)"
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 
@@ -47,8 +49,9 @@ class ModelLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (services.list_model_dirs() or ["(no models in models/gotr1)"], {
-                    "tooltip": "A model folder inside models/gotr1/ (config.json, safetensors, tokenizer)."}),
+                "model": ([BUILTIN] + services.list_model_dirs(), {
+                    "tooltip": "The built-in ShapeWorld model, or a model folder inside models/gotr1/ "
+                               "(config.json, safetensors, tokenizer)."}),
                 "dtype": (["auto", "bf16", "fp16", "fp32"], {
                     "default": "auto", "tooltip": "auto: bf16 on GPU (fp16 where unsupported), fp32 on CPU."}),
                 "device": (["auto", "cpu"], {
@@ -57,7 +60,7 @@ class ModelLoader:
         }
 
     def load(self, model: str, dtype: str, device: str):
-        folder = services.resolve_model_dir(model)
+        folder = builtin_model_path() if model == BUILTIN else services.resolve_model_dir(model)
         target = services.torch_device() if device == "auto" else torch.device("cpu")
         key = (str(folder), dtype, str(target))
         cached = _loaded.get(key)

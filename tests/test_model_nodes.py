@@ -28,7 +28,7 @@ def model(models_dir, monkeypatch):
 
 def test_loader_lists_and_loads_once(model, models_dir, monkeypatch):
     monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))
-    assert ModelLoader.INPUT_TYPES()["required"]["model"][0] == ["tiny-janus"]
+    assert ModelLoader.INPUT_TYPES()["required"]["model"][0] == ["shapeworld-tiny (built in)", "tiny-janus"]
     assert isinstance(model, LoadedModel) and model.got.dtype == torch.float32
     (again,) = ModelLoader().load("tiny-janus", "auto", "cpu")
     assert again is model  # same inputs -> same loaded model, not a second copy
