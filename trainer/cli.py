@@ -7,14 +7,34 @@ validated config so that no work starts on a bad run description.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from . import sft, vq
-from .config import ConfigError
+from .config import ConfigError, load_config
+
+
+def training_command(config_class, train, example: str):
+    """CLI glue shared by every training command: ``--config FILE [--resume] [key=value ...]``."""
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", required=True, help=f"YAML file (see trainer/configs/{example})")
+        parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+        parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
+
+    def run(args) -> int:
+        config = load_config(config_class, args.config, args.overrides)
+        print(json.dumps(train(config, resume=args.resume), indent=2))
+        return 0
+
+    return add_arguments, run
+
 
 COMMANDS: dict = {
-    "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures", vq.add_arguments, vq.run),
-    "sft": ("teacher-forced training on (prompt, chain, image tokens)", sft.add_arguments, sft.run),
+    "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures",
+           *training_command(vq.VQConfig, vq.train_vq, "shapeworld_vq.yaml")),
+    "sft": ("teacher-forced training on (prompt, chain, image tokens)",
+            *training_command(sft.SFTConfig, sft.train_sft, "shapeworld_sft.yaml")),
 }
 
 

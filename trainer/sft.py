@@ -262,17 +262,3 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
                 if (Path(config.vq_run) / "vq_metrics.json").exists() else None}
         (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return metrics
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, help="YAML file (see trainer/configs/shapeworld_sft.yaml)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
-    parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
-
-
-def run(args) -> int:
-    config = load_config(SFTConfig, args.config, args.overrides)
-    metrics = train_sft(config, resume=args.resume)
-    print(json.dumps(metrics, indent=2))
-    return 0
-

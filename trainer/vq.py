@@ -220,16 +220,3 @@ def _restart_dead_codes(vq, pixels: torch.Tensor, usage: torch.Tensor, generator
     pool = unit.permute(0, 2, 3, 1).reshape(-1, unit.shape[1])
     pick = torch.randint(len(pool), (dead.numel(),), generator=generator)
     vq.quantize.embedding.weight[dead.to(pool.device)] = pool[pick.to(pool.device)]
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, help="YAML file (see trainer/configs/shapeworld_vq.yaml)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
-    parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
-
-
-def run(args) -> int:
-    config = load_config(VQConfig, args.config, args.overrides)
-    metrics = train_vq(config, resume=args.resume)
-    print(json.dumps(metrics, indent=2))
-    return 0
