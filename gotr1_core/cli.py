@@ -225,7 +225,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", required=True, help="what the image should show")
     p.add_argument("-n", "--num", type=int, default=1, help="samples per prompt (default 1)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
-    p.add_argument("--text-temperature", type=float, default=1.0, help="chain sampling temperature; 0 = greedy")
+    p.add_argument("--text-temperature", type=float, default=None,
+                   help="chain sampling temperature; 0 = greedy (model default: 1)")
     p.add_argument("--max-tokens", type=int, default=None, help="longest chain in tokens (model default: 600)")
     p.add_argument("--max-batch", type=int, default=16, help="rows generated together (memory knob)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -261,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="folder for the PNGs and generation.json")
     g.add_argument("--chain", metavar="FILE", help="use this chain (file, or - for stdin) instead of planning")
     g.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (model default: 5)")
-    g.add_argument("--image-temperature", type=float, default=1.0, help="image-token temperature; 0 = greedy")
+    g.add_argument("--image-temperature", type=float, default=None,
+                   help="image-token temperature; 0 = greedy (model default: 1)")
     g.add_argument("--top-k", type=int, default=None, help="sample image tokens from the k most likely")
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling of image tokens")
     g.set_defaults(func=cmd_generate)

@@ -22,6 +22,7 @@ stages.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -43,8 +44,8 @@ class GenerationConfig:
     num_samples: int = 1
     seed: int = 0
     cfg_scale: float | None = None
-    text_temperature: float = 1.0
-    image_temperature: float = 1.0
+    text_temperature: float | None = None
+    image_temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
     max_reason_tokens: int | None = None
@@ -59,7 +60,7 @@ class GenerationConfig:
             problems.append(f"max_batch must be >= 1, got {self.max_batch}")
         if self.check_every < 1:
             problems.append(f"check_every must be >= 1, got {self.check_every}")
-        if self.text_temperature < 0 or self.image_temperature < 0:
+        if any(t is not None and t < 0 for t in (self.text_temperature, self.image_temperature)):
             problems.append("temperatures must be >= 0 (0 means greedy)")
         if self.cfg_scale is not None and self.cfg_scale < 0:
             problems.append(f"cfg_scale must be >= 0, got {self.cfg_scale}")
@@ -374,8 +375,14 @@ def generate(
         raise ValueError("no prompts given")
     chain_list = _as_list(chains, len(prompt_list), "chains")
     spec = got.spec
-    max_reason = config.max_reason_tokens or spec.max_reason_tokens
-    cfg_scale = spec.cfg_scale if config.cfg_scale is None else config.cfg_scale
+    config = dataclasses.replace(  # unset fields take the checkpoint's defaults
+        config,
+        max_reason_tokens=config.max_reason_tokens or spec.max_reason_tokens,
+        cfg_scale=spec.cfg_scale if config.cfg_scale is None else config.cfg_scale,
+        text_temperature=spec.text_temperature if config.text_temperature is None else config.text_temperature,
+        image_temperature=spec.image_temperature if config.image_temperature is None else config.image_temperature,
+    )
+    max_reason, cfg_scale = config.max_reason_tokens, config.cfg_scale
 
     row_prompts, row_index, row_seeds, row_prompt_ids, row_chain = [], [], [], [], []
     for prompt, chain in zip(prompt_list, chain_list):

@@ -92,7 +92,9 @@ def build_model(config: SFTConfig, vq_config: VQConfig, scenes):
     """Tokenizer, model (VQ weights in place) and spec for a fresh run."""
     from transformers import JanusForConditionalGeneration
 
-    spec = GenerationSpec(max_reason_tokens=160, cfg_scale=config.eval_cfg)
+    spec = GenerationSpec(max_reason_tokens=160, cfg_scale=config.eval_cfg,
+                          text_temperature=config.eval_text_temperature,
+                          image_temperature=config.eval_image_temperature)
     tokenizer = train_tokenizer(world_corpus(scenes[:4000], spec), vocab_size=config.vocab_size)
     ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id,
            "image_placeholder": tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)}
@@ -162,9 +164,7 @@ def sft_loss(model, text_ids, image_ids, is_image, text_target, image_target):
 def evaluate(got: GotModel, config: SFTConfig, split: str, count: int) -> dict[str, float]:
     """Sample one chain + image per held scene and judge it exactly."""
     scenes = generate_split(split, count, config.seed + 101)
-    gen = GenerationConfig(num_samples=1, seed=config.seed, text_temperature=config.eval_text_temperature,
-                           image_temperature=config.eval_image_temperature, cfg_scale=config.eval_cfg,
-                           max_batch=64)
+    gen = GenerationConfig(num_samples=1, seed=config.seed, max_batch=64)  # the exported defaults (gotr1.json)
     result = generate(got, [s.prompt for s in scenes], gen)
     rewards = ShapeWorldJudge().score(result.prompts, result.chains, None, result.images)
     clean = [not parse_chain(c).diagnostics for c in result.chains]

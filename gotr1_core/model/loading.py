@@ -48,6 +48,8 @@ class GenerationSpec:
     pad_token: str = PAD
     max_reason_tokens: int = 600
     cfg_scale: float = 5.0
+    text_temperature: float = 1.0
+    image_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.prompt_template.count("{prompt}") != 1:
