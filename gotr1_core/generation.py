@@ -247,9 +247,10 @@ def _check_length(got: GotModel, length: int) -> None:
 
 @torch.inference_mode()
 def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
-            max_tokens: int, callback: ProgressCallback | None):
+            callback: ProgressCallback | None):
     ids_t = got.token_ids
     device = got.device
+    max_tokens = config.max_reason_tokens
     stops = torch.tensor(sorted({ids_t.image_start} | ({ids_t.eos} if ids_t.eos is not None else set())),
                          device=device)
     embed = got.model.get_input_embeddings()
@@ -288,9 +289,10 @@ def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, conf
 
 @torch.inference_mode()
 def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
-          cfg_scale: float, callback: ProgressCallback | None):
+          callback: ProgressCallback | None):
     device = got.device
     pad = got.token_ids.pad
+    cfg_scale = config.cfg_scale
     use_cfg = cfg_scale != 1.0
     rows = list(cond_ids) + ([unconditional_ids(r, pad) for r in cond_ids] if use_cfg else [])
     n_tokens = got.num_image_tokens
@@ -382,7 +384,6 @@ def generate(
         text_temperature=spec.text_temperature if config.text_temperature is None else config.text_temperature,
         image_temperature=spec.image_temperature if config.image_temperature is None else config.image_temperature,
     )
-    max_reason, cfg_scale = config.max_reason_tokens, config.cfg_scale
 
     row_prompts, row_index, row_seeds, row_prompt_ids, row_chain = [], [], [], [], []
     for prompt, chain in zip(prompt_list, chain_list):
@@ -410,20 +411,19 @@ def generate(
             chunk_lps = [torch.zeros(len(r)) for r in chunk_reason]
             chunk_finished = [True] * len(chunk_reason)
         else:
-            tokens, lps = _reason(got, row_prompt_ids[sl], keys, config, max_reason, callback)
+            tokens, lps = _reason(got, row_prompt_ids[sl], keys, config, callback)
             chunk_reason, chunk_lps, chunk_finished = _trim(got, tokens.cpu(), lps.cpu())
         reason_rows += chunk_reason
         reason_lps += chunk_lps
         finished += chunk_finished
         if images:
             cond = [p + _for_image(got, r) for p, r in zip(row_prompt_ids[sl], chunk_reason)]
-            tok, lp = _draw(got, cond, keys, config, cfg_scale, callback)
+            tok, lp = _draw(got, cond, keys, config, callback)
             image_ids.append(tok.cpu())
             image_lps.append(lp.cpu())
 
-    chains_text = [got.tokenizer.decode(r, skip_special_tokens=False) for r in reason_rows]
-    if all(given):
-        chains_text = [c for c in row_chain]
+    chains_text = (list(row_chain) if all(given)
+                   else [got.tokenizer.decode(r, skip_special_tokens=False) for r in reason_rows])
     width = max(len(r) for r in reason_rows)
     reason_ids = torch.full((len(reason_rows), width), got.token_ids.pad, dtype=torch.long)
     reason_mask = torch.zeros((len(reason_rows), width), dtype=torch.bool)
@@ -438,9 +438,8 @@ def generate(
         parsed=[parse_chain(c) for c in chains_text], prompt_ids=row_prompt_ids,
         reason_ids=reason_ids, reason_mask=reason_mask, reason_logprobs=reason_logprobs,
         finished=torch.tensor(finished, dtype=torch.bool), chain_given=all(given),
-        settings={"seed": config.seed, "cfg_scale": cfg_scale, "text_temperature": config.text_temperature,
-                  "image_temperature": config.image_temperature, "top_k": config.top_k, "top_p": config.top_p,
-                  "max_reason_tokens": max_reason, "num_samples": config.num_samples},
+        settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "text_temperature", "image_temperature",
+                                                  "top_k", "top_p", "max_reason_tokens", "num_samples")},
     )
     if images:
         result.image_ids = torch.cat(image_ids)
