@@ -49,7 +49,7 @@ class JudgeLoader:
         folder = services.resolve_model_dir(judge)
         key = (str(folder), dtype)
         if key not in _judges:
-            services.free_memory(sum(p.stat().st_size for p in folder.glob("*.safetensors")), services.torch_device())
+            services.make_room_for(folder, services.torch_device())
             _judges[key] = MLLMJudge(folder, device=services.torch_device(), dtype=dtype)
         return (_judges[key],)
 

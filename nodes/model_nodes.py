@@ -66,15 +66,11 @@ class ModelLoader:
         cached = _loaded.get(key)
         if cached is not None:
             return (cached,)
-        services.free_memory(_folder_bytes(folder), target)
+        services.make_room_for(folder, target)
         got = load_model(folder, device=services.offload_device(), dtype=resolve_dtype(dtype, target))
         loaded = LoadedModel(got, services.ManagedModel(got.model, target, services.offload_device()), model)
         _loaded[key] = loaded
         return (loaded,)
-
-
-def _folder_bytes(folder) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
 
 
 def _progress_callback(total_steps: int):

@@ -124,6 +124,11 @@ class ManagedModel:
         self.module.to(self.offload_device)
 
 
+def make_room_for(folder: Path, device: torch.device) -> None:
+    """Free memory on ``device`` for the safetensors weights in ``folder`` before loading them."""
+    free_memory(sum(p.stat().st_size for p in Path(folder).glob("*.safetensors")), device)
+
+
 def _default_models_dir() -> Path:
     return Path(os.environ.get("GOTR1_MODELS_DIR", Path.home() / ".cache" / "gotr1" / "models"))
 

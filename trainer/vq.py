@@ -4,7 +4,8 @@ The model is transformers' ``JanusVQVAE`` built from the same config the full
 model uses. Codes are compared by cosine similarity (both the encoder output
 and the codebook are l2-normalised), which is exactly how ``decode`` reads the
 codebook at generation time, so trained tokens decode as they were learned.
-Loss: L1 reconstruction + codebook + ``beta`` * commitment; codes left unused
+Loss: L1 reconstruction (object pixels weighted ``object_weight`` against the
+background, which covers most of the canvas) + codebook + ``beta`` * commitment; codes left unused
 for ``restart_every`` steps are re-seeded from current encoder outputs.
 
 Reports reconstruction error and the share of ground-truth scenes whose tokens
@@ -47,6 +48,7 @@ class VQConfig:
     codebook_size: int = 256
     codebook_dim: int = 8
     beta: float = 0.25
+    object_weight: float = 10.0
     restart_every: int = 200
     train_scenes: int = 8000
     eval_scenes: int = 300
@@ -112,14 +114,18 @@ def decode_tokens(vq, tokens: torch.Tensor) -> torch.Tensor:
     return ((pixels.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu()
 
 
-def vq_loss(vq, pixels: torch.Tensor, beta: float):
+def vq_loss(vq, pixels: torch.Tensor, beta: float, object_weight: float = 1.0):
+    """Reconstruction (L1, object pixels weighted ``object_weight`` against the white background)
+    + codebook + ``beta`` * commitment."""
     unit, codes, index = quantise(vq, pixels)
     chosen = codes[index].view(unit.shape[0], unit.shape[2], unit.shape[3], -1).permute(0, 3, 1, 2)
     codebook = F.mse_loss(chosen, unit.detach())
     commitment = F.mse_loss(unit, chosen.detach())
     straight = unit + (chosen - unit).detach()
     recon = vq.decoder(vq.post_quant_conv(straight))
-    reconstruction = F.l1_loss(recon, pixels)
+    on_object = (pixels < 0.99).any(dim=1, keepdim=True).float()  # white background is 1.0 in every channel
+    weight = 1.0 + (object_weight - 1.0) * on_object
+    reconstruction = ((recon - pixels).abs() * weight).mean() / weight.mean()
     return reconstruction + codebook + beta * commitment, reconstruction, index
 
 
@@ -181,7 +187,7 @@ def train_vq(config: VQConfig, resume: bool = False, progress: bool = True, stop
         pixels = to_model_range(batch.to(accelerator.device))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss, reconstruction, index = vq_loss(vq, pixels, config.beta)
+        loss, reconstruction, index = vq_loss(vq, pixels, config.beta, config.object_weight)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
