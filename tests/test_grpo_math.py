@@ -1,0 +1,76 @@
+"""GRPO pieces pinned on hand-computed numbers."""
+
+import math
+
+import pytest
+import torch
+
+from trainer.grpo_math import clipped_surrogate, group_advantages, grpo_loss, k3_kl, token_mask
+
+
+def test_group_advantages_by_hand():
+    # Group 1: rewards 0, 1, 2, 3 -> mean 1.5, population std sqrt(1.25) = 1.118034
+    # Group 2: all 2.0 -> no preference: zeros.
+    adv = group_advantages(torch.tensor([0.0, 1.0, 2.0, 3.0, 2.0, 2.0, 2.0, 2.0]), group_size=4, eps=0.0)
+    std = math.sqrt(1.25)
+    assert adv[:4].tolist() == pytest.approx([-1.5 / std, -0.5 / std, 0.5 / std, 1.5 / std])
+    assert adv[4:].tolist() == [0.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="groups of 3"):
+        group_advantages(torch.zeros(4), 3)
+
+
+def test_group_advantages_eps():
+    # Rewards 0 and 2: mean 1, std 1; with eps 1 the advantages halve.
+    assert group_advantages(torch.tensor([0.0, 2.0]), 2, eps=1.0).tolist() == pytest.approx([-0.5, 0.5])
+
+
+def test_clipped_surrogate_by_hand():
+    # ratio = exp(logp - old): e^0 = 1, e^{ln 1.5} = 1.5, e^{ln 0.5} = 0.5 ; clip 0.2 -> [0.8, 1.2]
+    logp = torch.log(torch.tensor([[1.0, 1.5, 0.5], [1.0, 1.5, 0.5]]))
+    old = torch.zeros(2, 3)
+    adv = torch.tensor([2.0, -1.0])
+    loss, clipped = clipped_surrogate(logp, old, adv, clip_eps=0.2)
+    # A = 2: min(1*2, 1*2)=2; min(1.5*2, 1.2*2)=2.4 (clipped); min(0.5*2, 0.8*2)=1.0 (not clipped)
+    # A = -1: min(-1, -1)=-1; min(-1.5, -1.2)=-1.5 (not clipped); min(-0.5, -0.8)=-0.8 (clipped)
+    assert loss.tolist() == [pytest.approx([-2.0, -2.4, -1.0]), pytest.approx([1.0, 1.5, 0.8])]
+    assert clipped.tolist() == [[False, True, False], [False, False, True]]
+
+
+def test_k3_kl_by_hand():
+    logp = torch.tensor([0.0, -1.0, -2.0])
+    ref = torch.tensor([0.0, -2.0, -1.0])
+    # delta = ref - logp = 0, -1, +1 -> e^0-0-1 = 0; e^-1+1-1 = 0.367879; e^1-1-1 = 0.718282
+    assert k3_kl(logp, ref).tolist() == pytest.approx([0.0, math.exp(-1), math.e - 2])
+    assert (k3_kl(torch.randn(100), torch.randn(100)) >= 0).all()
+
+
+def test_token_mask_stages():
+    reason = torch.tensor([[1, 1, 0]])
+    image = torch.tensor([[1, 1]])
+    assert token_mask(reason, image).tolist() == [[True, True, False, True, True]]
+    assert token_mask(reason, image, "reason").tolist() == [[True, True, False, False, False]]
+    assert token_mask(reason, image, "image").tolist() == [[False, False, False, True, True]]
+    with pytest.raises(ValueError, match="stages"):
+        token_mask(reason, image, "text")
+
+
+def test_grpo_loss_masks_and_kl_by_hand():
+    logp = torch.log(torch.tensor([[1.0, 1.5, 9.0]]))  # third token is padding: ignored whatever its value
+    old = torch.zeros(1, 3)
+    ref = torch.log(torch.tensor([[1.0, 1.0, 1.0]]))
+    mask = torch.tensor([[True, True, False]])
+    loss, stats = grpo_loss(logp, old, ref, torch.tensor([2.0]), mask, clip_eps=0.2, beta=0.5)
+    # surrogate: -2, -2.4 ; kl: 0 and e^{-ln 1.5} + ln 1.5 - 1 = 0.0721318
+    kl2 = 1 / 1.5 + math.log(1.5) - 1
+    assert float(loss) == pytest.approx((-2.0 + -2.4 + 0.5 * kl2) / 2)
+    assert stats["clip_fraction"] == pytest.approx(0.5) and stats["kl"] == pytest.approx(kl2 / 2)
+    # Without beta, the reference is not needed and contributes nothing.
+    plain, _ = grpo_loss(logp, old, None, torch.tensor([2.0]), mask, clip_eps=0.2)
+    assert float(plain) == pytest.approx(-2.2)
+
+
+def test_gradient_pushes_up_good_samples():
+    logp = torch.zeros(2, 4, requires_grad=True)
+    loss, _ = grpo_loss(logp, logp.detach(), None, torch.tensor([1.0, -1.0]), torch.ones(2, 4, dtype=torch.bool))
+    loss.backward()
+    assert (logp.grad[0] < 0).all() and (logp.grad[1] > 0).all()  # descent raises logp of the better sample
