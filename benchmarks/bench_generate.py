@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gotr1_core.generation import GenerationConfig, _for_image, decode_images, encode_prompt, generate  # noqa: E402
+from gotr1_core.generation import GenerationConfig, chain_for_image, decode_images, encode_prompt, generate  # noqa: E402
 from gotr1_core.model.configs import small_janus_config  # noqa: E402
 from gotr1_core.model.loading import GenerationSpec, load_model  # noqa: E402
 from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, train_tokenizer  # noqa: E402
@@ -76,7 +76,7 @@ def naive(got, batch: int, reason_tokens: int, cfg: float):
             generated.append(token)
             inputs = embed(next_token)
         chains.append(generated)
-        ids = torch.tensor([prompt_ids[0].tolist() + _for_image(got, generated)], device=got.device)
+        ids = torch.tensor([prompt_ids[0].tolist() + chain_for_image(got, generated)], device=got.device)
         rows = ids.repeat(2, 1)
         rows[1, 1:-1] = pad
         inputs, cache, tokens = embed(rows), None, []
@@ -102,7 +102,7 @@ def transformers_generate(got, batch: int, reason_tokens: int, cfg: float):
                               do_sample=False, eos_token_id=ids_t.image_start, pad_token_id=ids_t.pad,
                               generation_mode="text")
     chains = [row[prompt_ids.shape[1]:].tolist() for row in text]
-    cond = torch.tensor([prompt_ids[0].tolist() + _for_image(got, c) for c in chains], device=got.device)
+    cond = torch.tensor([prompt_ids[0].tolist() + chain_for_image(got, c) for c in chains], device=got.device)
     from transformers import GenerationConfig as HFGenerationConfig
 
     image_config = HFGenerationConfig(do_sample=False, guidance_scale=cfg, bos_token_id=ids_t.bos,

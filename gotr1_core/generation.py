@@ -417,7 +417,7 @@ def generate(
         reason_lps += chunk_lps
         finished += chunk_finished
         if images:
-            cond = [p + _for_image(got, r) for p, r in zip(row_prompt_ids[sl], chunk_reason)]
+            cond = [p + chain_for_image(got, r) for p, r in zip(row_prompt_ids[sl], chunk_reason)]
             tok, lp = _draw(got, cond, keys, config, callback)
             image_ids.append(tok.cpu())
             image_lps.append(lp.cpu())
@@ -461,7 +461,7 @@ def _trim(got: GotModel, tokens: torch.Tensor, logprobs: torch.Tensor):
     return rows, lps, finished
 
 
-def _for_image(got: GotModel, reason: list[int]) -> list[int]:
+def chain_for_image(got: GotModel, reason: list[int]) -> list[int]:
     """The chain as stage 2 sees it: without a trailing EOS, ending in the image-start token."""
     ids = list(reason)
     if ids and ids[-1] == got.token_ids.eos:
