@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .images import to_pil
 from .layout import Layout, render_layout
 from .reasoning import ParsedChain, parse_chain
 
@@ -91,7 +92,7 @@ def cmd_draw(args) -> int:
     out = Path(args.output)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True)
-    Image.fromarray((picture.numpy() * 255.0 + 0.5).astype(np.uint8)).save(out)
+    to_pil(picture).save(out)
     print(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}, {len(layout)} boxes, "
           f"{len(parsed.diagnostics)} diagnostics)")
     return EXIT_OK
@@ -162,7 +163,7 @@ def cmd_generate(args) -> int:
     files = []
     for i, image in enumerate(result.images):
         name = f"{i:03d}_seed{result.seeds[i]}.png"
-        Image.fromarray((image.numpy() * 255.0 + 0.5).astype(np.uint8)).save(out / name)
+        to_pil(image).save(out / name)
         files.append(name)
     record = {
         "prompt": args.prompt,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .images import to_uint8
 from .generation import GenerationConfig, GenerationResult, generate
 from .layout import render_layout
 from .model.loading import GotModel, load_model
@@ -30,10 +31,6 @@ def builtin_model_path() -> Path:
         raise FileNotFoundError(f"the built-in ShapeWorld model is missing from {BUILTIN_MODEL}; "
                                 "reinstall the package or pass --model DIR")
     return BUILTIN_MODEL
-
-
-def _to_uint8(image) -> np.ndarray:
-    return (np.clip(image.numpy() if hasattr(image, "numpy") else image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _tile(image: np.ndarray) -> Image.Image:
@@ -54,10 +51,10 @@ def build_sheet(prompt: str, result: GenerationResult, rewards=None) -> Image.Im
     for i in range(n):
         x = PAD + i * (TILE + PAD)
         layout = result.layouts[i]
-        image = _to_uint8(result.images[i])
-        plan = _to_uint8(render_layout(layout, TILE, TILE))
+        image = to_uint8(result.images[i])
+        plan = to_uint8(render_layout(layout, TILE, TILE))
         big = np.asarray(_tile(image))
-        overlay = _to_uint8(render_layout(layout, background=big, fill_alpha=0.0))
+        overlay = to_uint8(render_layout(layout, background=big, fill_alpha=0.0))
         for row, picture in enumerate((plan, big, overlay)):
             sheet.paste(Image.fromarray(picture), (x, 40 + row * (TILE + PAD)))
         label = f"sample {i} (seed {result.seeds[i]})"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .images import to_pil
 from .reasoning import GRID, Box, ChainObject, ParsedChain, format_chain, parse_chain, raise_if_invalid
 
 Relation = Literal["left of", "right of", "above", "below", "overlapping"]
@@ -200,17 +201,6 @@ def palette(n: int) -> list[tuple[int, int, int]]:
     return colours
 
 
-def _to_pil(image: torch.Tensor | np.ndarray) -> Image.Image:
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"background image must be [H,W,C] with C in 1/3/4, got shape {tuple(array.shape)}")
-    if array.dtype != np.uint8:
-        array = (np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    return Image.fromarray(array[:, :, :3], "RGB")
-
-
 def render_layout(
     layout: Layout,
     width: int = 512,
@@ -229,7 +219,7 @@ def render_layout(
     ``[H,W,3]`` float32 in 0..1.
     """
     if background is not None:
-        base = _to_pil(background)
+        base = to_pil(background)
         width, height = base.size
     else:
         if width <= 0 or height <= 0:

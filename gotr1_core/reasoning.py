@@ -384,7 +384,7 @@ def parse_chain(text: str, strict: bool = False) -> ParsedChain:
                 stop = _NAME_STOP_RE.search(body)
                 name, rest = (body[: stop.start()], body[stop.start():]) if stop else (body, "")
             if not name.strip():
-                scan.report("missing-obj-end", f"<|obj_start|> is not followed by a name and <|obj_end|>; ignored", start)
+                scan.report("missing-obj-end", "<|obj_start|> is not followed by a name and <|obj_end|>; ignored", start)
                 scan.add_text(body)
             else:
                 scan.report(

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
 from gotr1_core.rewards import MLLMJudge, ShapeWorldJudge
 from gotr1_core.reasoning import split_chains
@@ -72,7 +73,7 @@ def overlay(image: torch.Tensor, planned: Layout, found: Layout | None) -> torch
     """The image (enlarged if small) with planned boxes in colour and found boxes in black."""
     height, width = image.shape[:2]
     scale = max(1, -(-OVERLAY_MIN_SIDE // min(height, width)))
-    pixels = Image.fromarray((image.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
+    pixels = to_pil(image)
     big = np.asarray(pixels.resize((width * scale, height * scale), Image.NEAREST))
     drawn = render_layout(planned, background=big, fill_alpha=0.0)
     if found is not None and len(found):

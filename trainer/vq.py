@@ -29,7 +29,7 @@ from gotr1_core.rewards import ShapeWorldJudge
 from gotr1_core.shapeworld import generate_split
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import load_config, positive, save_config
+from .config import positive, save_config
 from .metrics import MetricsLog
 
 

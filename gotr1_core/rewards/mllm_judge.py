@@ -21,10 +21,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
+from ..images import to_pil
 from ..layout import Layout, ObjectBox, render_layout
 from ..model.loading import CheckpointError, resolve_device, resolve_dtype
 from ..reasoning import parse_chain
@@ -34,15 +34,6 @@ from .matching import matched_iou
 from .parsing import parse_boxes, parse_score
 
 LAYOUT_CANVAS = 512
-
-
-def _pil(image) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return Image.fromarray(array[:, :, :3])
 
 
 class MLLMJudge:
@@ -131,7 +122,7 @@ class MLLMJudge:
         if not (len(chains) == n == len(images)) or (layouts is not None and len(layouts) != n):
             raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
         layouts = list(layouts) if layouts is not None else [Layout.from_chain(c) for c in chains]
-        pictures = [_pil(images[i]) for i in range(n)]
+        pictures = [to_pil(images[i]) for i in range(n)]
         notes: list[list[str]] = [[] for _ in range(n)]
 
         def scores(questions, label):
@@ -145,8 +136,7 @@ class MLLMJudge:
 
         r_sem = scores([(prompts.SEM.format(prompt=p, chain=parse_chain(c).text), None)
                         for p, c in zip(prompts_, chains)], "R_sem")
-        plans = [Image.fromarray((render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS).numpy() * 255).astype(np.uint8))
-                 for l in layouts]
+        plans = [to_pil(render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS)) for l in layouts]
         r_spa = scores([(prompts.SPA.format(prompt=p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
         r_pi = scores([(prompts.PI.format(prompt=p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
         r_ri, detected = self._grounding(layouts, pictures, notes)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..images import to_uint8
 from ..layout import from_pixel_box
 from ..reasoning import Box
 from .scenes import BACKGROUND
@@ -40,17 +41,6 @@ class Detection:
     @property
     def name(self) -> str:
         return f"{self.colour} {self.shape}"
-
-
-def to_uint8(image) -> np.ndarray:
-    """``[H, W, 3]`` uint8 from a float (0..1) or uint8 array or tensor."""
-    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    if array.ndim != 3 or array.shape[2] < 3:
-        raise ValueError(f"expected an [H, W, 3] image, got shape {array.shape}")
-    array = array[:, :, :3]
-    if array.dtype != np.uint8:
-        array = (np.clip(array.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-    return array
 
 
 def classify_shape(mask: np.ndarray) -> tuple[str, float]:
