@@ -33,6 +33,10 @@ def builtin_model_path() -> Path:
     return BUILTIN_MODEL
 
 
+def is_builtin(got: GotModel) -> bool:
+    return got.path is not None and Path(got.path).resolve() == BUILTIN_MODEL.resolve()
+
+
 def _tile(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image).resize((TILE, TILE), Image.NEAREST)
 
@@ -81,6 +85,8 @@ def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "o
     start = time.perf_counter()
     got = got or load_model(model or builtin_model_path(), device=device)
     loaded = time.perf_counter()
+    if is_builtin(got):
+        parse_prompt(prompt)  # the built-in model only knows ShapeWorld: say so, listing its vocabulary
     result = generate(got, prompt, GenerationConfig(num_samples=num, seed=seed))
     generated = time.perf_counter()
     rewards = None

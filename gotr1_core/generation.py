@@ -105,6 +105,20 @@ class GenerationResult:
     def layouts(self) -> list[Layout]:
         return [Layout.from_chain(p) for p in self.parsed]
 
+    def select(self, rows: Sequence[int]) -> "GenerationResult":
+        """The same result restricted to ``rows`` (in that order): micro-batches, one prompt's group."""
+        rows = list(rows)
+        index = torch.tensor(rows, dtype=torch.long)
+
+        def pick(value):
+            if isinstance(value, torch.Tensor):
+                return value[index.to(value.device)]
+            if isinstance(value, list):
+                return [value[i] for i in rows]
+            return value
+
+        return dataclasses.replace(self, **{f.name: pick(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
 
 # -- helpers ------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from gotr1_core.cli import main
-from gotr1_core.demo import BUILTIN_MODEL, run_demo
+from gotr1_core import demo
+from gotr1_core.demo import run_demo
 from gotr1_core.model.loading import load_model
 from tiny_janus import make_tiny_model
 
@@ -31,7 +32,7 @@ def test_demo_cli_with_a_model_folder(tiny, tmp_path, capsys):
     assert "wrote" in out and (tmp_path / "demo.png").exists()
 
 
-@pytest.mark.skipif((BUILTIN_MODEL / "config.json").exists(), reason="the built-in model is installed")
-def test_missing_builtin_model_is_explained(tmp_path, capsys):
+def test_missing_builtin_model_is_explained(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "BUILTIN_MODEL", tmp_path / "not-installed")
     assert main(["demo", "-o", str(tmp_path)]) == 2
     assert "built-in ShapeWorld model is missing" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from . import sft, vq
+from . import evaluate, grpo, sft, vq
 from .config import ConfigError, load_config
 
 
@@ -30,11 +30,55 @@ def training_command(config_class, train, example: str):
     return add_arguments, run
 
 
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model folder (or 'builtin')")
+    parser.add_argument("--prompts", default="shapeworld:heldout", help="shapeworld:<split>, a .txt or a .jsonl file")
+    parser.add_argument("--count", type=int, default=200, help="prompts to judge (one sample each)")
+    parser.add_argument("--judge", default="shapeworld", help="'shapeworld' or a local Qwen2.5-VL folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", help="also write the metrics JSON here")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_eval(args) -> int:
+    fields = ("model", "prompts", "count", "judge", "seed", "device", "output")
+    overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
+    metrics = evaluate.run_eval(load_config(evaluate.EvalConfig, None, overrides))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        width = max(len(k) for k in metrics)
+        for key, value in metrics.items():
+            print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a gotr1-train grpo output folder")
+    parser.add_argument("destination", help="where to write the model folder")
+
+
+def _run_export(args) -> int:
+    try:
+        out = grpo.export_run(args.run, args.destination)
+    except FileNotFoundError as exc:
+        print(f"gotr1-train export: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
 COMMANDS: dict = {
     "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures",
            *training_command(vq.VQConfig, vq.train_vq, "shapeworld_vq.yaml")),
     "sft": ("teacher-forced training on (prompt, chain, image tokens)",
             *training_command(sft.SFTConfig, sft.train_sft, "shapeworld_sft.yaml")),
+    "grpo": ("GRPO reinforcement learning on reasoning + image tokens against a judge",
+             *training_command(grpo.GRPOConfig, grpo.train_grpo, "shapeworld_grpo.yaml")),
+    "eval": ("judge a model on a ShapeWorld split or a prompt file", _add_eval_arguments, _run_eval),
+    "export": ("write a GRPO run's newest checkpoint as a model folder (LoRA merged)",
+               _add_export_arguments, _run_export),
 }
 
 

@@ -20,6 +20,13 @@ class MetricsLog:
             except ImportError:  # tensorboard is an optional extra; the JSONL log is enough to plot
                 self.writer = None
 
+    def forget_after(self, step: int) -> None:
+        """Drop rows past ``step``: a resumed run redoes those steps and logs them again."""
+        if self.enabled and self.path.exists():
+            rows = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line)["step"] <= step]
+            self.path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+
     def log(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return

@@ -28,16 +28,16 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from gotr1_core.generation import GenerationConfig, generate, unconditional_ids
+from gotr1_core.generation import unconditional_ids
 from gotr1_core.model.configs import small_janus_config
 from gotr1_core.model.loading import GenerationSpec, GotModel, save_model
 from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, train_tokenizer
 from gotr1_core.rewards import ShapeWorldJudge
-from gotr1_core.reasoning import parse_chain
 from gotr1_core.shapeworld import generate_split
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
+from .evaluate import evaluate
 from .metrics import MetricsLog
 from .vq import VQConfig, encode_images
 
@@ -161,20 +161,6 @@ def sft_loss(model, text_ids, image_ids, is_image, text_target, image_target):
     return text_loss + image_loss, text_loss, image_loss
 
 
-def evaluate(got: GotModel, config: SFTConfig, split: str, count: int) -> dict[str, float]:
-    """Sample one chain + image per held scene and judge it exactly."""
-    scenes = generate_split(split, count, config.seed + 101)
-    gen = GenerationConfig(num_samples=1, seed=config.seed, max_batch=64)  # the exported defaults (gotr1.json)
-    result = generate(got, [s.prompt for s in scenes], gen)
-    rewards = ShapeWorldJudge().score(result.prompts, result.chains, None, result.images)
-    clean = [not parse_chain(c).diagnostics for c in result.chains]
-    names = [sorted(o.label for o in p.objects) == sorted(s.spec.object_names())
-             for p, s in zip(result.parsed, scenes)]
-    return {f"{split}/correct": float(np.mean(rewards.correct)), f"{split}/total": float(np.mean(rewards.total)),
-            f"{split}/chains_clean": float(np.mean(clean)), f"{split}/chains_name_objects": float(np.mean(names)),
-            **{f"{split}/{k}": float(np.mean(getattr(rewards, k))) for k in ("r_sem", "r_spa", "r_ri", "r_pi")}}
-
-
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -250,7 +236,8 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
                    token_ids=check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token))
     metrics = {"train/seconds": time.time() - began, "steps": config.steps}
     for split in ("test", "heldout"):
-        metrics.update(evaluate(got, config, split, config.eval_scenes))
+        prompts = [s.prompt for s in generate_split(split, config.eval_scenes, config.seed + 101)]
+        metrics.update(evaluate(got, ShapeWorldJudge(), prompts, seed=config.seed, prefix=f"{split}/"))
     log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
     log.close()
     if accelerator.is_main_process:

@@ -115,16 +115,20 @@ def decode_tokens(vq, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def vq_loss(vq, pixels: torch.Tensor, beta: float, object_weight: float = 1.0):
-    """Reconstruction (L1, object pixels weighted ``object_weight`` against the white background)
-    + codebook + ``beta`` * commitment."""
+    """Reconstruction (L1, pixels of patches that hold an object weighted ``object_weight`` against
+    empty background patches) + codebook + ``beta`` * commitment."""
     unit, codes, index = quantise(vq, pixels)
     chosen = codes[index].view(unit.shape[0], unit.shape[2], unit.shape[3], -1).permute(0, 3, 1, 2)
     codebook = F.mse_loss(chosen, unit.detach())
     commitment = F.mse_loss(unit, chosen.detach())
     straight = unit + (chosen - unit).detach()
     recon = vq.decoder(vq.post_quant_conv(straight))
+    # Weight every pixel of a patch (one token's area) that holds part of an object, background included:
+    # the white corners of a circle's patches are what tell it from a square, so they must count as much.
+    cell = pixels.shape[-1] // unit.shape[-1]
     on_object = (pixels < 0.99).any(dim=1, keepdim=True).float()  # white background is 1.0 in every channel
-    weight = 1.0 + (object_weight - 1.0) * on_object
+    on_patch = F.interpolate(F.max_pool2d(on_object, cell), scale_factor=cell, mode="nearest")
+    weight = 1.0 + (object_weight - 1.0) * on_patch
     reconstruction = ((recon - pixels).abs() * weight).mean() / weight.mean()
     return reconstruction + codebook + beta * commitment, reconstruction, index
 
@@ -172,7 +176,12 @@ def train_vq(config: VQConfig, resume: bool = False, progress: bool = True, stop
     vq, optimizer = accelerator.prepare(vq, optimizer)
     vq.train()
 
-    train = torch.from_numpy(np.stack([s.render() for s in generate_split("train", config.train_scenes, config.seed)]))
+    # The tokenizer is the image vocabulary, so it sees every colour-shape pair: half its pictures come from
+    # the held-out distribution (other seeds than the evaluation's). Held-out pairs stay unseen by SFT only.
+    half = config.train_scenes // 2
+    pictures = generate_split("train", half, config.seed) + \
+        generate_split("heldout", config.train_scenes - half, config.seed + 1000)
+    train = torch.from_numpy(np.stack([s.render() for s in pictures]))
     held = generate_split("test", config.eval_scenes // 2, config.seed) + \
         generate_split("heldout", config.eval_scenes - config.eval_scenes // 2, config.seed)
     log = MetricsLog(run_dir, accelerator.is_main_process)

@@ -72,6 +72,15 @@ class Rewards:
     def to_json(self) -> str:
         return json.dumps(self.to_list(), indent=2, ensure_ascii=False)
 
+    def select(self, rows: Sequence[int]) -> "Rewards":
+        """The rewards of ``rows`` only (one prompt's group, say)."""
+        def pick(name):
+            values = getattr(self, name)
+            return None if values is None else [values[i] for i in rows]
+
+        return Rewards(*(pick(name) for name in ("r_sem", "r_spa", "r_ri", "r_pi")),
+                       explanations=pick("explanations"), correct=pick("correct"), detected=pick("detected"))
+
     @classmethod
     def concat(cls, parts: Sequence["Rewards"]) -> "Rewards":
         def joined(name):

@@ -1,8 +1,13 @@
 """ShapeWorld scenes: layouts that satisfy a spec, ground-truth chains, pictures, splits.
 
 Scenes live on a ``CANVAS`` x ``CANVAS`` pixel canvas with a white background.
-Shapes do not overlap (``MARGIN`` pixels apart), sides are 12-20 pixels, and a
-stated relation holds for the boxes under :func:`gotr1_core.layout.relation`.
+Boxes sit on the image tokenizer's patch grid (``CELL`` = 8 pixels, the 8x8
+token grid of a 64 px image): sides are 2 or 3 cells, shapes never share a cell
+and keep ``GAP`` empty cells between them, and a stated relation holds for the
+boxes under :func:`gotr1_core.layout.relation`. Aligning shapes to patches is
+what lets a VQ with 64 tokens and a few hundred codes reproduce a scene exactly
+(every patch is background or one of a small, fixed set of shape pieces), so
+the image stage is judged on following the plan, not fighting the tokenizer.
 Every box is a whole-pixel box, so grid <-> pixel conversion is exact.
 
 Splits are deterministic from a seed. ``train`` and ``test`` draw from the same
@@ -25,8 +30,9 @@ from .world import COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, Group, SceneSpec, fo
 
 CANVAS = 64
 BACKGROUND = (255, 255, 255)
-MIN_SIDE, MAX_SIDE = 12, 20
-MARGIN = 2
+CELL = 8                   # pixels per image token side (64 px -> 8x8 tokens)
+SIDES_IN_CELLS = (2, 3)    # shapes are 16 or 24 pixels wide
+GAP = 1                    # empty cells between two shapes
 HELDOUT_PAIRS = frozenset({("red", "triangle"), ("green", "square"), ("blue", "circle")})
 SPLITS = {"train": 0, "test": 1, "heldout": 2}
 ALL_PAIRS = tuple((c, s) for c in COLOURS for s in SHAPES)
@@ -102,14 +108,16 @@ def render(objects, size: int = CANVAS) -> np.ndarray:
 # -- sampling -------------------------------------------------------------------------------
 
 def _separated(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    return (a[2] + MARGIN <= b[0] or b[2] + MARGIN <= a[0] or
-            a[3] + MARGIN <= b[1] or b[3] + MARGIN <= a[1])
+    margin = GAP * CELL
+    return (a[2] + margin <= b[0] or b[2] + margin <= a[0] or
+            a[3] + margin <= b[1] or b[3] + margin <= a[1])
 
 
 def _random_box(rng: np.random.Generator) -> tuple[int, int, int, int]:
-    side = int(rng.integers(MIN_SIDE, MAX_SIDE + 1))
-    x, y = (int(v) for v in rng.integers(0, CANVAS - side + 1, size=2))
-    return (x, y, x + side, y + side)
+    cells = CANVAS // CELL
+    side = int(rng.choice(SIDES_IN_CELLS))
+    x, y = (int(v) * CELL for v in rng.integers(0, cells - side + 1, size=2))
+    return (x, y, x + side * CELL, y + side * CELL)
 
 
 def layout_for(spec: SceneSpec, rng: np.random.Generator, tries: int = 2000) -> Scene:

@@ -1,0 +1,43 @@
+import pytest
+
+from trainer.prompts import batch_for_step, load_prompts, source_problem
+
+
+def test_text_and_jsonl_prompt_files(tmp_path):
+    txt = tmp_path / "p.txt"
+    txt.write_text("# my prompts\na red circle\n\n  two cats  \n")
+    assert [r["prompt"] for r in load_prompts(str(txt), 10)] == ["a red circle", "two cats"]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text('{"prompt": "a dog", "tag": 1}\n\n{"prompt": "a cat"}\n')
+    records = load_prompts(str(jsonl), 10)
+    assert records[0] == {"prompt": "a dog", "tag": 1} and len(records) == 2
+    assert len(load_prompts(str(jsonl), 1)) == 1
+
+
+@pytest.mark.parametrize("line, message", [('{"prompt": ', "p.jsonl:2: not valid JSON"),
+                                           ('{"text": "x"}', 'p.jsonl:2: each line needs'),
+                                           ('["a"]', 'p.jsonl:2: each line needs')])
+def test_bad_jsonl_lines_are_named(tmp_path, line, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "ok"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        load_prompts(str(path), 10)
+
+
+def test_sources_that_cannot_work(tmp_path):
+    assert "unknown ShapeWorld split" in source_problem("shapeworld:validation")
+    assert "not found" in source_problem(str(tmp_path / "missing.txt"))
+    assert ".jsonl" in source_problem("prompts.csv")
+    assert source_problem("shapeworld:heldout") is None
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n# nothing\n")
+    with pytest.raises(ValueError, match="holds no prompts"):
+        load_prompts(str(empty), 5)
+
+
+def test_batches_depend_only_on_seed_and_step_and_cover_each_epoch():
+    records = list(range(10))
+    epoch = [x for step in range(5) for x in batch_for_step(records, step, 2, seed=3)]
+    assert sorted(epoch) == records  # one pass over the data per epoch, no repeats
+    assert batch_for_step(records, 7, 3, seed=3) == batch_for_step(records, 7, 3, seed=3)
+    assert epoch != [x for step in range(5) for x in batch_for_step(records, step, 2, seed=4)]

@@ -1,0 +1,158 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gotr1_core.generation import GenerationConfig, generate
+from gotr1_core.logprobs import sequence_logprobs
+from gotr1_core.model.loading import load_model
+from trainer.checkpoint import find_checkpoint
+from trainer.config import ConfigError, load_config
+from trainer.evaluate import evaluate
+from trainer.grpo import GRPOConfig, export_run, load_policy, train_grpo
+
+from grpo_helpers import LongChainJudge, tiny_run_config
+from tiny_janus import make_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    # stop_bias makes the random chains end after a few tokens, at different lengths per sample
+    return make_tiny_model(tmp_path_factory.mktemp("policy") / "model", stop_bias=3.0)
+
+
+def _prompts(config):
+    return Path(config.prompts).read_text().split("\n")[:3]
+
+
+def test_smoke_grpo_raises_the_reward_of_fixed_prompts(tmp_path, tiny_model):
+    config = tiny_run_config(tmp_path, tiny_model, steps=8)
+    judge = LongChainJudge()
+    before = evaluate(load_model(tiny_model, device="cpu"), judge, _prompts(config) * 4, seed=7)["total"]
+    metrics = train_grpo(config, progress=False, judge=judge)
+    after = evaluate(load_model(tmp_path / "run" / "model", device="cpu"), judge, _prompts(config) * 4,
+                     seed=7)["total"]
+    assert after > before + 0.02, (before, after)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train/loss"] for r in rows if "train/loss" in r]
+    assert len(losses) == 8 and all(torch.isfinite(torch.tensor(losses)))
+    for key in ("reward/total_mean", "reward/r_sem_std", "train/kl", "train/clip_fraction", "train/lr",
+                "perf/samples_per_s", "perf/peak_memory_mb"):
+        assert key in rows[0], key
+    card = json.loads((tmp_path / "run" / "model" / "model_card.json").read_text())
+    assert card["trained_with"] == "gotr1-train grpo" and card["config"]["steps"] == 8
+    assert metrics["eval/prompts/total"] == pytest.approx(card["metrics"]["eval/prompts/total"])
+
+
+RUNNER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from grpo_helpers import LongChainJudge, tiny_run_config
+    from pathlib import Path
+    import trainer.checkpoint, trainer.grpo
+    kill = os.environ.get("KILL")
+    if kill == "training":          # die in the middle of step 5, after the step-4 checkpoint
+        real = trainer.grpo.rollout
+        calls = []
+        def rollout(*args):
+            calls.append(1)
+            if len(calls) == 5:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args)
+        trainer.grpo.rollout = rollout
+    if kill == "writing":           # die inside the second checkpoint write, model written, state not
+        real_save = trainer.checkpoint.save_file
+        calls = []
+        def save_file(tensors, path):
+            real_save(tensors, path)
+            calls.append(path)
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+        trainer.checkpoint.save_file = save_file
+    config = tiny_run_config(Path(sys.argv[1]), Path(sys.argv[2]), steps=6, eval_count=1)
+    trainer.grpo.train_grpo(config, resume="--resume" in sys.argv, progress=False, judge=LongChainJudge())
+""")
+
+
+def _run(folder: Path, model: Path, kill: str | None = None, resume: bool = False) -> int:
+    script = RUNNER.format(root=str(ROOT), tests=str(ROOT / "tests"))
+    env = {**os.environ, "KILL": kill or ""}
+    args = [sys.executable, "-c", script, str(folder), str(model)] + (["--resume"] if resume else [])
+    return subprocess.run(args, env=env, capture_output=True, timeout=300).returncode
+
+
+@pytest.mark.parametrize("moment", ["training", "writing"])
+def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(tmp_path, tiny_model, moment):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    straight.mkdir(), killed.mkdir()
+    assert _run(straight, tiny_model) == 0
+    assert _run(killed, tiny_model, kill=moment) == -signal.SIGKILL
+    found = find_checkpoint(killed / "run")
+    if moment == "training":
+        assert found.name == "step-00000004"
+    else:  # the second write died half way: its folder never got its final name, the first stays newest
+        assert found.name == "step-00000002"
+        assert list((killed / "run" / "checkpoints").glob(".tmp-step-*"))
+    assert _run(killed, tiny_model, resume=True) == 0
+    a = load_file(str(straight / "run" / "model" / "model.safetensors"))
+    b = load_file(str(killed / "run" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_lora_run_exports_merged_weights_that_generate_like_the_policy(tmp_path, tiny_model):
+    config = tiny_run_config(tmp_path, tiny_model, steps=2, lora_rank=4, lora_alpha=8.0, lr=5e-3,
+                             eval_prompts=[], save_every=2)
+    train_grpo(config, progress=False, judge=LongChainJudge())
+    exported = export_run(tmp_path / "run", tmp_path / "exported")
+    got = load_model(exported, device="cpu")  # the public loader, as the nodes use it
+    result = generate(got, "a red circle", GenerationConfig(num_samples=2, seed=3))
+    assert result.images.shape[0] == 2
+
+    base = load_model(tiny_model, device="cpu")
+    policy = load_policy(config, "cpu")  # base + fresh adapters, then the checkpoint's adapters
+    from trainer.checkpoint import load_checkpoint
+    from trainer.grpo import restore_tensors
+
+    restore_tensors(policy.model, load_checkpoint(find_checkpoint(tmp_path / "run"))[0], lora=True)
+    with torch.no_grad():
+        merged = torch.cat(sequence_logprobs(got, result), 1)
+        adapted = torch.cat(sequence_logprobs(policy, result), 1)
+        untouched = torch.cat(sequence_logprobs(base, result), 1)
+    torch.testing.assert_close(merged, adapted, atol=1e-4, rtol=0)
+    assert (merged - untouched).abs().max() > 1e-3  # the adapters changed something, and it was kept
+
+
+def test_export_of_a_run_without_checkpoints_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.yaml"):
+        export_run(tmp_path, tmp_path / "out")
+
+
+def test_bad_grpo_config_names_every_field(tmp_path, tiny_model):
+    with pytest.raises(ConfigError) as info:
+        load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tmp_path / 'nothing'}", "group_size=1",
+                                       "stages=images", "lr_schedule=linear", "clip_eps=-1", "judge=gpt",
+                                       "prompts=prompts.csv", "colour=red"])
+    text = str(info.value)
+    for needle in ("unknown key 'colour'",):
+        assert needle in text
+    with pytest.raises(ConfigError) as info:
+        load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tmp_path / 'nothing'}", "group_size=1",
+                                       "stages=images", "lr_schedule=linear", "clip_eps=-1", "judge=gpt",
+                                       "prompts=prompts.csv", "eval_prompts=[shapeworld:nowhere]"])
+    text = str(info.value)
+    for needle in ("model:", "group_size:", "stages:", "lr_schedule:", "clip_eps:", "judge:", "prompts.csv",
+                   "'nowhere'"):
+        assert needle in text, needle
+    config = load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tiny_model}"])
+    assert config.group_size == 8 and config.stages == "both"

@@ -1,0 +1,447 @@
+"""``gotr1-train grpo``: GoT-R1's reinforcement-learning stage.
+
+One step, top to bottom (:func:`train_grpo`):
+
+1. **Rollout.** Take the step's prompts (a fixed function of seed and step, so
+   a resumed run sees the same ones) and sample a group of ``group_size``
+   chains + images per prompt with :func:`gotr1_core.generation.generate` —
+   the same batched, KV-cached code the nodes use, without top-k/top-p so the
+   sampled distribution is the one the loss differentiates.
+2. **Reward.** Decode the images and score each sample with the judge;
+   ``total = r_pi * (r_sem + r_spa) * r_ri``.
+3. **Advantage.** Normalise totals within each prompt's group
+   (:func:`trainer.grpo_math.group_advantages`).
+4. **Update.** ``ppo_epochs`` optimiser steps on the rollout batch, each
+   accumulated over micro-batches: per-token log-probs of the sampled reasoning
+   and image tokens (teacher-forced, CFG-combined exactly as sampled), the
+   clipped importance ratio against the rollout policy and a k3 KL to the
+   frozen reference (:func:`trainer.grpo_math.grpo_loss`).
+5. **Keep.** Log scalars, write a sample sheet now and then, checkpoint
+   atomically every ``save_every`` steps.
+
+At the end the policy (LoRA merged) is exported as an HF-format folder the
+Model Loader node and ``gotr1 generate`` load, with a model card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gotr1_core.generation import GenerationConfig, GenerationResult, generate
+from gotr1_core.logprobs import sequence_logprobs
+from gotr1_core.model.loading import GotModel, load_model, save_model
+
+from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import load_config, positive, save_config
+from .evaluate import REWARDS, evaluate, judge_problem, make_judge
+from .grpo_math import group_advantages, grpo_loss, token_mask
+from .metrics import MetricsLog
+from .prompts import batch_for_step, load_prompts, source_problem
+
+LANGUAGE_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclasses.dataclass
+class GRPOConfig:
+    output_dir: str
+    model: str                                # HF-format folder (an SFT run's model/, gotr1 convert output) or builtin
+    judge: str = "shapeworld"                 # or a local Qwen2.5-VL folder
+    prompts: str = "shapeworld:train"         # shapeworld:<split>, prompts.txt or prompts.jsonl
+    prompt_count: int = 20000
+    seed: int = 0
+    steps: int = 200
+    prompts_per_step: int = 8
+    group_size: int = 8
+    ppo_epochs: int = 1
+    micro_batch: int = 16
+    lr: float = 1e-5
+    lr_schedule: str = "constant"             # constant | cosine (both after linear warmup)
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    clip_eps: float = 0.2
+    beta: float = 0.01                        # KL weight; 0 skips the reference model entirely
+    stages: str = "both"                      # both | reason | image: which tokens the objective trains
+    cfg_scale: float | None = None            # None: the model's gotr1.json defaults
+    text_temperature: float | None = None
+    image_temperature: float | None = None
+    max_reason_tokens: int | None = None
+    rollout_batch: int = 64
+    mixed_precision: str = "no"               # no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    ref_device: str = "same"                  # same | cpu (offload the reference)
+    lora_rank: int = 0                        # 0: train all language-model weights
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = dataclasses.field(default_factory=lambda: list(LANGUAGE_TARGETS))
+    eval_prompts: list[str] = dataclasses.field(default_factory=lambda: ["shapeworld:test", "shapeworld:heldout"])
+    eval_count: int = 200
+    eval_every: int = 0                       # 0: evaluate at the end only
+    save_every: int = 25
+    keep_last: int = 2
+    log_every: int = 1
+    sample_every: int = 25                    # 0: no sample sheets
+    device: str = "auto"
+
+    def problems(self) -> list[str]:
+        found = positive(self, "prompt_count", "steps", "prompts_per_step", "group_size", "ppo_epochs",
+                         "micro_batch", "lr", "rollout_batch", "eval_count", "save_every", "log_every")
+        if self.group_size < 2:
+            found.append(f"group_size: GRPO compares samples within a group; needs >= 2, got {self.group_size}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            found.append(f"lr_schedule: use constant or cosine, got {self.lr_schedule!r}")
+        if self.stages not in ("both", "reason", "image"):
+            found.append(f"stages: use both, reason or image, got {self.stages!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            found.append(f"mixed_precision: use no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.ref_device not in ("same", "cpu"):
+            found.append(f"ref_device: use same or cpu, got {self.ref_device!r}")
+        for name in ("clip_eps", "beta", "warmup_steps", "weight_decay", "grad_clip", "lora_rank", "eval_every",
+                     "sample_every", "lora_dropout"):
+            if getattr(self, name) < 0:
+                found.append(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.lora_rank and not self.lora_targets:
+            found.append("lora_targets: name at least one module when lora_rank > 0")
+        for name in ("cfg_scale", "text_temperature", "image_temperature"):
+            if (value := getattr(self, name)) is not None and value < 0:
+                found.append(f"{name}: must be >= 0, got {value}")
+        if self.model != "builtin" and not (Path(self.model) / "config.json").is_file():
+            found.append(f"model: {self.model} is not a model folder (no config.json); "
+                         "use an SFT run's model/ folder, a gotr1 convert output, or builtin")
+        for problem in [judge_problem(self.judge), source_problem(self.prompts),
+                        *(source_problem(p) for p in self.eval_prompts)]:
+            if problem:
+                found.append(problem)
+        return found
+
+    def generation(self, step: int) -> GenerationConfig:
+        """Rollout sampling for ``step``: seeds depend on (seed, step) only, never top-k/top-p."""
+        return GenerationConfig(num_samples=self.group_size, seed=(self.seed * 1_000_003 + step) * 4096,
+                                cfg_scale=self.cfg_scale, text_temperature=self.text_temperature,
+                                image_temperature=self.image_temperature, max_reason_tokens=self.max_reason_tokens,
+                                max_batch=self.rollout_batch)
+
+
+# -- the policy ----------------------------------------------------------------------------
+
+def model_path(name: str) -> Path:
+    if name == "builtin":
+        from gotr1_core.demo import builtin_model_path
+
+        return builtin_model_path()
+    return Path(name)
+
+
+def trainable_modules(model) -> list[torch.nn.Module]:
+    """What RL updates: the language model and both output heads, plus the image-token input path.
+
+    The VQ (fixed image vocabulary) and the understanding tower (unused by
+    generation) stay frozen.
+    """
+    inner = model.model
+    return [inner.language_model, model.lm_head, inner.generation_embeddings, inner.generation_aligner,
+            inner.generation_head]
+
+
+def load_policy(config: GRPOConfig, device: torch.device | str) -> GotModel:
+    """The starting model in float32 with its trainable part unfrozen (LoRA adapters added if asked)."""
+    got = load_model(model_path(config.model), device=device, dtype="float32")
+    model = got.model
+    if config.lora_rank:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=list(config.lora_targets))
+        try:
+            inject_adapter_in_model(lora, model.model.language_model)
+        except ValueError as exc:
+            raise ValueError(f"lora_targets {config.lora_targets} match no layer of the language model: {exc}") \
+                from None
+        model.to(got.device)
+        for name, param in model.named_parameters():
+            param.requires_grad_("lora_" in name)
+    else:
+        for module in trainable_modules(model):
+            module.requires_grad_(True)
+    if config.gradient_checkpointing:
+        model.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return got
+
+
+def _lora_layers(model):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+
+
+@contextlib.contextmanager
+def adapters_disabled(model):
+    """The base model under LoRA: the reference policy without a second copy in memory."""
+    layers = _lora_layers(model)
+    for layer in layers:
+        layer.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.enable_adapters(True)
+            for name, param in layer.named_parameters():  # enable_adapters may re-freeze: keep adapters trainable
+                if "lora_" in name:
+                    param.requires_grad_(True)
+
+
+def merge_lora(model) -> None:
+    """Fold every LoRA adapter into its base weight and put the plain layer back."""
+    for name, module in list(model.named_modules()):
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, module.get_base_layer())
+
+
+def checkpoint_tensors(model, lora: bool) -> dict[str, torch.Tensor]:
+    """What a checkpoint stores of the policy: the adapters under LoRA, else the full weights."""
+    state = model.state_dict()
+    return {k: v for k, v in state.items() if "lora_" in k} if lora else state
+
+
+def restore_tensors(model, tensors: dict[str, torch.Tensor], lora: bool) -> None:
+    missing, unexpected = model.load_state_dict(tensors, strict=not lora)
+    expected = {k for k in model.state_dict() if "lora_" in k} if lora else set()
+    if unexpected or (lora and expected - set(tensors)):
+        raise ValueError(f"checkpoint does not match the run's model: unexpected {sorted(unexpected)[:5]}, "
+                         f"missing {sorted(expected - set(tensors))[:5]}; was the config changed?")
+
+
+class PolicyLogprobs(torch.nn.Module):
+    """The forward the optimiser differentiates, as one module so accelerate/DDP/DeepSpeed can wrap it."""
+
+    def __init__(self, got: GotModel):
+        super().__init__()
+        self.model = got.model
+        self._got = got
+
+    def forward(self, result: GenerationResult) -> tuple[torch.Tensor, torch.Tensor]:
+        return sequence_logprobs(self._got, result)
+
+
+# -- one step's pieces --------------------------------------------------------------------
+
+def rollout(got: GotModel, judge, prompts: list[str], generation: GenerationConfig):
+    """Sample the groups, decode and judge them; tensors made trainable-safe (not inference tensors)."""
+    got.model.eval()
+    result = generate(got, prompts, generation)
+    for name in ("reason_ids", "reason_mask", "image_ids"):
+        setattr(result, name, getattr(result, name).clone())
+    rewards = judge.score(result.prompts, result.chains, None, result.images)
+    return result, rewards
+
+
+def lr_lambda(config: GRPOConfig):
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        if config.lr_schedule == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
+        return warm
+
+    return factor
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def reward_stats(rewards, advantages: torch.Tensor) -> dict[str, float]:
+    stats = {}
+    for name in REWARDS:
+        values = np.asarray(getattr(rewards, name), dtype=np.float64)
+        stats[f"reward/{name}_mean"] = float(values.mean())
+        stats[f"reward/{name}_std"] = float(values.std())
+    if rewards.correct is not None:
+        stats["reward/correct"] = float(np.mean(rewards.correct))
+    stats["reward/zero_advantage_groups"] = float((advantages.view(-1) == 0).float().mean())
+    return stats
+
+
+def write_sample_sheet(run_dir: Path, step: int, result: GenerationResult, rewards, group_size: int) -> None:
+    from gotr1_core.demo import build_sheet
+
+    rows = list(range(group_size))
+    folder = run_dir / "samples"
+    folder.mkdir(exist_ok=True)
+    build_sheet(result.prompts[0], result.select(rows), rewards.select(rows)).save(folder / f"step-{step:06d}.png")
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None,
+               judge=None) -> dict:
+    """Run (or continue, with ``resume``) a GRPO run; ``judge`` replaces ``config.judge`` with any
+    :class:`gotr1_core.rewards.Judge` object — custom rewards from Python."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    run_dir = Path(config.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(cpu=config.device == "cpu", mixed_precision=config.mixed_precision)
+    device = accelerator.device
+    got = load_policy(config, device)
+    lora = bool(config.lora_rank)
+    reference = None
+    if config.beta and not lora:
+        ref_model = copy.deepcopy(got.model).requires_grad_(False).eval()
+        ref_model.to("cpu" if config.ref_device == "cpu" else device)
+        reference = dataclasses.replace(got, model=ref_model)
+    judge = judge or make_judge(config.judge, str(device))
+    records = load_prompts(config.prompts, config.prompt_count, config.seed)
+
+    params = [p for p in got.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+    log = MetricsLog(run_dir, accelerator.is_main_process)
+    start = 0
+    if resume and (found := find_checkpoint(run_dir)) is not None:
+        tensors, state = load_checkpoint(found)
+        restore_tensors(got.model, tensors, lora)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        start = state["step"]
+        log.forget_after(start)
+    save_config(config, run_dir / "config.yaml")
+    policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
+
+    last = min(config.steps, stop_after or config.steps)
+    bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
+    began, samples_seen = time.time(), 0
+    for step in bar:
+        tick = time.time()
+        # 1-2. rollout and reward
+        prompts = [r["prompt"] for r in batch_for_step(records, step, config.prompts_per_step, config.seed)]
+        result, rewards = rollout(got, judge, prompts, config.generation(step))
+        # 3. advantages, shared by every token of a sample
+        advantages = group_advantages(torch.tensor(rewards.total), config.group_size).to(device)
+        image_valid = torch.ones_like(result.image_ids, dtype=torch.bool)
+        mask = token_mask(result.reason_mask, image_valid, config.stages).to(device)
+        n = len(result.prompts)
+        chunks = [list(range(i, min(i + config.micro_batch, n))) for i in range(0, n, config.micro_batch)]
+        with torch.no_grad():
+            old = None
+            if config.ppo_epochs > 1:  # the sampling policy, teacher-forced like the loss (exact ratio 1 at epoch 0)
+                old = torch.cat([torch.cat(policy(result.select(c)), dim=1) for c in chunks])
+            ref = None
+            if config.beta:
+                with adapters_disabled(got.model) if lora else contextlib.nullcontext():
+                    ref = torch.cat([torch.cat(sequence_logprobs(reference or got, result.select(c)), dim=1)
+                                     for c in chunks]).to(device)
+        # 4. ppo_epochs optimiser steps, each over the whole batch in micro-batches
+        got.model.train()
+        total_tokens = mask.sum().clamp(min=1)
+        stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0}
+        for _ in range(config.ppo_epochs):
+            optimizer.zero_grad(set_to_none=True)
+            for rows in chunks:
+                idx = torch.tensor(rows, device=device)
+                with accelerator.autocast():
+                    logp = torch.cat(policy(result.select(rows)), dim=1)
+                old_rows = logp.detach() if old is None else old[idx]
+                loss, parts = grpo_loss(logp, old_rows, None if ref is None else ref[idx], advantages[idx],
+                                        mask[idx], config.clip_eps, config.beta)
+                share = mask[idx].sum() / total_tokens  # token-weighted: equals one full-batch mean
+                accelerator.backward(loss * share)
+                stats["loss"] += loss.item() * share.item() / config.ppo_epochs
+                for key in ("kl", "clip_fraction"):
+                    stats[key] += parts[key] * share.item() / config.ppo_epochs
+            if config.grad_clip:
+                stats["grad_norm"] = float(accelerator.clip_grad_norm_(params, config.grad_clip))
+            optimizer.step()
+        scheduler.step()
+        # 5. log, show, keep
+        samples_seen += n
+        if (step + 1) % config.log_every == 0 or step + 1 == last:
+            values = {**reward_stats(rewards, advantages), **{f"train/{k}": v for k, v in stats.items()},
+                      "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
+                      "perf/peak_memory_mb": peak_memory_mb(device)}
+            log.log(step + 1, values)
+            bar.set_postfix(reward=f"{values['reward/total_mean']:.3f}", kl=f"{stats['kl']:.4f}")
+        if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
+            write_sample_sheet(run_dir, step + 1, result, rewards, config.group_size)
+        if config.eval_every and (step + 1) % config.eval_every == 0:
+            log.log(step + 1, run_evals(got, judge, config))
+        if ((step + 1) % config.save_every == 0 or step + 1 == last) and accelerator.is_main_process:
+            save_checkpoint(run_dir, step + 1, checkpoint_tensors(got.model, lora),
+                            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "rng": rng_state(), "data_position": (step + 1) * config.prompts_per_step},
+                            config.keep_last)
+    if last < config.steps:
+        return {"stopped_at": last}
+
+    metrics = {"train/seconds": time.time() - began, "steps": config.steps,
+               "perf/samples_per_s": samples_seen / max(time.time() - began, 1e-9),
+               "perf/peak_memory_mb": peak_memory_mb(device), **run_evals(got, judge, config)}
+    log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
+    log.close()
+    if accelerator.is_main_process:
+        export_policy(got, lora, config, run_dir / "model", metrics)
+    return metrics
+
+
+def run_evals(got: GotModel, judge, config: GRPOConfig) -> dict[str, float]:
+    got.model.eval()
+    metrics = {}
+    for source in config.eval_prompts:
+        prompts = [r["prompt"] for r in load_prompts(source, config.eval_count, config.seed + 101)]
+        name = source.split(":", 1)[1] if source.startswith("shapeworld:") else Path(source).stem
+        metrics.update(evaluate(got, judge, prompts, seed=config.seed, max_batch=config.rollout_batch,
+                                prefix=f"eval/{name}/"))
+    return metrics
+
+
+# -- export --------------------------------------------------------------------------------
+
+def export_policy(got: GotModel, lora: bool, config: GRPOConfig, destination: Path, metrics: dict | None) -> Path:
+    """Write the policy (LoRA merged) as a model folder with a model card; the base card is kept inside."""
+    from .sft import git_commit
+
+    model = got.model
+    if lora:
+        model = copy.deepcopy(model)
+        merge_lora(model)
+    model.eval().requires_grad_(False)
+    out = save_model(dataclasses.replace(got, model=model), destination, max_shard_size="4GB")
+    base_card = model_path(config.model) / "model_card.json"
+    card = {"name": f"{(json.loads(base_card.read_text()) if base_card.exists() else {}).get('name', 'model')}-grpo",
+            "trained_with": "gotr1-train grpo", "git_commit": git_commit(), "seed": config.seed,
+            "config": dataclasses.asdict(config), "metrics": metrics,
+            "base_model_card": json.loads(base_card.read_text(encoding="utf-8")) if base_card.exists() else None}
+    (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def export_run(run: str | Path, destination: str | Path, device: str = "cpu") -> Path:
+    """``gotr1-train export RUN DST``: the newest checkpoint of a GRPO run as a loadable model folder."""
+    run_dir = Path(run)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a GRPO run folder (no config.yaml)")
+    found = find_checkpoint(run_dir)
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no complete checkpoint to export")
+    config = load_config(GRPOConfig, run_dir / "config.yaml")
+    got = load_policy(dataclasses.replace(config, gradient_checkpointing=False), device)
+    tensors, state = load_checkpoint(found)
+    restore_tensors(got.model, tensors, bool(config.lora_rank))
+    return export_policy(got, bool(config.lora_rank), config, Path(destination), {"exported_step": state["step"]})
