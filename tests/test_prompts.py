@@ -41,3 +41,21 @@ def test_batches_depend_only_on_seed_and_step_and_cover_each_epoch():
     assert sorted(epoch) == records  # one pass over the data per epoch, no repeats
     assert batch_for_step(records, 7, 3, seed=3) == batch_for_step(records, 7, 3, seed=3)
     assert epoch != [x for step in range(5) for x in batch_for_step(records, step, 2, seed=4)]
+
+
+def test_plot_draws_logged_curves_and_keeps_the_last_value_of_a_redone_step(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from trainer.plot import plot_run, read_series
+
+    rows = [{"step": s, "reward/total_mean": s / 10} for s in range(1, 21)] + [{"step": 5, "reward/total_mean": 9.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    steps, values = read_series(tmp_path, "reward/total_mean")
+    assert list(steps) == list(range(1, 21)) and values[4] == 9.0
+    out = plot_run(tmp_path, ["reward/total_mean", "train/kl"], tmp_path / "curve.png")
+    image = Image.open(out)
+    assert image.size[1] > 2 * 200
+    with pytest.raises(FileNotFoundError, match="run folder"):
+        read_series(tmp_path / "nothing", "x")

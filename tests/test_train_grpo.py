@@ -156,3 +156,25 @@ def test_bad_grpo_config_names_every_field(tmp_path, tiny_model):
         assert needle in text, needle
     config = load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tiny_model}"])
     assert config.group_size == 8 and config.stages == "both"
+
+
+def test_shipped_configs_validate(tmp_path):
+    configs = ROOT / "trainer" / "configs"
+    shapeworld = load_config(GRPOConfig, configs / "shapeworld_grpo.yaml")
+    assert shapeworld.model == "builtin" and shapeworld.judge == "shapeworld"
+    # The 7B recipe names local folders a user provides; with none present, only those are reported.
+    with pytest.raises(ConfigError) as info:
+        load_config(GRPOConfig, configs / "gotr1_7b_grpo.yaml")
+    assert len(info.value.problems) == 4
+    assert all(any(word in p for word in ("model:", "judge:", "not found")) for p in info.value.problems)
+
+
+def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
+    from trainer.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["eval", "builtin", "--prompts", "shapeworld:test", "--count", "4", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "correct" in table and "chains_name_objects" in table
+    metrics = json.loads(out.read_text())
+    assert metrics["count"] == 4 and 0.0 <= metrics["correct"] <= 1.0 and metrics["chains_clean"] == 1.0

@@ -32,11 +32,24 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path):
 
 
 def test_tokens_round_trip_through_the_model_decoder():
-    vq = build_vq(VQConfig(output_dir="x", codebook_size=64)).eval()
+    tokenizer = build_vq(VQConfig(output_dir="x", codebook_size=64)).eval()
     images = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)
-    tokens = encode_images(vq, images)
+    tokens = encode_images(tokenizer, images)
     assert tokens.shape == (3, 64) and tokens.max() < 64
-    assert decode_tokens(vq, tokens).shape == (3, 64, 64, 3)
+    assert decode_tokens(tokenizer.vq, tokens).shape == (3, 64, 64, 3)
+
+
+def test_a_token_depends_on_its_patch_only():
+    """The same picture piece gets the same token wherever it is and whatever surrounds it."""
+    tokenizer = build_vq(VQConfig(output_dir="x", codebook_size=64)).eval()
+    images = torch.full((2, 64, 64, 3), 255, dtype=torch.uint8)
+    piece = torch.randint(0, 255, (8, 8, 3), dtype=torch.uint8)
+    images[0, 8:16, 16:24] = piece
+    images[1, 40:48, 0:8] = piece
+    images[1, 0:8, 0:8] = 0  # different surroundings elsewhere
+    tokens = encode_images(tokenizer, images).view(2, 8, 8)
+    assert tokens[0, 1, 2] == tokens[1, 5, 0]
+    assert tokens[0, 0, 0] == tokens[1, 7, 7]  # white patches: one token, not one per context
 
 
 def test_cli_rejects_bad_config(tmp_path, capsys):

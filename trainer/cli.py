@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from . import evaluate, grpo, sft, vq
+from . import evaluate, grpo, plot, sft, vq
 from .config import ConfigError, load_config
 
 
@@ -69,6 +69,24 @@ def _run_export(args) -> int:
     return 0
 
 
+def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a gotr1-train run folder (holds metrics.jsonl)")
+    parser.add_argument("-o", "--output", default="curves.png")
+    parser.add_argument("--keys", nargs="+", default=["reward/total_mean", "reward/correct", "train/kl"],
+                        help="metrics to draw, one panel each")
+    parser.add_argument("--title")
+
+
+def _run_plot(args) -> int:
+    try:
+        out = plot.plot_run(args.run, args.keys, args.output, title=args.title)
+    except FileNotFoundError as exc:
+        print(f"gotr1-train plot: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
 COMMANDS: dict = {
     "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures",
            *training_command(vq.VQConfig, vq.train_vq, "shapeworld_vq.yaml")),
@@ -79,6 +97,7 @@ COMMANDS: dict = {
     "eval": ("judge a model on a ShapeWorld split or a prompt file", _add_eval_arguments, _run_eval),
     "export": ("write a GRPO run's newest checkpoint as a model folder (LoRA merged)",
                _add_export_arguments, _run_export),
+    "plot": ("draw a run's metrics (reward curve, KL, ...) as a PNG", _add_plot_arguments, _run_plot),
 }
 
 

@@ -39,7 +39,7 @@ from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkp
 from .config import load_config, positive, save_config
 from .evaluate import evaluate
 from .metrics import MetricsLog
-from .vq import VQConfig, encode_images
+from .vq import VQConfig, encode_images, load_image_tokenizer
 
 IGNORE = -100
 
@@ -64,7 +64,7 @@ class SFTConfig:
     eval_scenes: int = 200
     eval_text_temperature: float = 0.7
     eval_image_temperature: float = 0.7
-    eval_cfg: float = 3.0
+    eval_cfg: float = 1.0
     save_every: int = 500
     keep_last: int = 2
     log_every: int = 25
@@ -78,8 +78,9 @@ class SFTConfig:
         if self.hidden_size % self.num_heads:
             found.append(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
         vq = Path(self.vq_run)
-        if not (vq / "vq.safetensors").exists() or not (vq / "config.yaml").exists():
-            found.append(f"vq_run: {vq} holds no finished VQ run (vq.safetensors + config.yaml); "
+        if not all((vq / name).exists() for name in ("vq.safetensors", "patch_encoder.safetensors", "config.yaml")):
+            found.append(f"vq_run: {vq} holds no finished VQ run (vq.safetensors, patch_encoder.safetensors, "
+                         "config.yaml); "
                          "train one with gotr1-train vq")
         return found
 
@@ -179,7 +180,7 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
     vq_config = load_config(VQConfig, Path(config.vq_run) / "config.yaml")
     scenes = generate_split("train", config.train_scenes, config.seed)
     model, tokenizer, spec = build_model(config, vq_config, scenes)
-    image_tokens = encode_images(model.model.vqmodel.eval(),
+    image_tokens = encode_images(load_image_tokenizer(config.vq_run, vq_config),
                                  torch.from_numpy(np.stack([s.render() for s in scenes])))
     examples = encode_examples(tokenizer, spec, scenes, image_tokens)
     trainable = [p for p in model.parameters() if p.requires_grad]

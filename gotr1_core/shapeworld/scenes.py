@@ -11,9 +11,13 @@ the image stage is judged on following the plan, not fighting the tokenizer.
 Every box is a whole-pixel box, so grid <-> pixel conversion is exact.
 
 Splits are deterministic from a seed. ``train`` and ``test`` draw from the same
-distribution and never contain a :data:`HELDOUT_PAIRS` colour-shape pair;
-every ``heldout`` scene contains at least one — combinations the model never
-saw, to measure compositional generalisation.
+distribution, in which a :data:`HELDOUT_PAIRS` colour-shape pair only ever
+appears alone ("a red triangle"); every ``heldout`` scene puts at least one of
+them among other objects, in counts or in relations — compositions the model
+never saw, to measure compositional generalisation. (Each pair is seen once on
+its own so that its picture pieces are in the generator's vocabulary: an image
+token is a colour-and-shape piece, and a piece never emitted in training cannot
+be composed from others.)
 """
 
 from __future__ import annotations
@@ -149,9 +153,17 @@ def scene_for_prompt(prompt: str, seed: int = 0) -> Scene:
 
 
 def _sample_spec(rng: np.random.Generator, pairs: list[tuple[str, str]], must: list[tuple[str, str]] | None):
-    """A random spec over ``pairs``; ``must`` (held-out pairs) forces one group to use one of them."""
-    kind = rng.choice(["single", "count", "conjunction", "relation"], p=[0.2, 0.2, 0.25, 0.35])
-    n_groups = {"single": 1, "count": 1, "conjunction": int(rng.integers(2, 4)), "relation": 2}[str(kind)]
+    """A random spec over ``pairs``; ``must`` (held-out pairs) forces a composition with one of them.
+
+    Without ``must``, a single-object scene may use any pair (held-out pairs are seen alone).
+    """
+    if must:
+        kind = rng.choice(["count", "conjunction", "relation"], p=[0.25, 0.3, 0.45])
+    else:
+        kind = rng.choice(["single", "count", "conjunction", "relation"], p=[0.2, 0.2, 0.25, 0.35])
+    if kind == "single" and not must:
+        return SceneSpec((Group(1, *ALL_PAIRS[int(rng.integers(len(ALL_PAIRS)))]),), None)
+    n_groups = {"count": 1, "conjunction": int(rng.integers(2, 4)), "relation": 2}[str(kind)]
     chosen: list[tuple[str, str]] = []
     if must:
         chosen.append(must[int(rng.integers(len(must)))])
