@@ -234,6 +234,45 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
 
 
+def _pack_nodes():
+    """The pack's ``nodes`` package, imported under a private name: a top-level ``nodes`` would be
+    ComfyUI's own module, so the pack never installs one."""
+    import importlib
+    import importlib.util
+
+    if "gotr1_pack_nodes" in sys.modules:
+        return importlib.import_module("gotr1_pack_nodes.workflows")
+    folder = Path(__file__).resolve().parent.parent / "nodes"
+    if not (folder / "__init__.py").exists():
+        raise UsageError("check-workflow needs the node pack's folder (a git checkout, or the pack inside "
+                         "ComfyUI/custom_nodes); this installation has only the library")
+    spec = importlib.util.spec_from_file_location("gotr1_pack_nodes", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gotr1_pack_nodes"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("gotr1_pack_nodes.workflows")
+
+
+def cmd_check_workflow(args) -> int:
+    workflows = _pack_nodes()
+    check_workflow, load_workflow = workflows.check_workflow, workflows.load_workflow
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            problems, notes = check_workflow(load_workflow(path))
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such file") from None
+        print(f"{path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        for line in problems:
+            print(f"  error: {line}")
+        for line in notes:
+            print(f"  note: {line}")
+        if problems:
+            status = EXIT_REJECTED
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gotr1", description="GoT-R1: reasoning-chain image generation tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -296,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--device", default="auto", help="device for an MLLM judge")
     j.add_argument("--json", action="store_true", help="print JSON instead of a table")
     j.set_defaults(func=cmd_judge)
+
+    w = sub.add_parser("check-workflow", help="validate ComfyUI workflow JSON files (editor or API format)")
+    w.add_argument("files", nargs="+", help="workflow .json files")
+    w.set_defaults(func=cmd_check_workflow)
     return parser
 
 

@@ -106,8 +106,17 @@ def _seed_input(tooltip: str):
     return ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "tooltip": tooltip})
 
 
+MODEL_DEFAULT = -1.0
+"""A cfg or temperature of -1 takes the checkpoint's own setting (its gotr1.json)."""
+
+
 def _temperature_input(tooltip: str):
-    return ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip": tooltip})
+    return ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 2.0, "step": 0.05,
+                      "tooltip": tooltip + " -1: the model's own default."})
+
+
+def _or_model_default(value: float) -> float | None:
+    return None if value < 0 else value
 
 
 MODEL_INPUT = (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."})
@@ -137,7 +146,8 @@ class ReasoningPlanner:
     def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int):
         got = _check_model(model).ready()
         _check_prompt(got, prompt)
-        config = GenerationConfig(seed=seed, text_temperature=temperature, max_reason_tokens=max_tokens)
+        config = GenerationConfig(seed=seed, text_temperature=_or_model_default(temperature),
+                                  max_reason_tokens=max_tokens)
         result = generate(got, prompt, config, images=False, callback=_progress_callback(max_tokens))
         return (result.chains[0], result.layouts[0])
 
@@ -158,16 +168,18 @@ class Generator:
                 "prompt": PROMPT_INPUT,
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Images to generate; each plans its own chain."}),
-                "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.1,
-                                  "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off."}),
+                "cfg": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 20.0, "step": 0.1,
+                                  "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off. "
+                                             "-1: the model's own default."}),
                 "seed": _seed_input("Image i uses seed + i."),
                 "text_temperature": _temperature_input("Chain sampling temperature; 0 is greedy."),
                 "image_temperature": _temperature_input("Image-token sampling temperature; 0 is greedy."),
             },
             "optional": {
-                "chain": ("STRING", {"forceInput": True,
-                                     "tooltip": "A chain to draw instead of planning one (edit the plan, keep "
-                                                "the prompt). Wins over 'layout'."}),
+                "chain": ("STRING", {"multiline": True, "default": "",
+                                     "tooltip": "A chain to draw instead of planning one: paste the planner's "
+                                                "chain here and edit its boxes (keep the prompt, change the "
+                                                "layout). Empty: plan. Wins over 'layout'."}),
                 "layout": (GOT_LAYOUT, {"tooltip": "A layout to draw instead of planning one."}),
             },
         }
@@ -177,8 +189,9 @@ class Generator:
         got = _check_model(model).ready()
         _check_prompt(got, prompt)
         given = chain if chain and chain.strip() else (layout.to_chain() if isinstance(layout, Layout) else None)
-        config = GenerationConfig(num_samples=batch_size, seed=seed, cfg_scale=cfg,
-                                  text_temperature=text_temperature, image_temperature=image_temperature)
+        config = GenerationConfig(num_samples=batch_size, seed=seed, cfg_scale=_or_model_default(cfg),
+                                  text_temperature=_or_model_default(text_temperature),
+                                  image_temperature=_or_model_default(image_temperature))
         steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
         chunks = -(-batch_size // config.max_batch)
         result: GenerationResult = generate(got, prompt, config, chains=given,

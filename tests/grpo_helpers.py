@@ -8,6 +8,7 @@ from gotr1_core.rewards.base import Rewards
 from trainer.grpo import GRPOConfig
 
 PROMPTS = "a red circle\na blue square left of a green circle\ntwo cats on a sofa\n"
+HELD_OUT = "a green triangle\nthree dogs\n"
 
 
 class LongChainJudge:
@@ -25,8 +26,10 @@ class LongChainJudge:
 def tiny_run_config(folder: Path, model: Path, **overrides) -> GRPOConfig:
     prompts = folder / "prompts.txt"
     prompts.write_text(PROMPTS, encoding="utf-8")
+    held_out = folder / "held_out.txt"
+    held_out.write_text(HELD_OUT, encoding="utf-8")
     options = dict(output_dir=str(folder / "run"), model=str(model), prompts=str(prompts), steps=6,
-                   prompts_per_step=3, group_size=4, micro_batch=8, lr=1e-3, beta=0.01, eval_prompts=[str(prompts)],
+                   prompts_per_step=3, group_size=4, micro_batch=8, lr=1e-3, beta=0.01, eval_prompts=[str(held_out)],
                    eval_count=3, save_every=2, sample_every=0, device="cpu")
     options.update(overrides)
     return GRPOConfig(**options)

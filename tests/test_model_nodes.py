@@ -91,3 +91,16 @@ def test_generator_progress_and_cancel(model, monkeypatch):
 def test_generator_rejects_a_non_model():
     with pytest.raises(TypeError, match="GoT-R1 Model Loader"):
         Generator().generate("model.safetensors", "x", 1, 5.0, 0, 1.0, 1.0)
+
+
+def test_minus_one_takes_the_models_own_settings(model):
+    """cfg / temperatures of -1 (the defaults) use gotr1.json, exactly as the library's None does."""
+    from gotr1_core.generation import GenerationConfig, generate
+
+    got = model.ready()
+    images, chains = Generator().generate(model, "a red circle", batch_size=2, cfg=-1.0, seed=4,
+                                          text_temperature=-1.0, image_temperature=-1.0)
+    reference = generate(got, "a red circle", GenerationConfig(num_samples=2, seed=4))
+    assert torch.equal(images, reference.images)
+    defaults = Generator.INPUT_TYPES()["required"]
+    assert defaults["cfg"][1]["default"] == -1.0 and defaults["image_temperature"][1]["default"] == -1.0

@@ -12,7 +12,8 @@ from gotr1_core.reasoning import ChainSyntaxError
 CHAIN = ("a <|obj_start|>red circle<|obj_end|> <|box_start|>(100,100),(400,400)<|box_end|> left of a "
          "<|obj_start|>blue square<|obj_end|> <|box_start|>(600,100),(900,400)<|box_end|><begin_of_image>")
 
-COMFY_TYPES = {"STRING", "INT", "FLOAT", "BOOLEAN", "IMAGE", "MASK", "GOT_LAYOUT", "GOT_MODEL", "GOT_JUDGE"}
+COMFY_TYPES = {"STRING", "INT", "FLOAT", "BOOLEAN", "IMAGE", "MASK", "GOT_LAYOUT", "GOT_MODEL", "GOT_JUDGE",
+               "CLIP", "CONDITIONING", "GLIGEN"}
 
 
 def call(node_cls, **kwargs):

@@ -24,6 +24,15 @@ def test_bad_jsonl_lines_are_named(tmp_path, line, message):
         load_prompts(str(path), 10)
 
 
+def test_sources_join_with_plus(tmp_path):
+    txt = tmp_path / "p.txt"
+    txt.write_text("a red circle\ntwo cats\n")
+    records = load_prompts(f"{txt}+shapeworld:heldout", 5, seed=1)
+    assert [r["prompt"] for r in records[:2]] == ["a red circle", "two cats"] and len(records) == 7
+    assert records[2]["split"] == "heldout"
+    assert "not found" in source_problem(f"{txt}+{tmp_path / 'missing.txt'}")
+
+
 def test_sources_that_cannot_work(tmp_path):
     assert "unknown ShapeWorld split" in source_problem("shapeworld:validation")
     assert "not found" in source_problem(str(tmp_path / "missing.txt"))

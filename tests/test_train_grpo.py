@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -50,7 +51,14 @@ def test_smoke_grpo_raises_the_reward_of_fixed_prompts(tmp_path, tiny_model):
         assert key in rows[0], key
     card = json.loads((tmp_path / "run" / "model" / "model_card.json").read_text())
     assert card["trained_with"] == "gotr1-train grpo" and card["config"]["steps"] == 8
-    assert metrics["eval/prompts/total"] == pytest.approx(card["metrics"]["eval/prompts/total"])
+    assert metrics["eval/held_out/total"] == pytest.approx(card["metrics"]["eval/held_out/total"])
+
+
+def test_evaluation_prompts_are_never_trained_on(tmp_path, tiny_model):
+    config = tiny_run_config(tmp_path, tiny_model)
+    with pytest.raises(ValueError, match="also an evaluation prompt"):
+        train_grpo(dataclasses.replace(config, eval_prompts=[config.prompts]), progress=False,
+                   judge=LongChainJudge())
 
 
 RUNNER = textwrap.dedent("""
@@ -160,8 +168,12 @@ def test_bad_grpo_config_names_every_field(tmp_path, tiny_model):
 
 def test_shipped_configs_validate(tmp_path):
     configs = ROOT / "trainer" / "configs"
-    shapeworld = load_config(GRPOConfig, configs / "shapeworld_grpo.yaml")
-    assert shapeworld.model == "builtin" and shapeworld.judge == "shapeworld"
+    # The ShapeWorld recipe starts from the SFT run's output; on a clean checkout that is all that is missing.
+    with pytest.raises(ConfigError) as info:
+        load_config(GRPOConfig, configs / "shapeworld_grpo.yaml")
+    assert len(info.value.problems) == 1 and "runs/shapeworld-sft/model" in info.value.problems[0]
+    shapeworld = load_config(GRPOConfig, configs / "shapeworld_grpo.yaml", ["model=builtin"])
+    assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:heldout"
     # The 7B recipe names local folders a user provides; with none present, only those are reported.
     with pytest.raises(ConfigError) as info:
         load_config(GRPOConfig, configs / "gotr1_7b_grpo.yaml")

@@ -307,7 +307,11 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         ref_model.to("cpu" if config.ref_device == "cpu" else device)
         reference = dataclasses.replace(got, model=ref_model)
     judge = judge or make_judge(config.judge, str(device))
-    records = load_prompts(config.prompts, config.prompt_count, config.seed)
+    held_out = {p for prompts in eval_prompt_sets(config).values() for p in prompts}
+    records = [r for r in load_prompts(config.prompts, config.prompt_count, config.seed)
+               if r["prompt"] not in held_out]  # never train on an evaluation prompt
+    if not records:
+        raise ValueError(f"every training prompt of {config.prompts} is also an evaluation prompt")
 
     params = [p for p in got.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
@@ -400,12 +404,19 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     return metrics
 
 
+def eval_prompt_sets(config: GRPOConfig) -> dict[str, list[str]]:
+    """Name -> prompts of each evaluation source (the same seeds SFT evaluation uses)."""
+    sets = {}
+    for source in config.eval_prompts:
+        name = source.split(":", 1)[1] if source.startswith("shapeworld:") else Path(source).stem
+        sets[name] = [r["prompt"] for r in load_prompts(source, config.eval_count, config.seed + 101)]
+    return sets
+
+
 def run_evals(got: GotModel, judge, config: GRPOConfig) -> dict[str, float]:
     got.model.eval()
     metrics = {}
-    for source in config.eval_prompts:
-        prompts = [r["prompt"] for r in load_prompts(source, config.eval_count, config.seed + 101)]
-        name = source.split(":", 1)[1] if source.startswith("shapeworld:") else Path(source).stem
+    for name, prompts in eval_prompt_sets(config).items():
         metrics.update(evaluate(got, judge, prompts, seed=config.seed, max_batch=config.rollout_batch,
                                 prefix=f"eval/{name}/"))
     return metrics

@@ -3,7 +3,7 @@
 A source is either ``shapeworld:<split>`` (the embedded world's generator, a
 deterministic list from the seed) or a file: ``.txt`` with one prompt per line
 (blank lines and ``#`` comments skipped) or ``.jsonl`` with a ``prompt`` field
-per line (other fields are kept as metadata).
+per line (other fields are kept as metadata). ``a+b`` joins sources.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ SHAPEWORLD = "shapeworld:"
 
 def source_problem(source: str) -> str | None:
     """Why ``source`` cannot be read (for config validation), or None."""
+    if "+" in source:
+        problems = [p for p in map(source_problem, source.split("+")) if p]
+        return "; ".join(problems) or None
     if source.startswith(SHAPEWORLD):
         from gotr1_core.shapeworld.scenes import SPLITS
 
@@ -32,9 +35,14 @@ def source_problem(source: str) -> str | None:
 
 
 def load_prompts(source: str, count: int, seed: int = 0) -> list[dict]:
-    """Records with at least a ``prompt`` key; ``count`` caps a file and sizes a ShapeWorld split."""
+    """Records with at least a ``prompt`` key; ``count`` caps a file and sizes a ShapeWorld split.
+
+    ``a+b`` joins sources (``count`` each), e.g. ``shapeworld:train+prompts.jsonl``.
+    """
     if (problem := source_problem(source)) is not None:
         raise ValueError(problem)
+    if "+" in source:
+        return [r for part in source.split("+") for r in load_prompts(part, count, seed)]
     if source.startswith(SHAPEWORLD):
         from gotr1_core.shapeworld import generate_split
 

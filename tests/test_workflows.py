@@ -1,0 +1,100 @@
+"""The shipped workflows: in step with their description, valid, and (where runnable on CPU) executed."""
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gotr1_core.cli import main
+from nodes.workflows import check_workflow, execution_order, load_workflow, run_workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / "workflows"
+spec = importlib.util.spec_from_file_location("build_workflows", FOLDER / "build_workflows.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+FILES = sorted(FOLDER.glob("*.json"))
+
+
+def test_committed_files_are_what_the_builder_writes():
+    rendered = build.render_all()
+    assert sorted(rendered) == sorted(p.name for p in FILES)
+    for name, text in rendered.items():
+        assert (FOLDER / name).read_text(encoding="utf-8") == text, f"{name}: run workflows/build_workflows.py"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_shipped_workflow_validates(path):
+    problems, notes = check_workflow(load_workflow(path))
+    assert problems == [] and notes == []
+
+
+@pytest.mark.parametrize("name", build.RUNNABLE)
+def test_runnable_workflows_execute_with_the_builtin_model(name, tmp_path):
+    graph = load_workflow(FOLDER / f"{name}_api.json")
+    result = run_workflow(graph, tmp_path)
+    saved = [f for files in result["saved"].values() for f in files]
+    assert saved, "nothing was saved"
+    for file in saved:
+        image = np.asarray(Image.open(file))
+        assert image.ndim == 3 and image.shape[2] == 3 and image.std() > 0  # a real picture, not a blank
+
+
+def test_checker_names_what_is_wrong():
+    graph = load_workflow(FOLDER / "best_of_n_api.json")
+    broken = copy.deepcopy(graph)
+    generator = next(k for k, v in broken.items() if v["class_type"] == "GoTR1Generator")
+    judge = next(k for k, v in broken.items() if v["class_type"] == "GoTR1RewardJudge")
+    broken[generator]["inputs"]["batch_size"] = 500           # above the maximum
+    broken[generator]["inputs"]["colour"] = "red"             # no such input
+    del broken[generator]["inputs"]["seed"]                    # required
+    broken[judge]["inputs"]["chains"] = [generator, 0]         # IMAGE output into a STRING input
+    broken["99"] = {"class_type": "GoTR1Nonexistent", "inputs": {}}
+    problems, notes = check_workflow(broken)
+    text = "\n".join(problems)
+    assert "'batch_size' = 500 is above its maximum 64" in text
+    assert "unknown input 'colour'" in text and "'seed' is required but missing" in text
+    assert "'chains' expects STRING but is linked to a IMAGE output" in text
+    assert any("GoTR1Nonexistent" in n for n in notes)
+    with pytest.raises(ValueError, match="does not validate"):
+        run_workflow(broken, "unused")
+
+
+def test_checker_on_the_editor_format_checks_widgets_and_links():
+    data = load_workflow(FOLDER / "text_to_image.json")
+    broken = copy.deepcopy(data)
+    planner = next(n for n in broken["nodes"] if n["type"] == "GoTR1ReasoningPlanner")
+    planner["widgets_values"][3] = 7.5                         # temperature above 2.0
+    viewer = next(n for n in broken["nodes"] if n["type"] == "GoTR1LayoutViewer")
+    link = next(l for l in broken["links"] if l[3] == viewer["id"])
+    link[2] = 0                                                 # now the planner's STRING output
+    problems, _ = check_workflow(broken)
+    text = "\n".join(problems)
+    assert "widget 'temperature' = 7.5 is above its maximum 2.0" in text
+    assert "input 'layout' expects GOT_LAYOUT but is linked to STRING" in text
+    short = copy.deepcopy(data)
+    next(n for n in short["nodes"] if n["type"] == "GoTR1Generator")["widgets_values"].pop()
+    assert any("widget values" in p for p in check_workflow(short)[0])
+
+
+def test_cycles_are_reported():
+    graph = {"1": {"class_type": "GoTR1ParseChain", "inputs": {"chain": ["2", 1], "strict": False}},
+             "2": {"class_type": "GoTR1ParseChain", "inputs": {"chain": ["1", 1], "strict": False}}}
+    with pytest.raises(ValueError, match="cycle"):
+        execution_order(graph)
+
+
+def test_check_workflow_command(tmp_path, capsys):
+    assert main(["check-workflow", str(FOLDER / "layout_to_sd.json")]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"1": {"class_type": "GoTR1ParseChain", "inputs": {"strict": 3}}}))
+    assert main(["check-workflow", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "'chain' is required but missing" in out and "'strict' = 3 is not a BOOLEAN" in out
+    (tmp_path / "junk.json").write_text("{not json")
+    assert main(["check-workflow", str(tmp_path / "junk.json")]) == 1

@@ -1,0 +1,240 @@
+"""Writes the shipped workflows, each in the editor's format and in the API format, from one description.
+
+    python workflows/build_workflows.py          # rewrites workflows/*.json
+
+Describing a graph once keeps the two files of a workflow in step; the test
+suite checks that the committed files equal what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from nodes.workflows import SEED_NAMES, _inputs, _is_widget, node_signature  # noqa: E402
+
+PROMPT = "a red circle left of a blue square"
+BUILTIN = "shapeworld-tiny (built in)"
+
+
+class Graph:
+    """Nodes with widget values and links; renders the editor (UI) and API formats."""
+
+    def __init__(self, note: str):
+        self.nodes: list[dict] = []
+        self.links: list[list] = []
+        self.note = note
+
+    def add(self, class_type: str, pos: tuple[int, int], title: str | None = None, **widgets) -> int:
+        node_id = len(self.nodes) + 1
+        self.nodes.append({"id": node_id, "type": class_type, "pos": pos, "widgets": widgets, "title": title,
+                           "links_in": {}})
+        return node_id
+
+    def link(self, source: int, slot: int, target: int, name: str) -> None:
+        self.nodes[target - 1]["links_in"][name] = (source, slot)
+
+    def api(self) -> dict:
+        graph = {}
+        for node in self.nodes:
+            spec, _ = node_signature(node["type"])
+            inputs = {}
+            for name, (kind, options) in _inputs(spec).items():
+                if name in node["links_in"]:
+                    source, slot = node["links_in"][name]
+                    inputs[name] = [str(source), slot]
+                elif name in node["widgets"]:
+                    inputs[name] = node["widgets"][name]
+            graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
+                                      "_meta": {"title": node["title"] or node["type"]}}
+        return graph
+
+    def ui(self) -> dict:
+        links, out_links = [], {}
+        for node in self.nodes:
+            spec, _ = node_signature(node["type"])
+            for name, (source, slot) in node["links_in"].items():
+                link_id = len(links) + 1
+                kind = spec.get("required", {}).get(name, spec.get("optional", {}).get(name))[0]
+                _, outputs = node_signature(self.nodes[source - 1]["type"])
+                links.append([link_id, source, slot, node["id"], None, outputs[slot]])
+                out_links.setdefault((source, slot), []).append(link_id)
+        nodes = []
+        for order, node in enumerate(self.nodes):
+            spec, outputs = node_signature(node["type"])
+            inputs, values = [], []
+            for name, (kind, options) in _inputs(spec).items():
+                widget = _is_widget(kind, options)
+                linked = name in node["links_in"]
+                if widget:
+                    values.append(node["widgets"].get(name, options.get("default")))
+                    if kind == "INT" and (name in SEED_NAMES or options.get("control_after_generate")):
+                        values.append("fixed")
+                if linked or not widget:
+                    entry = {"name": name, "type": "COMBO" if isinstance(kind, list) else kind, "link": None}
+                    if widget:
+                        entry["widget"] = {"name": name}
+                    if linked:
+                        entry["link"] = next(l[0] for l in links if l[3] == node["id"] and
+                                             l[1:3] == list(node["links_in"][name]))
+                    inputs.append(entry)
+            for entry_index, entry in enumerate(inputs):
+                if entry["link"] is not None:
+                    links[entry["link"] - 1][4] = entry_index
+            cls_outputs = []
+            names = _return_names(node["type"], outputs)
+            for slot, (kind, name) in enumerate(zip(outputs, names)):
+                cls_outputs.append({"name": name, "type": kind, "links": out_links.get((node["id"], slot), []),
+                                    "slot_index": slot})
+            entry = {"id": node["id"], "type": node["type"], "pos": list(node["pos"]), "size": [320, 160],
+                     "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": cls_outputs,
+                     "properties": {"Node name for S&R": node["type"]}, "widgets_values": values}
+            if node["title"]:
+                entry["title"] = node["title"]
+            nodes.append(entry)
+        note_id = len(nodes) + 1
+        nodes.append({"id": note_id, "type": "Note", "pos": [20, -220], "size": [520, 180], "flags": {},
+                      "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                      "widgets_values": [self.note]})
+        return {"last_node_id": note_id, "last_link_id": len(links), "nodes": nodes, "links": links,
+                "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def _return_names(class_type: str, outputs: tuple) -> list[str]:
+    from nodes import NODE_CLASS_MAPPINGS
+
+    cls = NODE_CLASS_MAPPINGS.get(class_type)
+    return list(cls.RETURN_NAMES) if cls is not None else list(outputs)
+
+
+def text_to_image() -> Graph:
+    g = Graph("GoT-R1 text to image with the built-in ShapeWorld model (CPU is fine). The planner writes a "
+              "chain that places every object with a box; the Layout Viewer draws that plan; the Generator "
+              "draws images from the same chain. Try prompts like 'two green triangles above a yellow "
+              "circle'. cfg / temperatures of -1 use the model's own settings.")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=160)
+    viewer = g.add("GoTR1LayoutViewer", (740, 20), width=512, height=512, chain="")
+    generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
+                      text_temperature=-1.0, image_temperature=-1.0)
+    preview = g.add("PreviewImage", (1100, 20))
+    save = g.add("SaveImage", (740, 300), filename_prefix="gotr1_text_to_image")
+    g.link(loader, 0, planner, "model")
+    g.link(planner, 1, viewer, "layout")
+    g.link(viewer, 0, preview, "images")
+    g.link(loader, 0, generator, "model")
+    g.link(planner, 0, generator, "chain")
+    g.link(generator, 0, save, "images")
+    return g
+
+
+EDITED_CHAIN = ("a <|obj_start|>red circle<|obj_end|> <|box_start|>(125,375),(375,625)<|box_end|> left of a "
+                "<|obj_start|>blue square<|obj_end|> <|box_start|>(625,125),(1000,500)<|box_end|><begin_of_image>")
+
+
+def edit_the_plan() -> Graph:
+    g = Graph("Change the layout, keep the prompt. The top row shows the model's own plan. The Generator's "
+              "'chain' box holds an edited plan (here the blue square is moved up and made larger): paste the "
+              "planner's chain there, change any (x1,y1),(x2,y2) on the 0-1000 grid, and queue again. The "
+              "bottom Layout Viewer draws the edited plan next to the images drawn from it.")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=160)
+    planned = g.add("GoTR1LayoutViewer", (740, 20), title="the model's plan", width=512, height=512, chain="")
+    show_planned = g.add("PreviewImage", (1100, 20))
+    edited = g.add("GoTR1LayoutViewer", (740, 300), title="the edited plan", width=512, height=512,
+                   chain=EDITED_CHAIN)
+    show_edited = g.add("PreviewImage", (1100, 300))
+    generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
+                      text_temperature=-1.0, image_temperature=-1.0, chain=EDITED_CHAIN)
+    save = g.add("SaveImage", (740, 580), filename_prefix="gotr1_edit_the_plan")
+    g.link(loader, 0, planner, "model")
+    g.link(planner, 1, planned, "layout")
+    g.link(planned, 0, show_planned, "images")
+    g.link(edited, 0, show_edited, "images")
+    g.link(loader, 0, generator, "model")
+    g.link(generator, 0, save, "images")
+    return g
+
+
+def best_of_n() -> Graph:
+    g = Graph("Best of N: the Generator draws 8 candidates, each from its own chain; the Reward Judge scores "
+              "them with the exact ShapeWorld judge (the four GoT-R1 rewards) and draws planned vs found "
+              "boxes; Select Best keeps the highest total. With a real model, pick a Qwen2.5-VL judge folder "
+              "from models/gotr1/judges/ in the Judge Loader.")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    judge = g.add("GoTR1JudgeLoader", (20, 260), judge="ShapeWorld (exact)", dtype="auto")
+    generator = g.add("GoTR1Generator", (380, 20), prompt=PROMPT, batch_size=8, cfg=-1.0, seed=0,
+                      text_temperature=-1.0, image_temperature=-1.0)
+    rewards = g.add("GoTR1RewardJudge", (740, 20), prompt=PROMPT)
+    best = g.add("GoTR1SelectBest", (1100, 20))
+    save = g.add("SaveImage", (1460, 20), filename_prefix="gotr1_best_of_n")
+    overlay = g.add("PreviewImage", (1100, 300))
+    g.link(loader, 0, generator, "model")
+    g.link(judge, 0, rewards, "judge")
+    g.link(generator, 1, rewards, "chains")
+    g.link(generator, 0, rewards, "images")
+    g.link(generator, 0, best, "images")
+    g.link(rewards, 1, best, "report")
+    g.link(best, 0, save, "images")
+    g.link(rewards, 2, overlay, "images")
+    return g
+
+
+def layout_to_sd() -> Graph:
+    prompt = "a photo of a red apple left of a blue cup on a wooden table"
+    g = Graph("A GoT-R1 plan steering a Stable Diffusion 1.5 checkpoint: the planner places the objects, "
+              "Layout To Conditioning adds one regional condition per object (its label, limited to its box) "
+              "to the prompt's conditioning, and KSampler draws. Needs your own checkpoint in "
+              "models/checkpoints/ and a GoT-R1 / Janus-Pro model folder in models/gotr1/ (the built-in "
+              "ShapeWorld model only knows coloured shapes). For GLIGEN, load a GLIGEN model, connect it and "
+              "set mode to gligen.")
+    checkpoint = g.add("CheckpointLoaderSimple", (20, 300), ckpt_name="v1-5-pruned-emaonly.safetensors")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=prompt, seed=0, temperature=-1.0, max_tokens=600)
+    positive = g.add("CLIPTextEncode", (380, 300), text=prompt)
+    negative = g.add("CLIPTextEncode", (380, 520), text="blurry, low quality")
+    regions = g.add("GoTR1LayoutToConditioning", (740, 20), mode="area", strength=1.0, width=512, height=512)
+    latent = g.add("EmptyLatentImage", (740, 520), width=512, height=512, batch_size=1)
+    sampler = g.add("KSampler", (1100, 20), seed=0, steps=25, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras",
+                    denoise=1.0)
+    decode = g.add("VAEDecode", (1460, 20))
+    save = g.add("SaveImage", (1460, 300), filename_prefix="gotr1_layout_to_sd")
+    g.link(loader, 0, planner, "model")
+    g.link(checkpoint, 1, positive, "clip")
+    g.link(checkpoint, 1, negative, "clip")
+    g.link(planner, 1, regions, "layout")
+    g.link(checkpoint, 1, regions, "clip")
+    g.link(positive, 0, regions, "conditioning")
+    g.link(checkpoint, 0, sampler, "model")
+    g.link(regions, 0, sampler, "positive")
+    g.link(negative, 0, sampler, "negative")
+    g.link(latent, 0, sampler, "latent_image")
+    g.link(sampler, 0, decode, "samples")
+    g.link(checkpoint, 2, decode, "vae")
+    g.link(decode, 0, save, "images")
+    return g
+
+
+WORKFLOWS = {"text_to_image": text_to_image, "edit_the_plan": edit_the_plan, "best_of_n": best_of_n,
+             "layout_to_sd": layout_to_sd}
+RUNNABLE = ("text_to_image", "edit_the_plan", "best_of_n")  # our nodes + core image nodes only
+
+
+def render_all() -> dict[str, str]:
+    """File name -> JSON text of every shipped workflow."""
+    files = {}
+    for name, build in WORKFLOWS.items():
+        graph = build()
+        files[f"{name}.json"] = json.dumps(graph.ui(), indent=2, ensure_ascii=False) + "\n"
+        files[f"{name}_api.json"] = json.dumps(graph.api(), indent=2, ensure_ascii=False) + "\n"
+    return files
+
+
+if __name__ == "__main__":
+    for file_name, text in render_all().items():
+        (HERE / file_name).write_text(text, encoding="utf-8")
+        print(f"wrote workflows/{file_name}")
