@@ -24,6 +24,13 @@ from .config import positive
 from .prompts import load_prompts, source_problem
 
 REWARDS = ("total", "r_sem", "r_spa", "r_ri", "r_pi")
+EVAL_SEED_OFFSET = 101
+"""Evaluation scenes are drawn with ``seed + EVAL_SEED_OFFSET``: apart from a run's training draws, and the
+same for ``sft``, ``grpo`` and ``eval`` so their figures are on the same prompts."""
+
+
+def eval_prompts(source: str, count: int, seed: int) -> list[str]:
+    return [r["prompt"] for r in load_prompts(source, count, seed + EVAL_SEED_OFFSET)]
 
 
 def make_judge(name: str, device: str = "auto"):
@@ -90,10 +97,10 @@ def run_eval(config: EvalConfig, resume: bool = False) -> dict:
     from gotr1_core.model.loading import load_model
 
     got = load_model(builtin_model_path() if config.model == "builtin" else config.model, device=config.device)
-    records = load_prompts(config.prompts, config.count, config.seed)
-    metrics = evaluate(got, make_judge(config.judge, config.device), [r["prompt"] for r in records],
-                       seed=config.seed, max_batch=config.max_batch)
-    metrics = {"model": config.model, "prompts": config.prompts, "count": len(records), **metrics}
+    prompts = eval_prompts(config.prompts, config.count, config.seed)
+    metrics = evaluate(got, make_judge(config.judge, config.device), prompts, seed=config.seed,
+                       max_batch=config.max_batch)
+    metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), **metrics}
     if config.output:
         Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics

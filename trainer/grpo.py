@@ -43,7 +43,7 @@ from gotr1_core.model.loading import GotModel, load_model, save_model
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
-from .evaluate import REWARDS, evaluate, judge_problem, make_judge
+from .evaluate import REWARDS, eval_prompts, evaluate, judge_problem, make_judge
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
 from .prompts import batch_for_step, load_prompts, source_problem
@@ -409,7 +409,7 @@ def eval_prompt_sets(config: GRPOConfig) -> dict[str, list[str]]:
     sets = {}
     for source in config.eval_prompts:
         name = source.split(":", 1)[1] if source.startswith("shapeworld:") else Path(source).stem
-        sets[name] = [r["prompt"] for r in load_prompts(source, config.eval_count, config.seed + 101)]
+        sets[name] = eval_prompts(source, config.eval_count, config.seed)
     return sets
 
 

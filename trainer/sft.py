@@ -37,7 +37,7 @@ from gotr1_core.shapeworld import generate_split
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
-from .evaluate import evaluate
+from .evaluate import eval_prompts, evaluate
 from .metrics import MetricsLog
 from .vq import VQConfig, encode_images, load_image_tokenizer
 
@@ -237,7 +237,7 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
                    token_ids=check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token))
     metrics = {"train/seconds": time.time() - began, "steps": config.steps}
     for split in ("test", "heldout"):
-        prompts = [s.prompt for s in generate_split(split, config.eval_scenes, config.seed + 101)]
+        prompts = eval_prompts(f"shapeworld:{split}", config.eval_scenes, config.seed)
         metrics.update(evaluate(got, ShapeWorldJudge(), prompts, seed=config.seed, prefix=f"{split}/"))
     log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
     log.close()

@@ -1,6 +1,7 @@
 """Writes the shipped workflows, each in the editor's format and in the API format, from one description.
 
-    python workflows/build_workflows.py          # rewrites workflows/*.json
+    python workflows/build_workflows.py              # rewrites workflows/*.json
+    python workflows/build_workflows.py --examples   # ... and workflows/examples/*.png (runs them, CPU)
 
 Describing a graph once keeps the two files of a workflow in step; the test
 suite checks that the committed files equal what this script writes.
@@ -234,7 +235,33 @@ def render_all() -> dict[str, str]:
     return files
 
 
+def write_examples(folder: Path = HERE / "examples") -> list[Path]:
+    """Run each runnable workflow (API format) and save one sheet of everything it saved or previewed."""
+    import tempfile
+
+    from PIL import Image
+
+    from nodes.workflows import run_workflow
+
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name in RUNNABLE:
+        with tempfile.TemporaryDirectory() as scratch:
+            result = run_workflow(json.loads((HERE / f"{name}_api.json").read_text(encoding="utf-8")), scratch)
+            pictures = [Image.open(f).convert("RGB") for files in result["saved"].values() for f in files]
+            tiles = [p.resize((256, 256), Image.NEAREST) for p in pictures]
+        sheet = Image.new("RGB", (8 + len(tiles) * 264, 272), "white")
+        for i, tile in enumerate(tiles):
+            sheet.paste(tile, (8 + i * 264, 8))
+        sheet.save(folder / f"{name}.png")
+        written.append(folder / f"{name}.png")
+    return written
+
+
 if __name__ == "__main__":
     for file_name, text in render_all().items():
         (HERE / file_name).write_text(text, encoding="utf-8")
         print(f"wrote workflows/{file_name}")
+    if "--examples" in sys.argv:  # also run the runnable ones (built-in model, CPU) and save their outputs
+        for path in write_examples():
+            print(f"wrote {path.relative_to(HERE.parent)}")
