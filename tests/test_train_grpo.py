@@ -166,7 +166,8 @@ def test_bad_grpo_config_names_every_field(tmp_path, tiny_model):
     assert config.group_size == 8 and config.stages == "both"
 
 
-def test_shipped_configs_validate(tmp_path):
+def test_shipped_configs_validate(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths in the configs resolve as on a fresh checkout
     configs = ROOT / "trainer" / "configs"
     # The ShapeWorld recipe starts from the SFT run's output; on a clean checkout that is all that is missing.
     with pytest.raises(ConfigError) as info:
