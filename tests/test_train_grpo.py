@@ -191,3 +191,22 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
     assert "correct" in table and "chains_name_objects" in table
     metrics = json.loads(out.read_text())
     assert metrics["count"] == 4 and 0.0 <= metrics["correct"] <= 1.0 and metrics["chains_clean"] == 1.0
+
+
+@pytest.mark.parametrize("stages, frozen, trained", [("reason", "model.generation_head", "lm_head"),
+                                                     ("image", "lm_head", "model.generation_head")])
+def test_stage_switch_trains_only_that_stages_head(tmp_path, tiny_model, stages, frozen, trained):
+    """Only reasoning tokens reach the LM head and only image tokens the image head, so the other stage's head
+    must come out bit-identical (no weight decay) — with two PPO epochs, the old-policy path included."""
+    config = tiny_run_config(tmp_path, tiny_model, steps=2, stages=stages, ppo_epochs=2, beta=0.0, lr=5e-3,
+                             eval_prompts=[])
+    train_grpo(config, progress=False, judge=LongChainJudge())
+    before = load_file(str(tiny_model / "model.safetensors"))
+    after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    frozen_keys = [k for k in after if k.startswith(frozen + ".")]
+    trained_keys = [k for k in after if k.startswith(trained + ".")]
+    assert frozen_keys and trained_keys
+    assert all(torch.equal(before[k], after[k]) for k in frozen_keys)
+    assert any(not torch.equal(before[k], after[k]) for k in trained_keys)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0.0 <= r["train/clip_fraction"] <= 1.0 for r in rows if "train/clip_fraction" in r)
