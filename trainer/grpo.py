@@ -202,9 +202,9 @@ def adapters_disabled(model):
 
 def merge_lora(model) -> None:
     """Fold every LoRA adapter into its base weight and put the plain layer back."""
-    for name, module in list(model.named_modules()):
-        from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
+    for name, module in list(model.named_modules()):
         if isinstance(module, BaseTunerLayer):
             module.merge()
             parent_name, _, child = name.rpartition(".")
