@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -60,10 +61,18 @@ class ModelLoader:
             }
         }
 
+    @classmethod
+    def IS_CHANGED(cls, model: str, dtype: str, device: str):
+        """Re-run when the folder's files change (say, a new export written over it), not otherwise."""
+        try:
+            return folder_fingerprint(_model_folder(model))
+        except (OSError, ValueError):
+            return float("nan")  # never equal: run, and let load() explain what is wrong
+
     def load(self, model: str, dtype: str, device: str):
-        folder = builtin_model_path() if model == BUILTIN else services.resolve_model_dir(model)
+        folder = _model_folder(model)
         target = services.torch_device() if device == "auto" else torch.device("cpu")
-        key = (str(folder), dtype, str(target))
+        key = (str(folder), dtype, str(target), folder_fingerprint(folder))
         cached = _loaded.get(key)
         if cached is not None:
             return (cached,)
@@ -72,6 +81,16 @@ class ModelLoader:
         loaded = LoadedModel(got, services.ManagedModel(got.model, target, services.offload_device()), model)
         _loaded[key] = loaded
         return (loaded,)
+
+
+def _model_folder(model: str):
+    return builtin_model_path() if model == BUILTIN else services.resolve_model_dir(model)
+
+
+def folder_fingerprint(folder) -> str:
+    """Names, sizes and modification times of a model folder's files: changes when its weights do."""
+    entries = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(folder).iterdir() if f.is_file())
+    return repr(entries)
 
 
 def _progress_callback(total_steps: int):

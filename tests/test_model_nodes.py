@@ -104,3 +104,22 @@ def test_minus_one_takes_the_models_own_settings(model):
     assert torch.equal(images, reference.images)
     defaults = Generator.INPUT_TYPES()["required"]
     assert defaults["cfg"][1]["default"] == -1.0 and defaults["image_temperature"][1]["default"] == -1.0
+
+
+def test_loader_reloads_when_the_folder_changes_and_only_then(models_dir, monkeypatch):
+    import os
+
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))
+    first = ModelLoader.IS_CHANGED("tiny-janus", "auto", "cpu")
+    assert ModelLoader.IS_CHANGED("tiny-janus", "auto", "cpu") == first  # ComfyUI keeps its cached output
+    (a,) = ModelLoader().load("tiny-janus", "auto", "cpu")
+    (b,) = ModelLoader().load("tiny-janus", "auto", "cpu")
+    assert a is b
+    weights = models_dir / "tiny-janus" / "model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new export written over it
+    assert ModelLoader.IS_CHANGED("tiny-janus", "auto", "cpu") != first
+    (c,) = ModelLoader().load("tiny-janus", "auto", "cpu")
+    assert c is not a
+    missing = ModelLoader.IS_CHANGED("no-such-model", "auto", "cpu")
+    assert missing != missing  # NaN: always re-run, so load() reports the problem
