@@ -42,6 +42,22 @@ def make_judge(name: str, device: str = "auto"):
     return MLLMJudge(name, device=device)
 
 
+def model_path(name: str) -> Path:
+    """A model folder, or the built-in ShapeWorld model for ``builtin``."""
+    if name == "builtin":
+        from gotr1_core.demo import builtin_model_path
+
+        return builtin_model_path()
+    return Path(name)
+
+
+def model_problem(name: str) -> str | None:
+    if name == "builtin" or (Path(name) / "config.json").is_file():
+        return None
+    return (f"model: {name} is not a model folder (no config.json); use an SFT run's model/ folder, a gotr1 "
+            "convert output, or builtin")
+
+
 def judge_problem(name: str) -> str | None:
     if name == "shapeworld" or (Path(name) / "config.json").is_file():
         return None
@@ -83,20 +99,17 @@ class EvalConfig:
 
     def problems(self) -> list[str]:
         found = positive(self, "count", "max_batch")
-        if not (Path(self.model) / "config.json").is_file() and self.model != "builtin":
-            found.append(f"model: {self.model} is not a model folder (no config.json)")
-        for problem in (source_problem(self.prompts), judge_problem(self.judge)):
+        for problem in (model_problem(self.model), source_problem(self.prompts), judge_problem(self.judge)):
             if problem:
                 found.append(problem)
         return found
 
 
-def run_eval(config: EvalConfig, resume: bool = False) -> dict:
+def run_eval(config: EvalConfig) -> dict:
     """The ``eval`` command: metrics as a dict (printed as JSON), also written to ``output`` if set."""
-    from gotr1_core.demo import builtin_model_path
     from gotr1_core.model.loading import load_model
 
-    got = load_model(builtin_model_path() if config.model == "builtin" else config.model, device=config.device)
+    got = load_model(model_path(config.model), device=config.device)
     prompts = eval_prompts(config.prompts, config.count, config.seed)
     metrics = evaluate(got, make_judge(config.judge, config.device), prompts, seed=config.seed,
                        max_batch=config.max_batch)

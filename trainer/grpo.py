@@ -43,7 +43,7 @@ from gotr1_core.model.loading import GotModel, load_model, save_model
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
-from .evaluate import REWARDS, eval_prompts, evaluate, judge_problem, make_judge
+from .evaluate import REWARDS, eval_prompts, evaluate, judge_problem, make_judge, model_path, model_problem
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
 from .prompts import batch_for_step, load_prompts, source_problem
@@ -115,10 +115,7 @@ class GRPOConfig:
         for name in ("cfg_scale", "text_temperature", "image_temperature"):
             if (value := getattr(self, name)) is not None and value < 0:
                 found.append(f"{name}: must be >= 0, got {value}")
-        if self.model != "builtin" and not (Path(self.model) / "config.json").is_file():
-            found.append(f"model: {self.model} is not a model folder (no config.json); "
-                         "use an SFT run's model/ folder, a gotr1 convert output, or builtin")
-        for problem in [judge_problem(self.judge), source_problem(self.prompts),
+        for problem in [model_problem(self.model), judge_problem(self.judge), source_problem(self.prompts),
                         *(source_problem(p) for p in self.eval_prompts)]:
             if problem:
                 found.append(problem)
@@ -133,14 +130,6 @@ class GRPOConfig:
 
 
 # -- the policy ----------------------------------------------------------------------------
-
-def model_path(name: str) -> Path:
-    if name == "builtin":
-        from gotr1_core.demo import builtin_model_path
-
-        return builtin_model_path()
-    return Path(name)
-
 
 def trainable_modules(model) -> list[torch.nn.Module]:
     """What RL updates: the language model and both output heads, plus the image-token input path.
@@ -307,7 +296,8 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         ref_model.to("cpu" if config.ref_device == "cpu" else device)
         reference = dataclasses.replace(got, model=ref_model)
     judge = judge or make_judge(config.judge, str(device))
-    held_out = {p for prompts in eval_prompt_sets(config).values() for p in prompts}
+    eval_sets = eval_prompt_sets(config)
+    held_out = {p for prompts in eval_sets.values() for p in prompts}
     records = [r for r in load_prompts(config.prompts, config.prompt_count, config.seed)
                if r["prompt"] not in held_out]  # never train on an evaluation prompt
     if not records:
@@ -385,7 +375,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
             write_sample_sheet(run_dir, step + 1, result, rewards, config.group_size)
         if config.eval_every and (step + 1) % config.eval_every == 0:
-            log.log(step + 1, run_evals(got, judge, config))
+            log.log(step + 1, run_evals(got, judge, eval_sets, config))
         if ((step + 1) % config.save_every == 0 or step + 1 == last) and accelerator.is_main_process:
             save_checkpoint(run_dir, step + 1, checkpoint_tensors(got.model, lora),
                             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -396,7 +386,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
 
     metrics = {"train/seconds": time.time() - began, "steps": config.steps,
                "perf/samples_per_s": samples_seen / max(time.time() - began, 1e-9),
-               "perf/peak_memory_mb": peak_memory_mb(device), **run_evals(got, judge, config)}
+               "perf/peak_memory_mb": peak_memory_mb(device), **run_evals(got, judge, eval_sets, config)}
     log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
     log.close()
     if accelerator.is_main_process:
@@ -413,10 +403,10 @@ def eval_prompt_sets(config: GRPOConfig) -> dict[str, list[str]]:
     return sets
 
 
-def run_evals(got: GotModel, judge, config: GRPOConfig) -> dict[str, float]:
+def run_evals(got: GotModel, judge, eval_sets: dict[str, list[str]], config: GRPOConfig) -> dict[str, float]:
     got.model.eval()
     metrics = {}
-    for name, prompts in eval_prompt_sets(config).items():
+    for name, prompts in eval_sets.items():
         metrics.update(evaluate(got, judge, prompts, seed=config.seed, max_batch=config.rollout_batch,
                                 prefix=f"eval/{name}/"))
     return metrics
@@ -434,11 +424,11 @@ def export_policy(got: GotModel, lora: bool, config: GRPOConfig, destination: Pa
         merge_lora(model)
     model.eval().requires_grad_(False)
     out = save_model(dataclasses.replace(got, model=model), destination, max_shard_size="4GB")
-    base_card = model_path(config.model) / "model_card.json"
-    card = {"name": f"{(json.loads(base_card.read_text()) if base_card.exists() else {}).get('name', 'model')}-grpo",
+    card_path = model_path(config.model) / "model_card.json"
+    base_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else None
+    card = {"name": f"{(base_card or {}).get('name', 'model')}-grpo",
             "trained_with": "gotr1-train grpo", "git_commit": git_commit(), "seed": config.seed,
-            "config": dataclasses.asdict(config), "metrics": metrics,
-            "base_model_card": json.loads(base_card.read_text(encoding="utf-8")) if base_card.exists() else None}
+            "config": dataclasses.asdict(config), "metrics": metrics, "base_model_card": base_card}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return out
 

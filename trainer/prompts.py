@@ -73,9 +73,11 @@ def batch_for_step(records: list, step: int, size: int, seed: int) -> list:
 
     A resumed run therefore sees exactly the prompts the interrupted one would have.
     """
+    orders: dict[int, np.ndarray] = {}  # a step spans at most two epochs: shuffle each once
     out = []
     for position in range(step * size, (step + 1) * size):
         epoch, index = divmod(position, len(records))
-        order = np.random.default_rng([seed, epoch]).permutation(len(records))
-        out.append(records[int(order[index])])
+        if epoch not in orders:
+            orders[epoch] = np.random.default_rng([seed, epoch]).permutation(len(records))
+        out.append(records[int(orders[epoch][index])])
     return out

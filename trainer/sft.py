@@ -80,8 +80,7 @@ class SFTConfig:
         vq = Path(self.vq_run)
         if not all((vq / name).exists() for name in ("vq.safetensors", "patch_encoder.safetensors", "config.yaml")):
             found.append(f"vq_run: {vq} holds no finished VQ run (vq.safetensors, patch_encoder.safetensors, "
-                         "config.yaml); "
-                         "train one with gotr1-train vq")
+                         "config.yaml); train one with gotr1-train vq")
         return found
 
 

@@ -14,9 +14,10 @@ patch over ~190 codes depending on what is around it, which the generator then
 has to model — context it cannot see.) The encoder is only needed to make
 training targets; it is saved in the VQ run (``patch_encoder.safetensors``),
 not in the model, and ``JanusVQVAE.encoder`` inside the model is unused.
-Loss: L1 reconstruction (object pixels weighted ``object_weight`` against the
-background, which covers most of the canvas) + codebook + ``beta`` * commitment; codes left unused
-for ``restart_every`` steps are re-seeded from current encoder outputs.
+Loss: L1 reconstruction (pixels of patches holding an object weighted
+``object_weight`` against empty background, which covers most of the canvas)
++ codebook + ``beta`` * commitment; codes left unused for ``restart_every``
+steps are re-seeded from current encoder outputs.
 
 Reports reconstruction error and the share of ground-truth scenes whose tokens
 decode to a picture the exact judge calls correct.

@@ -57,10 +57,8 @@ class Graph:
     def ui(self) -> dict:
         links, out_links = [], {}
         for node in self.nodes:
-            spec, _ = node_signature(node["type"])
             for name, (source, slot) in node["links_in"].items():
                 link_id = len(links) + 1
-                kind = spec.get("required", {}).get(name, spec.get("optional", {}).get(name))[0]
                 _, outputs = node_signature(self.nodes[source - 1]["type"])
                 links.append([link_id, source, slot, node["id"], None, outputs[slot]])
                 out_links.setdefault((source, slot), []).append(link_id)
