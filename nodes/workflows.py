@@ -23,8 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from gotr1_core.images import to_pil
 
 from . import NODE_CLASS_MAPPINGS
 
@@ -92,6 +91,11 @@ def _check_value(where: str, kind, options: dict, value) -> list[str]:
     return []
 
 
+def _is_link(value) -> bool:
+    """An API-format input that reads another node's output: ``[node_id, output_index]``."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
 def is_api_format(data) -> bool:
     return isinstance(data, dict) and "nodes" not in data and all(
         isinstance(v, dict) and "class_type" in v for v in data.values())
@@ -129,7 +133,7 @@ def _check_api(graph: dict) -> tuple[list[str], list[str]]:
                     problems.append(f"{where} is required but missing")
                 continue
             value = given[name]
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int):
+            if _is_link(value):
                 problems += _check_link(graph, where, kind, value)
             else:
                 problems += _check_value(where, kind, options, value)
@@ -147,18 +151,25 @@ def _check_link(graph: dict, where: str, kind, link: list) -> list[str]:
     outputs = signature[1]
     if not 0 <= index < len(outputs):
         return [f"{where} is linked to output {index} of node {source_id}, which has {len(outputs)} outputs"]
-    expected = "COMBO" if isinstance(kind, list) else kind
-    if outputs[index] != expected and "*" not in (outputs[index], expected):
+    if (expected := _mismatch(kind, outputs[index])) is not None:
         return [f"{where} expects {expected} but is linked to a {outputs[index]} output of node {source_id}"]
     return []
 
 
+def _mismatch(kind, output_type: str) -> str | None:
+    """The type an input expects when ``output_type`` cannot feed it, else None (``*`` feeds anything)."""
+    expected = "COMBO" if isinstance(kind, list) else kind
+    return None if output_type == expected or "*" in (output_type, expected) else expected
+
+
+def has_seed_control(name: str, kind, options: dict) -> bool:
+    """Whether the editor stores a 'control after generate' value right after this widget's value."""
+    return kind == "INT" and (name in SEED_NAMES or bool(options.get("control_after_generate")))
+
+
 def _widget_count(spec: dict) -> int:
-    count = 0
-    for name, (kind, options) in _inputs(spec).items():
-        if _is_widget(kind, options):
-            count += 1 + (kind == "INT" and (name in SEED_NAMES or bool(options.get("control_after_generate"))))
-    return count
+    return sum(1 + has_seed_control(name, kind, options)
+               for name, (kind, options) in _inputs(spec).items() if _is_widget(kind, options))
 
 
 def _ui_widget_values(spec: dict, values: list) -> dict:
@@ -167,7 +178,7 @@ def _ui_widget_values(spec: dict, values: list) -> dict:
     for name, (kind, options) in _inputs(spec).items():
         if _is_widget(kind, options):
             out[name] = values[position]
-            position += 1 + (kind == "INT" and (name in SEED_NAMES or bool(options.get("control_after_generate"))))
+            position += 1 + has_seed_control(name, kind, options)
     return out
 
 
@@ -216,8 +227,6 @@ def _check_ui(data: dict) -> tuple[list[str], list[str]]:
                 continue
             _, source_id, source_slot, target_id, _, link_type = link
             source = nodes.get(source_id)
-            kind = declared[name][0]
-            expected = "COMBO" if isinstance(kind, list) else kind
             if target_id != node.get("id") or source is None:
                 problems.append(f"{here}: link {link_id} does not connect node {source_id} to this node")
                 continue
@@ -229,7 +238,7 @@ def _check_ui(data: dict) -> tuple[list[str], list[str]]:
                                     f"{source_id}")
                     continue
                 link_type = source_outputs[source_slot]
-            if link_type != expected and "*" not in (link_type, expected):
+            if (expected := _mismatch(declared[name][0], link_type)) is not None:
                 problems.append(f"{here}: input {name!r} expects {expected} but is linked to {link_type}")
     return problems, notes
 
@@ -248,7 +257,7 @@ def _save_images(images, output_dir: Path, prefix: str) -> list[str]:
     names = []
     for i, image in enumerate(images):
         path = output_dir / f"{prefix}_{i:05d}.png"
-        Image.fromarray((np.clip(image.cpu().numpy(), 0, 1) * 255).round().astype(np.uint8)).save(path)
+        to_pil(image).save(path)
         names.append(str(path))
     return names
 
@@ -263,7 +272,7 @@ def execution_order(graph: dict) -> list[str]:
         if node_id in path:
             raise ValueError(f"the graph has a cycle through nodes {' -> '.join(path + (node_id,))}")
         for value in graph[node_id].get("inputs", {}).values():
-            if isinstance(value, list) and len(value) == 2 and value[0] in graph:
+            if _is_link(value) and value[0] in graph:
                 visit(value[0], path + (node_id,))
         state[node_id] = "done"
         order.append(node_id)
@@ -287,7 +296,7 @@ def run_workflow(graph: dict, output_dir: str | Path) -> dict:
         node = graph[node_id]
         kwargs = {}
         for name, value in node.get("inputs", {}).items():
-            if isinstance(value, list) and len(value) == 2 and value[0] in graph:
+            if _is_link(value):  # validated above: the node exists
                 kwargs[name] = outputs[value[0]][value[1]]
             else:
                 kwargs[name] = value

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from nodes.workflows import SEED_NAMES, _inputs, _is_widget, node_signature  # noqa: E402
+from nodes.workflows import _inputs, _is_widget, has_seed_control, node_signature  # noqa: E402
 
 PROMPT = "a red circle left of a blue square"
 BUILTIN = "shapeworld-tiny (built in)"
@@ -71,7 +71,7 @@ class Graph:
                 linked = name in node["links_in"]
                 if widget:
                     values.append(node["widgets"].get(name, options.get("default")))
-                    if kind == "INT" and (name in SEED_NAMES or options.get("control_after_generate")):
+                    if has_seed_control(name, kind, options):
                         values.append("fixed")
                 if linked or not widget:
                     entry = {"name": name, "type": "COMBO" if isinstance(kind, list) else kind, "link": None}
