@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,7 +13,7 @@ from PIL import Image
 
 from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
-from gotr1_core.rewards import MLLMJudge, ShapeWorldJudge
+from gotr1_core.rewards import Judge, MLLMJudge, ShapeWorldJudge
 from gotr1_core.reasoning import split_chains
 
 from . import services
@@ -20,6 +23,22 @@ CATEGORY = "GoT-R1/Rewards"
 SHAPEWORLD = "ShapeWorld (exact)"
 OVERLAY_MIN_SIDE = 256  # small images are enlarged so labels stay readable
 FOUND_COLOUR = (20, 20, 20)
+
+
+@dataclass(eq=False)
+class LoadedJudge:
+    """What travels on a GOT_JUDGE link: the judge and, for an MLLM judge, ComfyUI's handle on its memory."""
+
+    judge: Judge
+    handle: services.ManagedModel | None = None
+
+    def ready(self) -> Judge:
+        if self.handle is not None:
+            self.handle.load()
+        return self.judge
+
+
+_judges: "weakref.WeakValueDictionary[tuple, LoadedJudge]" = weakref.WeakValueDictionary()
 
 
 class JudgeLoader:
@@ -42,20 +61,46 @@ class JudgeLoader:
             }
         }
 
+    @classmethod
+    def IS_CHANGED(cls, judge: str, dtype: str = "auto"):
+        """Reload an MLLM judge when its folder's files change, not otherwise."""
+        if judge == SHAPEWORLD:
+            return judge
+        try:
+            return services.folder_fingerprint(_judge_folder(judge))
+        except (OSError, ValueError):
+            return float("nan")  # never equal: run, and let load() explain what is wrong
+
     def load(self, judge: str, dtype: str = "auto"):
         if judge == SHAPEWORLD:
-            return (ShapeWorldJudge(),)
-        if not judge.startswith("judges/"):
-            raise ValueError(f"unknown judge {judge!r}; choose {SHAPEWORLD!r} or a folder in models/gotr1/judges/")
-        folder = services.resolve_model_dir(judge)
-        key = (str(folder), dtype)
-        if key not in _judges:
-            services.make_room_for(folder, services.torch_device())
-            _judges[key] = MLLMJudge(folder, device=services.torch_device(), dtype=dtype)
-        return (_judges[key],)
+            return (LoadedJudge(ShapeWorldJudge()),)
+        folder = _judge_folder(judge)
+        device = services.torch_device()
+        key = (str(folder), dtype, str(device), services.folder_fingerprint(folder))
+        cached = _judges.get(key)
+        if cached is None:
+            services.make_room_for(folder, device)
+            mllm = MLLMJudge(folder, device=device, dtype=dtype)
+            cached = _judges[key] = LoadedJudge(mllm, services.ManagedModel(mllm.model, device,
+                                                                              services.offload_device()))
+        return (cached,)
 
 
-_judges: dict = {}
+def _judge_folder(judge: str) -> Path:
+    if not judge.startswith("judges/"):
+        raise ValueError(f"unknown judge {judge!r}; choose {SHAPEWORLD!r} or a folder in models/gotr1/judges/")
+    return services.resolve_model_dir(judge)
+
+
+def _progress_callback():
+    """Judging progress on a ComfyUI progress bar; the cancel button stops within a token."""
+    bar = services.progress_bar(1)
+
+    def callback(stage: str, done: int, total: int) -> None:
+        services.check_interrupted()
+        bar.update_absolute(done, total)
+
+    return callback
 
 
 def pair_chains(chains: str, count: int) -> list[str]:
@@ -103,12 +148,13 @@ class RewardJudge:
         }
 
     def judge(self, judge, prompt: str, chains: str, images: torch.Tensor):
-        if not hasattr(judge, "score"):
+        if not isinstance(judge, LoadedJudge):
             raise TypeError(f"'judge' must come from GoT-R1 Judge Loader, got {type(judge).__name__}")
+        scorer = judge.ready()
         count = int(images.shape[0])
         per_image = pair_chains(chains, count)
-        rewards = judge.score([prompt] * count, per_image, None, images)
-        report = {"judge": judge.name, "prompt": prompt, "best": rewards.best(), "samples": rewards.to_list()}
+        rewards = scorer.score([prompt] * count, per_image, None, images, callback=_progress_callback())
+        report = {"judge": scorer.name, "prompt": prompt, "best": rewards.best(), "samples": rewards.to_list()}
         found = rewards.detected or [None] * count
         drawn = torch.stack([overlay(images[i], Layout.from_chain(per_image[i]), found[i]) for i in range(count)])
         return (float(max(rewards.total)), json.dumps(report, indent=2, ensure_ascii=False), drawn)

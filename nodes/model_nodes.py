@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -65,14 +64,14 @@ class ModelLoader:
     def IS_CHANGED(cls, model: str, dtype: str, device: str):
         """Re-run when the folder's files change (say, a new export written over it), not otherwise."""
         try:
-            return folder_fingerprint(_model_folder(model))
+            return services.folder_fingerprint(_model_folder(model))
         except (OSError, ValueError):
             return float("nan")  # never equal: run, and let load() explain what is wrong
 
     def load(self, model: str, dtype: str, device: str):
         folder = _model_folder(model)
         target = services.torch_device() if device == "auto" else torch.device("cpu")
-        key = (str(folder), dtype, str(target), folder_fingerprint(folder))
+        key = (str(folder), dtype, str(target), services.folder_fingerprint(folder))
         cached = _loaded.get(key)
         if cached is not None:
             return (cached,)
@@ -85,12 +84,6 @@ class ModelLoader:
 
 def _model_folder(model: str):
     return builtin_model_path() if model == BUILTIN else services.resolve_model_dir(model)
-
-
-def folder_fingerprint(folder) -> str:
-    """Names, sizes and modification times of a model folder's files: changes when its weights do."""
-    entries = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(folder).iterdir() if f.is_file())
-    return repr(entries)
 
 
 def _progress_callback(total_steps: int):

@@ -95,6 +95,19 @@ def free_memory(num_bytes: int, device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+class GoTR1Weights(torch.nn.Module):
+    """The module ComfyUI's ModelPatcher manages: it holds the real model as a child.
+
+    The patcher writes ``model.device`` and its bookkeeping attributes on the
+    module it gets; a transformers model's ``device`` is a read-only property,
+    so it gets this plain container, whose parameters are the model's own.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.inner = module
+
+
 class ManagedModel:
     """A model that ComfyUI may offload between runs (its ModelPatcher), or a plain holder.
 
@@ -110,7 +123,7 @@ class ManagedModel:
         if IN_COMFYUI:  # pragma: no cover - exercised only inside ComfyUI
             import comfy.model_patcher
 
-            self.patcher = comfy.model_patcher.ModelPatcher(module, load_device=load_device,
+            self.patcher = comfy.model_patcher.ModelPatcher(GoTR1Weights(module), load_device=load_device,
                                                             offload_device=offload_device)
 
     def load(self) -> torch.nn.Module:
@@ -127,6 +140,16 @@ class ManagedModel:
 def make_room_for(folder: Path, device: torch.device) -> None:
     """Free memory on ``device`` for the safetensors weights in ``folder`` before loading them."""
     free_memory(sum(p.stat().st_size for p in Path(folder).glob("*.safetensors")), device)
+
+
+def folder_fingerprint(folder) -> str:
+    """Names, sizes and modification times of a model folder's files: changes when its weights do.
+
+    Loader nodes return it from ``IS_CHANGED``, so ComfyUI keeps a loaded model
+    cached until a new checkpoint is written over its folder.
+    """
+    entries = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(folder).iterdir() if f.is_file())
+    return repr(entries)
 
 
 def _default_models_dir() -> Path:

@@ -1,14 +1,19 @@
-"""Every runnable shipped workflow through a real ComfyUI server (opt-in: needs a ComfyUI checkout).
+"""The pack inside a real ComfyUI server (opt-in: needs a ComfyUI checkout).
 
     COMFYUI_PATH=/path/to/ComfyUI python -m pytest tests/test_comfyui_server.py
 
 ComfyUI's own requirements must be installed in the same environment. The pack
-is linked into ``custom_nodes/`` (if it is not there yet), the server is started
-on CPU on a free port with a temporary output folder, each workflow is posted
-to ``/prompt``, ``/history`` is polled until it finishes, and the images it
-saved are checked.
+is linked into ``custom_nodes/`` (if it is not there yet) and the server is
+started on CPU on a free port, with a temporary output folder and a temporary
+``models/gotr1`` (through ``--extra-model-paths-config``) holding a tiny
+Qwen2.5-VL judge. The tests post API-format graphs to ``/prompt`` and read
+``/history``: every runnable shipped workflow, ComfyUI's caching (same inputs
+run nothing, a new seed reruns only what depends on it), the cancel button
+(``/interrupt``) during a long generation, a clear error for a bad prompt, and
+the MLLM judge under ComfyUI's model management.
 """
 
+import copy
 import json
 import os
 import socket
@@ -18,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -38,17 +44,67 @@ def _get(url: str):
         return json.loads(response.read())
 
 
+def _post(url: str, payload: dict | None = None):
+    body = json.dumps(payload or {}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def _workflow(name: str) -> dict:
+    return json.loads((ROOT / "workflows" / f"{name}_api.json").read_text(encoding="utf-8"))
+
+
+def _submit(base: str, graph: dict) -> str:
+    return _post(f"{base}/prompt", {"prompt": graph, "client_id": "gotr1-tests"})["prompt_id"]
+
+
+def _wait(base: str, prompt_id: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = _get(f"{base}/history/{prompt_id}")
+        if prompt_id in history:
+            return history[prompt_id]
+        time.sleep(0.05)
+    pytest.fail(f"prompt {prompt_id} did not finish within {timeout} s")
+
+
+def _run(base: str, graph: dict) -> dict:
+    return _wait(base, _submit(base, graph))
+
+
+def _messages(entry: dict) -> dict:
+    """``{event: data}`` of a finished prompt's status messages (execution_cached, execution_error, ...)."""
+    return {event: data for event, data in entry["status"]["messages"]}
+
+
+def _saved(output: Path, entry: dict) -> list[np.ndarray]:
+    files = [image for node in entry["outputs"].values() for image in node.get("images", [])
+             if image.get("type") == "output"]
+    return [np.asarray(Image.open(output / image.get("subfolder", "") / image["filename"]).convert("RGB"))
+            for image in files]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_qwen import make_tiny_qwen
+
     comfy = Path(COMFYUI)
     link = comfy / "custom_nodes" / "ComfyUI-GoT-R1"
     if not link.exists():
         link.symlink_to(ROOT, target_is_directory=True)
     output = tmp_path_factory.mktemp("comfy-output")
+    models = tmp_path_factory.mktemp("comfy-models")
+    make_tiny_qwen(models / "gotr1" / "judges" / "tiny-qwen")
+    paths = output / "extra_model_paths.yaml"
+    paths.write_text(f"gotr1_tests:\n  gotr1: {models / 'gotr1'}\n", encoding="utf-8")
     port = _free_port()
     log = open(output / "server.log", "w")
     process = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                                "--output-directory", str(output)], cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
+                                "--output-directory", str(output), "--extra-model-paths-config", str(paths)],
+                               cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -74,28 +130,86 @@ def test_the_server_lists_every_node_of_the_pack(server):
     from nodes import NODE_CLASS_MAPPINGS
 
     assert set(NODE_CLASS_MAPPINGS) <= set(info)
+    assert all(info[name]["category"].startswith("GoT-R1") for name in NODE_CLASS_MAPPINGS)
+    judges = info["GoTR1JudgeLoader"]["input"]["required"]["judge"][0]
+    assert "judges/tiny-qwen" in judges  # models/gotr1 registered and searched through ComfyUI's folder_paths
 
 
 @pytest.mark.parametrize("name", RUNNABLE)
 def test_workflow_runs_on_the_real_server(server, name):
     base, output = server
-    graph = json.loads((ROOT / "workflows" / f"{name}_api.json").read_text(encoding="utf-8"))
-    body = json.dumps({"prompt": graph, "client_id": "gotr1-tests"}).encode()
-    request = urllib.request.Request(f"{base}/prompt", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        prompt_id = json.loads(response.read())["prompt_id"]
-    for _ in range(600):
-        history = _get(f"{base}/history/{prompt_id}")
-        if prompt_id in history:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"{name} did not finish within 300 s")
-    entry = history[prompt_id]
+    entry = _run(base, _workflow(name))
     assert entry["status"]["status_str"] == "success", entry["status"]
-    files = [image for node in entry["outputs"].values() for image in node.get("images", [])
-             if image.get("type") == "output"]
-    assert files, f"{name} saved no image"
-    for image in files:
-        picture = Image.open(output / image.get("subfolder", "") / image["filename"])
-        assert picture.size[0] > 0 and picture.mode in ("RGB", "RGBA")
+    pictures = _saved(output, entry)
+    assert pictures, f"{name} saved no image"
+    assert all(p.ndim == 3 and p.shape[2] == 3 and p.std() > 0 for p in pictures)
+
+
+def test_same_inputs_run_nothing_and_a_new_seed_reruns_only_the_generator(server):
+    base, output = server
+    graph = _workflow("text_to_image")
+    graph["4"]["inputs"]["seed"] = 1234
+    first = _run(base, graph)
+    again = _run(base, graph)
+    assert {"1", "2", "3", "4"} <= set(_messages(again)["execution_cached"]["nodes"])
+
+    reseeded = copy.deepcopy(graph)
+    reseeded["4"]["inputs"]["seed"] = 1235
+    third = _run(base, reseeded)
+    cached = set(_messages(third)["execution_cached"]["nodes"])
+    assert {"1", "2", "3"} <= cached and "4" not in cached  # model, plan and viewer kept; images redrawn
+    old = [p for p in _saved(output, first)]
+    new = [p for p in _saved(output, third)]
+    assert len(old) == len(new) == 4
+    assert any(not np.array_equal(a, b) for a, b in zip(old, new))
+
+
+def test_cancel_stops_a_long_generation_within_a_few_steps(server):
+    base, _ = server
+    graph = _workflow("text_to_image")
+    graph["4"]["inputs"].update(batch_size=64, seed=777)
+    start = time.monotonic()
+    full = _run(base, graph)
+    assert full["status"]["status_str"] == "success"
+    duration = time.monotonic() - start
+
+    graph["4"]["inputs"]["seed"] = 778
+    prompt_id = _submit(base, graph)
+    time.sleep(duration / 2)
+    pressed = time.monotonic()
+    _post(f"{base}/interrupt")
+    entry = _wait(base, prompt_id)
+    stopped_after = time.monotonic() - pressed
+    assert "execution_interrupted" in _messages(entry), entry["status"]
+    assert stopped_after < max(0.25 * duration, 0.5), (stopped_after, duration)
+    print(f"64 images: {duration:.2f} s; cancel took {stopped_after:.3f} s")
+
+
+def test_a_bad_prompt_is_reported_with_what_to_do(server):
+    base, _ = server
+    graph = _workflow("text_to_image")
+    graph["2"]["inputs"]["prompt"] = "a cat on a sofa"
+    entry = _run(base, graph)
+    error = _messages(entry)["execution_error"]
+    assert error["node_type"] == "GoTR1ReasoningPlanner"
+    assert "not a ShapeWorld prompt" in error["exception_message"]
+
+
+def test_the_mllm_judge_runs_under_model_management(server):
+    base, output = server
+    graph = _workflow("best_of_n")
+    graph["2"]["inputs"].update(judge="judges/tiny-qwen", dtype="fp32")
+    graph["3"]["inputs"]["batch_size"] = 2
+    entry = _run(base, graph)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert len(_saved(output, entry)) == 1
+
+
+def test_models_unloaded_by_comfyui_come_back_on_the_next_run(server):
+    base, output = server
+    _post(f"{base}/free", {"unload_models": True, "free_memory": True})
+    graph = _workflow("text_to_image")
+    graph["4"]["inputs"]["seed"] = 4321
+    entry = _run(base, graph)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert len(_saved(output, entry)) == 4

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import torch
 
 from gotr1_core.reasoning import join_chains
 from gotr1_core.shapeworld import generate_split
+from nodes import services
 from nodes.judge_nodes import JudgeLoader, RewardJudge, SelectBest
 
 SCENES = generate_split("test", 3, seed=2)
@@ -64,10 +66,58 @@ def test_mllm_judges_are_listed_and_loaded_from_the_judges_folder(tmp_path, monk
     options = JudgeLoader.INPUT_TYPES()["required"]["judge"][0]
     assert options == ["ShapeWorld (exact)", "judges/tiny-qwen"]
     (judge,) = JudgeLoader().load("judges/tiny-qwen", "fp32")
-    assert isinstance(judge, MLLMJudge)
+    assert isinstance(judge.judge, MLLMJudge) and judge.handle is not None  # offloadable by model management
     assert JudgeLoader().load("judges/tiny-qwen", "fp32")[0] is judge
     scene = SCENES[0]
     best, report, drawn = RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
     assert 0.0 <= best <= 2.0 and json.loads(report)["judge"] == "mllm"
     with pytest.raises(ValueError):
         JudgeLoader().load("judges/../../etc", "fp32")
+
+
+class RecordingBar:
+    """Stands in for ComfyUI's progress bar; presses cancel at the update numbered ``cancel_at``."""
+
+    def __init__(self, cancel_at=None):
+        self.updates, self.cancel_at = [], cancel_at
+
+    def update_absolute(self, value, total=None, preview=None):
+        self.updates.append((value, total))
+        if len(self.updates) == self.cancel_at:
+            services.request_interrupt()
+
+
+def test_mllm_judging_shows_progress_and_cancels_within_a_token(tmp_path, monkeypatch):
+    from tiny_qwen import make_tiny_qwen
+
+    make_tiny_qwen(tmp_path / "judges" / "tiny-qwen")
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(tmp_path))
+    (judge,) = JudgeLoader().load("judges/tiny-qwen", "fp32")
+    scene = SCENES[0]
+    questions = 3 + len(set(scene.layout.labels))  # R_sem, R_spa, R_PI, one grounding question per label
+
+    bar = RecordingBar()
+    monkeypatch.setattr(services, "progress_bar", lambda total: bar)
+    RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
+    assert bar.updates[-1] == (questions, questions)
+    assert len(bar.updates) > questions  # per token, not only per answer
+    assert [v for v, _ in bar.updates] == sorted(v for v, _ in bar.updates)
+
+    bar = RecordingBar(cancel_at=3)  # inside the first answer
+    with pytest.raises(services.InterruptedByUser):
+        RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
+    assert len(bar.updates) == 3  # the very next token stopped it
+
+
+def test_judge_loader_caches_until_the_folder_changes(tmp_path, monkeypatch):
+    from tiny_qwen import make_tiny_qwen
+
+    folder = make_tiny_qwen(tmp_path / "judges" / "tiny-qwen")
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(tmp_path))
+    assert JudgeLoader.IS_CHANGED("ShapeWorld (exact)") == JudgeLoader.IS_CHANGED("ShapeWorld (exact)")
+    before = JudgeLoader.IS_CHANGED("judges/tiny-qwen", "fp32")
+    assert JudgeLoader.IS_CHANGED("judges/tiny-qwen", "fp32") == before
+    (Path(folder) / "config.json").write_text((Path(folder) / "config.json").read_text() + "\n")
+    assert JudgeLoader.IS_CHANGED("judges/tiny-qwen", "fp32") != before
+    missing = JudgeLoader.IS_CHANGED("judges/gone", "fp32")
+    assert missing != missing  # NaN: ComfyUI runs the node, whose error names the problem

@@ -96,7 +96,7 @@ def test_canned_answers_give_exact_rewards(judge, monkeypatch):
     scene = SCENES[0]
     width, height = judge.seen_size(__import__("PIL.Image").Image.fromarray(scene.render()))
 
-    def answers(questions, max_new_tokens=48):
+    def answers(questions, max_new_tokens=48, progress=None):
         out = []
         for question, _ in questions:
             if question.startswith("Locate"):

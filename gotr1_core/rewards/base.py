@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from ..layout import Layout
 
@@ -96,7 +96,8 @@ class Judge(Protocol):
     name: str
 
     def score(self, prompts: Sequence[str], chains: Sequence[str], layouts: Sequence[Layout] | None,
-              images) -> Rewards:
+              images, callback: Callable[[str, int, int], None] | None = None) -> Rewards:
         """``images``: ``[B, H, W, 3]`` float in 0..1 (or a sequence of such arrays).
-        ``layouts`` default to the chains' layouts."""
+        ``layouts`` default to the chains' layouts. ``callback(stage, done, total)`` reports
+        progress while scoring; raising inside it cancels."""
         ...

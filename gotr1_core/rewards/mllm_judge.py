@@ -9,6 +9,11 @@ For a batch it asks, each in batched greedy generation:
   boxes Qwen2.5-VL returns (pixels of the image as it saw it) go to the 0-1000
   grid and are matched to the planned boxes by IoU.
 
+Each generated token is a cancel point: ``score(..., callback=...)`` calls
+``callback("judging", answered, total)`` once per token (through a stopping
+criterion that never stops), so a node can move its progress bar and raise to
+cancel mid-answer.
+
 Answers are parsed defensively (:mod:`.parsing`): an unreadable answer scores
 0 and says why in the explanation. The questions live in :mod:`.prompts`.
 The weights load from a local folder only (safetensors, no remote code); the
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -34,6 +39,23 @@ from .matching import matched_iou
 from .parsing import parse_boxes, parse_score
 
 LAYOUT_CANVAS = 512
+
+
+class _Progress:
+    """A generation stopping criterion that never stops: reports ``(answered, total)`` questions each token."""
+
+    def __init__(self, callback: Callable[[str, int, int], None] | None, total: int):
+        self.callback = callback
+        self.total = total
+        self.answered = 0
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        self.report()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def report(self) -> None:
+        if self.callback is not None:
+            self.callback("judging", self.answered, self.total)
 
 
 class MLLMJudge:
@@ -79,7 +101,8 @@ class MLLMJudge:
     # -- asking ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def ask(self, questions: list[tuple[str, Image.Image | None]], max_new_tokens: int = 48) -> list[str]:
+    def ask(self, questions: list[tuple[str, Image.Image | None]], max_new_tokens: int = 48,
+            progress: _Progress | None = None) -> list[str]:
         """Greedy answers to (question, image-or-None) pairs, batched; image and text-only batches apart."""
         self.model.to(self.device)
         answers: list[str] = [""] * len(questions)
@@ -88,11 +111,17 @@ class MLLMJudge:
         for group in (with_image, text_only):
             for start in range(0, len(group), self.max_batch):
                 chunk = group[start:start + self.max_batch]
-                for i, answer in zip(chunk, self._generate([questions[i] for i in chunk], max_new_tokens)):
+                for i, answer in zip(chunk, self._generate([questions[i] for i in chunk], max_new_tokens, progress)):
                     answers[i] = answer
+                if progress is not None:
+                    progress.answered += len(chunk)
+                    progress.report()
         return answers
 
-    def _generate(self, batch: list[tuple[str, Image.Image | None]], max_new_tokens: int) -> list[str]:
+    def _generate(self, batch: list[tuple[str, Image.Image | None]], max_new_tokens: int,
+                  progress: _Progress | None = None) -> list[str]:
+        from transformers import StoppingCriteriaList
+
         extra = {}
         texts = [prompts.chat(q, img is not None) for q, img in batch]
         if batch[0][1] is not None:
@@ -103,9 +132,11 @@ class MLLMJudge:
             extra = {"pixel_values": pixels["pixel_values"].to(self.device, self.model.dtype),
                      "image_grid_thw": grids.to(self.device)}
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        each_token = StoppingCriteriaList([progress] if progress is not None else [])
         output = self.model.generate(input_ids=encoded["input_ids"].to(self.device),
                                      attention_mask=encoded["attention_mask"].to(self.device),
-                                     max_new_tokens=max_new_tokens, do_sample=False, **extra)
+                                     max_new_tokens=max_new_tokens, do_sample=False, stopping_criteria=each_token,
+                                     **extra)
         return self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def seen_size(self, image: Image.Image) -> tuple[int, int]:
@@ -117,17 +148,18 @@ class MLLMJudge:
     # -- scoring --------------------------------------------------------------------------
 
     def score(self, prompts_: Sequence[str], chains: Sequence[str], layouts: Sequence[Layout] | None,
-              images) -> Rewards:
+              images, callback: Callable[[str, int, int], None] | None = None) -> Rewards:
         n = len(prompts_)
         if not (len(chains) == n == len(images)) or (layouts is not None and len(layouts) != n):
             raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
         layouts = list(layouts) if layouts is not None else [Layout.from_chain(c) for c in chains]
+        progress = _Progress(callback, 3 * n + sum(len(set(layout.labels)) for layout in layouts))
         pictures = [to_pil(images[i]) for i in range(n)]
         notes: list[list[str]] = [[] for _ in range(n)]
 
         def scores(questions, label):
             values = []
-            for i, answer in enumerate(self.ask(questions)):
+            for i, answer in enumerate(self.ask(questions, progress=progress)):
                 value, why = parse_score(answer, prompts.SCORE_SCALE)
                 if value is None:
                     notes[i].append(f"{label}: unreadable answer ({why}); scored 0")
@@ -139,13 +171,14 @@ class MLLMJudge:
         plans = [to_pil(render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS)) for l in layouts]
         r_spa = scores([(prompts.SPA.format(prompt=p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
         r_pi = scores([(prompts.PI.format(prompt=p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
-        r_ri, detected = self._grounding(layouts, pictures, notes)
+        r_ri, detected = self._grounding(layouts, pictures, notes, progress)
         return Rewards(r_sem, r_spa, r_ri, r_pi, explanations=notes, detected=detected)
 
-    def _grounding(self, layouts: list[Layout], pictures: list[Image.Image], notes: list[list[str]]):
+    def _grounding(self, layouts: list[Layout], pictures: list[Image.Image], notes: list[list[str]],
+                   progress: _Progress | None = None):
         queries = [(i, label) for i, layout in enumerate(layouts) for label in dict.fromkeys(layout.labels)]
         answers = self.ask([(prompts.GROUND.format(label=label), pictures[i]) for i, label in queries],
-                           max_new_tokens=128)
+                           max_new_tokens=128, progress=progress)
         sizes = [self.seen_size(picture) for picture in pictures]
         found: list[list[tuple[str, object]]] = [[] for _ in layouts]
         for (i, label), answer in zip(queries, answers):

@@ -23,7 +23,7 @@ relation (if any) holds — the accuracy the trainer reports.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..layout import Layout, ObjectBox, intersection, relation
 from ..reasoning import Box
@@ -51,7 +51,7 @@ class ShapeWorldJudge:
     name = "shapeworld"
 
     def score(self, prompts: Sequence[str], chains: Sequence[str], layouts: Sequence[Layout] | None,
-              images) -> Rewards:
+              images, callback: Callable[[str, int, int], None] | None = None) -> Rewards:
         if not (len(prompts) == len(chains) == len(images)) or (layouts is not None and len(layouts) != len(chains)):
             raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
         specs = {p: parse_prompt(p) for p in set(prompts)}  # user error: raises, naming the vocabulary
@@ -60,6 +60,8 @@ class ShapeWorldJudge:
             layout = layouts[i] if layouts is not None else Layout.from_chain(chain)
             for key, value in zip(columns, self._score_one(specs[prompt], layout, image)):
                 columns[key].append(value)
+            if callback is not None:
+                callback("judging", i + 1, len(prompts))
         return Rewards(columns["r_sem"], columns["r_spa"], columns["r_ri"], columns["r_pi"],
                        explanations=columns["notes"], correct=columns["correct"], detected=columns["detected"])
 
