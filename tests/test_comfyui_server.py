@@ -9,8 +9,9 @@ started on CPU on a free port, with a temporary output folder and a temporary
 Qwen2.5-VL judge. The tests post API-format graphs to ``/prompt`` and read
 ``/history``: every runnable shipped workflow, ComfyUI's caching (same inputs
 run nothing, a new seed reruns only what depends on it), the cancel button
-(``/interrupt``) during a long generation, a clear error for a bad prompt, and
-the MLLM judge under ComfyUI's model management.
+(``/interrupt``) during a long generation, a clear error for a bad prompt, the
+MLLM judge under ComfyUI's model management, the checker's facts about core
+nodes, and the server's own validation of ``layout_to_sd``.
 """
 
 import copy
@@ -98,8 +99,12 @@ def server(tmp_path_factory):
     output = tmp_path_factory.mktemp("comfy-output")
     models = tmp_path_factory.mktemp("comfy-models")
     make_tiny_qwen(models / "gotr1" / "judges" / "tiny-qwen")
+    for folder, name in (("checkpoints", "v1-5-pruned-emaonly.safetensors"), ("gligen", "gligen.safetensors")):
+        (models / folder).mkdir()
+        (models / folder / name).write_bytes(b"")  # listed, so layout_to_sd validates; never loaded
     paths = output / "extra_model_paths.yaml"
-    paths.write_text(f"gotr1_tests:\n  gotr1: {models / 'gotr1'}\n", encoding="utf-8")
+    paths.write_text("gotr1_tests:\n" + "".join(f"  {kind}: {models / kind}\n"
+                                                for kind in ("gotr1", "checkpoints", "gligen")), encoding="utf-8")
     port = _free_port()
     log = open(output / "server.log", "w")
     process = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -213,3 +218,37 @@ def test_models_unloaded_by_comfyui_come_back_on_the_next_run(server):
     entry = _run(base, graph)
     assert entry["status"]["status_str"] == "success", entry["status"]
     assert len(_saved(output, entry)) == 4
+
+
+def test_core_node_facts_match_the_server(server):
+    """The checker's table of ComfyUI's built-in nodes (names, kinds, bounds, outputs) against the server's."""
+    from nodes.workflows import CORE_NODES, FILE_CHOICE
+
+    base, _ = server
+    info = _get(f"{base}/object_info")
+    for name, (inputs, outputs) in CORE_NODES.items():
+        real = info[name]
+        assert tuple(real["output"]) == tuple(outputs), name
+        for group in ("required", "optional"):
+            for input_name, (kind, options) in inputs.get(group, {}).items():
+                real_kind, real_options = (real["input"][group][input_name] + [{}])[:2]
+                if kind == FILE_CHOICE:
+                    assert isinstance(real_kind, list) or real_kind == "COMBO", (name, input_name)
+                elif isinstance(kind, list):
+                    choices = real_kind if isinstance(real_kind, list) else real_options.get("options", [])
+                    assert set(kind) <= set(choices), (name, input_name, set(kind) - set(choices))
+                else:
+                    assert real_kind == kind, (name, input_name, real_kind)
+                    for bound in ("min", "max"):
+                        if bound in options:
+                            assert real_options.get(bound) == options[bound], (name, input_name, bound)
+
+
+def test_layout_to_sd_passes_the_servers_validation(server):
+    """Needs a real SD checkpoint to run; the server's own /prompt validation accepts the graph as shipped."""
+    base, _ = server
+    response = _post(f"{base}/prompt", {"prompt": _workflow("layout_to_sd"), "client_id": "gotr1-tests"})
+    assert response["node_errors"] == {}
+    entry = _wait(base, response["prompt_id"])
+    error = _messages(entry).get("execution_error", {})
+    assert error.get("node_type") in ("CheckpointLoaderSimple", "GoTR1ReasoningPlanner")  # the empty stand-in file
