@@ -87,6 +87,13 @@ def _saved(output: Path, entry: dict) -> list[np.ndarray]:
             for image in files]
 
 
+def _succeeds(base: str, output: Path, graph: dict) -> list[np.ndarray]:
+    """Run a graph that must succeed; the images it saved."""
+    entry = _run(base, graph)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    return _saved(output, entry)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     sys.path.insert(0, str(ROOT / "tests"))
@@ -143,9 +150,7 @@ def test_the_server_lists_every_node_of_the_pack(server):
 @pytest.mark.parametrize("name", RUNNABLE)
 def test_workflow_runs_on_the_real_server(server, name):
     base, output = server
-    entry = _run(base, _workflow(name))
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    pictures = _saved(output, entry)
+    pictures = _succeeds(base, output, _workflow(name))
     assert pictures, f"{name} saved no image"
     assert all(p.ndim == 3 and p.shape[2] == 3 and p.std() > 0 for p in pictures)
 
@@ -163,19 +168,17 @@ def test_same_inputs_run_nothing_and_a_new_seed_reruns_only_the_generator(server
     third = _run(base, reseeded)
     cached = set(_messages(third)["execution_cached"]["nodes"])
     assert {"1", "2", "3"} <= cached and "4" not in cached  # model, plan and viewer kept; images redrawn
-    old = [p for p in _saved(output, first)]
-    new = [p for p in _saved(output, third)]
+    old, new = _saved(output, first), _saved(output, third)
     assert len(old) == len(new) == 4
     assert any(not np.array_equal(a, b) for a, b in zip(old, new))
 
 
 def test_cancel_stops_a_long_generation_within_a_few_steps(server):
-    base, _ = server
+    base, output = server
     graph = _workflow("text_to_image")
     graph["4"]["inputs"].update(batch_size=64, seed=777)
     start = time.monotonic()
-    full = _run(base, graph)
-    assert full["status"]["status_str"] == "success"
+    _succeeds(base, output, graph)
     duration = time.monotonic() - start
 
     graph["4"]["inputs"]["seed"] = 778
@@ -205,9 +208,7 @@ def test_the_mllm_judge_runs_under_model_management(server):
     graph = _workflow("best_of_n")
     graph["2"]["inputs"].update(judge="judges/tiny-qwen", dtype="fp32")
     graph["3"]["inputs"]["batch_size"] = 2
-    entry = _run(base, graph)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    assert len(_saved(output, entry)) == 1
+    assert len(_succeeds(base, output, graph)) == 1
 
 
 def test_models_unloaded_by_comfyui_come_back_on_the_next_run(server):
@@ -215,9 +216,7 @@ def test_models_unloaded_by_comfyui_come_back_on_the_next_run(server):
     _post(f"{base}/free", {"unload_models": True, "free_memory": True})
     graph = _workflow("text_to_image")
     graph["4"]["inputs"]["seed"] = 4321
-    entry = _run(base, graph)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    assert len(_saved(output, entry)) == 4
+    assert len(_succeeds(base, output, graph)) == 4
 
 
 def test_core_node_facts_match_the_server(server):
