@@ -48,8 +48,8 @@ class Graph:
                 if name in node["links_in"]:
                     source, slot = node["links_in"][name]
                     inputs[name] = [str(source), slot]
-                elif name in node["widgets"]:
-                    inputs[name] = node["widgets"][name]
+                elif _is_widget(kind, options) and node["widgets"].get(name, options.get("default")) is not None:
+                    inputs[name] = node["widgets"].get(name, options.get("default"))  # as the editor queues it
             graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
                                       "_meta": {"title": node["title"] or node["type"]}}
         return graph
