@@ -175,6 +175,8 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
     assert len(info.value.problems) == 1 and "runs/shapeworld-sft/model" in info.value.problems[0]
     shapeworld = load_config(GRPOConfig, configs / "shapeworld_grpo.yaml", ["model=builtin"])
     assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:heldout"
+    ablation = load_config(GRPOConfig, configs / "shapeworld_grpo_train_only.yaml", ["model=builtin"])
+    assert ablation.prompts == "shapeworld:train" and ablation.output_dir != shapeworld.output_dir
     # The 7B recipe names local folders a user provides; with none present, only those are reported.
     with pytest.raises(ConfigError) as info:
         load_config(GRPOConfig, configs / "gotr1_7b_grpo.yaml")
