@@ -128,7 +128,9 @@ class ManagedModel:
 
     def load(self) -> torch.nn.Module:
         if self.patcher is not None:  # pragma: no cover
-            _mm.load_models_gpu([self.patcher])
+            # Whole model on the device: our modules cannot run with some weights left on the offload
+            # device (ComfyUI's partial loading relies on its own casting layers).
+            _mm.load_models_gpu([self.patcher], force_full_load=True)
         else:
             self.module.to(self.load_device)
         return self.module
