@@ -131,6 +131,8 @@ class ManagedModel:
             # Whole model on the device: our modules cannot run with some weights left on the offload
             # device (ComfyUI's partial loading relies on its own casting layers).
             _mm.load_models_gpu([self.patcher], force_full_load=True)
+            if any(p.device.type != self.load_device.type for p in self.module.parameters()):
+                self.module.to(self.load_device)  # --novram loads partially even when asked for all
         else:
             self.module.to(self.load_device)
         return self.module
