@@ -93,12 +93,19 @@ def _judge_folder(judge: str) -> Path:
 
 
 def _progress_callback():
-    """Judging progress on a ComfyUI progress bar; the cancel button stops within a token."""
+    """Judging progress on a ComfyUI progress bar; the cancel button stops within a token.
+
+    The judge calls back on every generated token; the bar (one message to the
+    browser per update) moves only when another question has been answered.
+    """
     bar = services.progress_bar(1)
+    shown = [-1]
 
     def callback(stage: str, done: int, total: int) -> None:
         services.check_interrupted()
-        bar.update_absolute(done, total)
+        if done != shown[0]:
+            bar.update_absolute(done, total)
+            shown[0] = done
 
     return callback
 

@@ -76,15 +76,13 @@ def test_mllm_judges_are_listed_and_loaded_from_the_judges_folder(tmp_path, monk
 
 
 class RecordingBar:
-    """Stands in for ComfyUI's progress bar; presses cancel at the update numbered ``cancel_at``."""
+    """Stands in for ComfyUI's progress bar."""
 
-    def __init__(self, cancel_at=None):
-        self.updates, self.cancel_at = [], cancel_at
+    def __init__(self):
+        self.updates = []
 
     def update_absolute(self, value, total=None, preview=None):
         self.updates.append((value, total))
-        if len(self.updates) == self.cancel_at:
-            services.request_interrupt()
 
 
 def test_mllm_judging_shows_progress_and_cancels_within_a_token(tmp_path, monkeypatch):
@@ -95,18 +93,33 @@ def test_mllm_judging_shows_progress_and_cancels_within_a_token(tmp_path, monkey
     (judge,) = JudgeLoader().load("judges/tiny-qwen", "fp32")
     scene = SCENES[0]
     questions = 3 + len(set(scene.layout.labels))  # R_sem, R_spa, R_PI, one grounding question per label
-
     bar = RecordingBar()
     monkeypatch.setattr(services, "progress_bar", lambda total: bar)
-    RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
-    assert bar.updates[-1] == (questions, questions)
-    assert len(bar.updates) > questions  # per token, not only per answer
-    assert [v for v, _ in bar.updates] == sorted(v for v, _ in bar.updates)
+    real_check, checks = services.check_interrupted, []
 
-    bar = RecordingBar(cancel_at=3)  # inside the first answer
+    def counting_check():
+        checks.append(1)
+        real_check()
+
+    monkeypatch.setattr(services, "check_interrupted", counting_check)
+    RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
+    done = [value for value, _ in bar.updates]
+    assert done[0] == 0 and done[-1] == questions and done == sorted(set(done))  # the bar moves per answer
+    assert all(total == questions for _, total in bar.updates)
+    assert len(checks) > 2 * questions  # but cancel is checked on every generated token
+
+    checks.clear()
+
+    def cancel_at_the_third_token():
+        checks.append(1)
+        if len(checks) == 3:
+            services.request_interrupt()  # the cancel button
+        real_check()
+
+    monkeypatch.setattr(services, "check_interrupted", cancel_at_the_third_token)
     with pytest.raises(services.InterruptedByUser):
         RewardJudge().judge(judge, scene.prompt, scene.chain, images_of([scene]))
-    assert len(bar.updates) == 3  # the very next token stopped it
+    assert len(checks) == 3  # stopped at that very token
 
 
 def test_judge_loader_caches_until_the_folder_changes(tmp_path, monkeypatch):
