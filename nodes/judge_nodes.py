@@ -99,13 +99,14 @@ def _progress_callback():
     browser per update) moves only when another question has been answered.
     """
     bar = services.progress_bar(1)
-    shown = [-1]
+    shown = -1
 
     def callback(stage: str, done: int, total: int) -> None:
+        nonlocal shown
         services.check_interrupted()
-        if done != shown[0]:
+        if done != shown:
             bar.update_absolute(done, total)
-            shown[0] = done
+            shown = done
 
     return callback
 

@@ -98,7 +98,6 @@ def _succeeds(base: str, output: Path, graph: dict) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    sys.path.insert(0, str(ROOT / "tests"))
     from tiny_qwen import make_tiny_qwen
 
     comfy = Path(COMFYUI)

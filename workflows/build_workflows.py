@@ -48,8 +48,8 @@ class Graph:
                 if name in node["links_in"]:
                     source, slot = node["links_in"][name]
                     inputs[name] = [str(source), slot]
-                elif _is_widget(kind, options) and node["widgets"].get(name, options.get("default")) is not None:
-                    inputs[name] = node["widgets"].get(name, options.get("default"))  # as the editor queues it
+                elif _is_widget(kind, options) and _widget_value(node, name, options) is not None:
+                    inputs[name] = _widget_value(node, name, options)  # as the editor queues it
             graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
                                       "_meta": {"title": node["title"] or node["type"]}}
         return graph
@@ -70,7 +70,7 @@ class Graph:
                 widget = _is_widget(kind, options)
                 linked = name in node["links_in"]
                 if widget:
-                    values.append(node["widgets"].get(name, options.get("default")))
+                    values.append(_widget_value(node, name, options))
                     if has_seed_control(name, kind, options):
                         values.append("fixed")
                 if linked or not widget:
@@ -101,6 +101,11 @@ class Graph:
                       "widgets_values": [self.note]})
         return {"last_node_id": note_id, "last_link_id": len(links), "nodes": nodes, "links": links,
                 "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def _widget_value(node: dict, name: str, options: dict):
+    """A widget's value: the one the graph sets, else the input's default (what the editor fills in)."""
+    return node["widgets"].get(name, options.get("default"))
 
 
 def _return_names(class_type: str, outputs: tuple) -> list[str]:
