@@ -10,8 +10,8 @@ the model through the generation embedding + aligner. The VQ decoder turns the
 tokens into ``[B, H, W, 3]`` images in 0..1.
 
 Every sample row runs in one batched, KV-cached forward per step (both CFG
-halves included). Rows are left-padded with explicit position ids, so a row's
-tokens do not depend on what it is batched with. The only host syncs in the
+halves included; ``decoding.Decoder``). Rows are left-padded with explicit
+position ids, so a row's tokens do not depend on what it is batched with. The only host syncs in the
 token loops are the stop checks of stage 1, once every ``check_every`` tokens;
 rows that finished are then dropped from the batch and its cache.
 
@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .decoding import Decoder, image_logits
 from .layout import Layout
 from .model.loading import GotModel
 from .reasoning import ParsedChain, parse_chain
@@ -139,98 +140,7 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
     return [ids[0]] + [pad_id] * (len(ids) - 2) + [ids[-1]]
 
 
-class _KVBuffer:
-    """Preallocated keys/values per layer; ``update`` writes in place and returns views.
-
-    Transformers' dynamic cache concatenates on every step, copying the whole
-    cache each token (quadratic in the sequence length); here each step writes
-    one slot. It implements the one method the attention layers call.
-    """
-
-    def __init__(self, num_layers: int):
-        self.keys: list[torch.Tensor | None] = [None] * num_layers
-        self.values: list[torch.Tensor | None] = [None] * num_layers
-        self.length = 0  # tokens stored (the same for every layer after a full forward)
-        self.capacity = 0
-
-    def reserve(self, capacity: int) -> None:
-        self.capacity = capacity
-
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        if self.keys[layer_idx] is None:
-            shape = (key.shape[0], key.shape[1], self.capacity, key.shape[3])
-            self.keys[layer_idx] = key.new_empty(shape)
-            self.values[layer_idx] = value.new_empty(shape)
-        end = self.length + key.shape[2]
-        self.keys[layer_idx][:, :, self.length:end] = key
-        self.values[layer_idx][:, :, self.length:end] = value
-        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
-
-    def keep(self, rows: torch.Tensor) -> None:
-        self.keys = [k[rows] if k is not None else None for k in self.keys]
-        self.values = [v[rows] if v is not None else None for v in self.values]
-
-
-class _Decoder:
-    """KV-cached forward over a left-padded batch, calling the decoder layers directly.
-
-    Positions come from the padding mask (so a row's numbers do not depend on
-    its batch), rotary tables are computed once for all positions, and the
-    additive attention mask is built once; each step only slices them.
-    """
-
-    def __init__(self, got: GotModel, total_len: int, mask: torch.Tensor):
-        self.lm = got.model.model.language_model
-        dtype = self.lm.embed_tokens.weight.dtype
-        rows, width = mask.shape
-        self.kv = _KVBuffer(len(self.lm.layers))
-        self.kv.reserve(total_len)
-        self.width = width
-        self.positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        all_positions = torch.arange(total_len, device=mask.device)[None]
-        probe = torch.zeros((), dtype=dtype, device=mask.device)
-        cos, sin = self.lm.rotary_emb(probe, all_positions)
-        self.cos, self.sin = cos[0], sin[0]
-        # Key j is visible to every later query when it is a real token (or the query itself).
-        blocked = torch.finfo(dtype).min
-        key_ok = torch.ones((rows, total_len), dtype=torch.bool, device=mask.device)
-        key_ok[:, :width] = mask.bool()
-        self.step_mask = torch.zeros((rows, 1, 1, total_len), dtype=dtype, device=mask.device)
-        self.step_mask.masked_fill_(~key_ok[:, None, None, :], blocked)
-        causal = torch.ones((width, width), dtype=torch.bool, device=mask.device).tril()
-        allowed = (causal[None] & key_ok[:, None, :width]) | torch.eye(width, dtype=torch.bool,
-                                                                        device=mask.device)[None]
-        self.prefill_mask = torch.zeros((rows, 1, width, width), dtype=dtype, device=mask.device)
-        self.prefill_mask.masked_fill_(~allowed[:, None], blocked)
-
-    def _run(self, embeds: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        rotary = (self.cos[positions], self.sin[positions])
-        hidden = embeds
-        for layer in self.lm.layers:
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=self.kv)
-        self.kv.length += embeds.shape[1]
-        return self.lm.norm(hidden[:, -1])
-
-    def prefill(self, embeds: torch.Tensor) -> torch.Tensor:
-        hidden = self._run(embeds, self.positions, self.prefill_mask)
-        self.prefill_mask = None
-        self.next_pos = self.positions[:, -1:] + 1
-        return hidden
-
-    def step(self, embeds: torch.Tensor) -> torch.Tensor:
-        self.width += 1
-        hidden = self._run(embeds, self.next_pos, self.step_mask[:, :, :, : self.width])
-        self.next_pos = self.next_pos + 1
-        return hidden
-
-    def keep(self, rows: torch.Tensor) -> None:
-        """Drop all other rows from the batch and its cache."""
-        self.kv.keep(rows)
-        self.step_mask = self.step_mask[rows]
-        self.next_pos = self.next_pos[rows]
-
-
-def _start(got: GotModel, rows: list[list[int]], extra_tokens: int) -> tuple[_Decoder, torch.Tensor]:
+def _start(got: GotModel, rows: list[list[int]], extra_tokens: int) -> tuple[Decoder, torch.Tensor]:
     """Prefill a batch, computing each distinct row once.
 
     The samples of one prompt share their prompt, unconditional CFG rows of
@@ -240,7 +150,7 @@ def _start(got: GotModel, rows: list[list[int]], extra_tokens: int) -> tuple[_De
     unique = list(dict.fromkeys(tuple(r) for r in rows))
     ids, mask = _left_pad(unique, got.token_ids.pad, got.device)
     _check_length(got, ids.shape[1] + extra_tokens)
-    decoder = _Decoder(got, ids.shape[1] + extra_tokens, mask)
+    decoder = Decoder(got.model.model.language_model, ids.shape[1] + extra_tokens, mask)
     hidden = decoder.prefill(got.model.get_input_embeddings()(ids))
     if len(unique) < len(rows):
         where = {row: i for i, row in enumerate(unique)}
@@ -318,7 +228,7 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
     tokens = torch.empty((batch, n_tokens), dtype=torch.long, device=device)
     logprobs = torch.empty((batch, n_tokens), dtype=torch.float32, device=device)
     for t in range(n_tokens):
-        logits = head(hidden).float()
+        logits = image_logits(head, hidden).float()
         if use_cfg:
             cond, uncond = logits[:batch], logits[batch:]
             logits = uncond + cfg_scale * (cond - uncond)

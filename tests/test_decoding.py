@@ -1,0 +1,64 @@
+"""The decoder's own Llama layer step against transformers' LlamaDecoderLayer."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaModel
+
+from gotr1_core.decoding import SWAPPED_PRODUCT_ROWS, Decoder, project
+
+
+@pytest.fixture(scope="module")
+def llama():
+    """Grouped-query attention and biases on every projection: the variants the step must handle."""
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, attention_bias=True, mlp_bias=True,
+                         hidden_act="silu", max_position_embeddings=128)
+    model = LlamaModel(config).eval()
+    with torch.no_grad():  # non-zero biases and norm weights, so a dropped one shows
+        for name, param in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("rows", [1, 5, SWAPPED_PRODUCT_ROWS[0], SWAPPED_PRODUCT_ROWS[1], 64])
+def test_project_equals_the_linear_layer_for_any_row_count(llama, rows):
+    linear = llama.layers[0].mlp.gate_proj
+    x = torch.randn(rows, 1, 64)
+    torch.testing.assert_close(project(x, linear), linear(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [3, 16])
+@torch.no_grad()
+def test_own_step_equals_transformers_layers_through_prefill_and_steps(llama, rows):
+    """Same left-padded batch, prefill then 4 steps: own step vs calling the HF layers."""
+    width, steps = 7, 4
+    mask = torch.ones((rows, width), dtype=torch.long)
+    mask[0, :3] = 0  # a left-padded row
+    prompt = torch.randn(rows, width, 64)
+    tokens = torch.randn(steps, rows, 1, 64)
+    outputs = {}
+    for fast in (True, False):
+        decoder = Decoder(llama, width + steps, mask)
+        assert decoder.fast
+        decoder.fast = fast
+        states = [decoder.prefill(prompt)] + [decoder.step(t) for t in tokens]
+        outputs[fast] = torch.stack(states)
+    torch.testing.assert_close(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_decoder_matches_a_full_forward_of_each_row(llama):
+    """A padded row's last hidden state equals the plain model on that row alone (no padding, no cache)."""
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    embeds = torch.randn(2, 5, 64)
+    step = torch.randn(2, 1, 64)
+    decoder = Decoder(llama, 6, mask)
+    decoder.prefill(embeds)
+    got = decoder.step(step)
+    for row in range(2):
+        real = embeds[row, mask[row].bool()]
+        full = torch.cat([real, step[row]])[None]
+        want = llama(inputs_embeds=full).last_hidden_state[0, -1]
+        torch.testing.assert_close(got[row], want, rtol=1e-5, atol=1e-5)
