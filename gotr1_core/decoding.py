@@ -5,8 +5,7 @@ At that size a step costs reading the weights and the KV cache plus the
 overhead of every call on the way, so the Llama layer step is written out
 here with the arithmetic of transformers' ``LlamaDecoderLayer`` (its weights,
 norm epsilons and activation; the tests compare the two) and without its
-per-call machinery. Other decoder layer
-classes are called as they are.
+per-call machinery. Other decoder layer classes are called as they are.
 
 The cache is preallocated and written in place, positions and masks come
 from the padding (so a row's numbers do not depend on its batch), and the
@@ -18,10 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# On the CPU, MKL computes x @ W.T (what nn.Linear does) for 12-48 rows up to
-# 2x slower than (W @ x.T).T, the same product with the operands swapped; for
-# fewer or more rows the plain form is as fast or faster. Measured on Janus
-# layer shapes from hidden 512 to 4096 (see README, Speed).
+# On the CPU with more than one thread, MKL computes x @ W.T (what nn.Linear
+# does) for 12-48 rows up to 2x slower than (W @ x.T).T, the same product with
+# the operands swapped; for fewer or more rows, or on one thread, the plain
+# form is as fast or faster. Measured on Janus layer shapes from hidden 512 to
+# 4096 (see README, Speed).
 SWAPPED_PRODUCT_ROWS = (12, 48)
 
 
@@ -33,7 +33,7 @@ def project(x: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
     """
     rows = x.numel() // x.shape[-1]
     low, high = SWAPPED_PRODUCT_ROWS
-    if x.device.type != "cpu" or not low <= rows <= high:
+    if x.device.type != "cpu" or not low <= rows <= high or torch.get_num_threads() == 1:
         return linear(x)
     out = (linear.weight @ x.reshape(rows, x.shape[-1]).t()).t()  # column-major [rows, out_features]
     if linear.bias is not None:

@@ -24,8 +24,17 @@ def llama():
     return model
 
 
+@pytest.fixture
+def two_threads():
+    """The swapped product is only taken with several threads; make sure it runs here too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(before, 2))
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("rows", [1, 5, SWAPPED_PRODUCT_ROWS[0], SWAPPED_PRODUCT_ROWS[1], 64])
-def test_project_equals_the_linear_layer_for_any_row_count(llama, rows):
+def test_project_equals_the_linear_layer_for_any_row_count(llama, rows, two_threads):
     linear = llama.layers[0].mlp.gate_proj
     x = torch.randn(rows, 1, 64)
     torch.testing.assert_close(project(x, linear), linear(x), rtol=1e-5, atol=1e-5)
@@ -34,7 +43,7 @@ def test_project_equals_the_linear_layer_for_any_row_count(llama, rows):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("rows", [3, 16])
 @torch.no_grad()
-def test_own_step_equals_transformers_layers_through_prefill_and_steps(llama, rows, dtype):
+def test_own_step_equals_transformers_layers_through_prefill_and_steps(llama, rows, dtype, two_threads):
     """Same left-padded batch, prefill then 4 steps: own step vs calling the HF layers."""
     width, steps = 7, 4
     model = copy.deepcopy(llama).to(dtype)
