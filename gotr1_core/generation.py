@@ -11,9 +11,10 @@ tokens into ``[B, H, W, 3]`` images in 0..1.
 
 Every sample row runs in one batched, KV-cached forward per step (both CFG
 halves included; ``decoding.Decoder``). Rows are left-padded with explicit
-position ids, so a row's tokens do not depend on what it is batched with. The only host syncs in the
-token loops are the stop checks of stage 1, once every ``check_every`` tokens;
-rows that finished are then dropped from the batch and its cache.
+position ids, so a row's tokens do not depend on what it is batched with. The
+only host syncs in the token loops are the stop checks of stage 1, once every
+``check_every`` tokens; rows that finished are then dropped from the batch and
+its cache.
 
 The same function serves the nodes, the CLI and the GRPO trainer's rollouts:
 its result carries the token ids and per-token log-probabilities of both
