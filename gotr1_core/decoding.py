@@ -4,7 +4,7 @@ Generation runs the decoder on 2-48 rows per step (samples x CFG halves).
 At that size a step costs reading the weights and the KV cache plus the
 overhead of every call on the way, so the Llama layer step is written out
 here with the arithmetic of transformers' ``LlamaDecoderLayer`` (its weights,
-norm epsilons and activation; the tests compare the two) and without its
+norm modules and activation; the tests compare the two) and without its
 per-call machinery. Other decoder layer classes are called as they are.
 
 The cache is preallocated and written in place, positions and masks come
@@ -76,10 +76,6 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
-def _rms_norm(x: torch.Tensor, norm) -> torch.Tensor:
-    return F.rms_norm(x, x.shape[-1:], norm.weight, norm.variance_epsilon)
-
-
 def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                      cache: KVBuffer, layer_idx: int) -> torch.Tensor:
     """One ``LlamaDecoderLayer`` forward over ``hidden [B, L, D]`` with the cache (no dropout, inference).
@@ -91,7 +87,7 @@ def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch
     attn, mlp = layer.self_attn, layer.mlp
     batch, length, _ = hidden.shape
     heads, kv_heads = attn.config.num_attention_heads, attn.config.num_key_value_heads
-    x = _rms_norm(hidden, layer.input_layernorm)
+    x = layer.input_layernorm(hidden)
     qk = torch.cat([project(x, attn.q_proj), project(x, attn.k_proj)], dim=-1)
     qk = _rotate(qk.view(batch, length, heads + kv_heads, attn.head_dim).transpose(1, 2), cos[:, None], sin[:, None])
     v = project(x, attn.v_proj).view(batch, length, kv_heads, attn.head_dim).transpose(1, 2)
@@ -99,7 +95,7 @@ def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch
     out = F.scaled_dot_product_attention(qk[:, :heads], k, v, attn_mask=mask, scale=attn.scaling,
                                          enable_gqa=kv_heads != heads)
     hidden = hidden + project(out.transpose(1, 2).reshape(batch, length, -1), attn.o_proj)
-    x = _rms_norm(hidden, layer.post_attention_layernorm)
+    x = layer.post_attention_layernorm(hidden)
     return hidden + project(mlp.act_fn(project(x, mlp.gate_proj)) * project(x, mlp.up_proj), mlp.down_proj)
 
 
