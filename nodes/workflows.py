@@ -66,6 +66,14 @@ def node_signature(class_type: str) -> tuple[dict, tuple] | None:
     return CORE_NODES.get(class_type)
 
 
+def _checked_signature(class_type: str, here: str, notes: list[str]) -> tuple[dict, tuple] | None:
+    """``node_signature``; an unknown node type is noted (not an error: other packs' nodes are fine)."""
+    signature = node_signature(class_type)
+    if signature is None:
+        notes.append(f"{here}: not one of ours or a known core node; not checked")
+    return signature
+
+
 def _inputs(signature: dict) -> dict[str, tuple]:
     return {**signature.get("required", {}), **signature.get("optional", {})}
 
@@ -116,9 +124,8 @@ def _check_api(graph: dict) -> tuple[list[str], list[str]]:
     for node_id, node in graph.items():
         class_type = node.get("class_type")
         here = f"node {node_id} ({class_type})"
-        signature = node_signature(class_type)
+        signature = _checked_signature(class_type, here, notes)
         if signature is None:
-            notes.append(f"{here}: not one of ours or a known core node; not checked")
             continue
         spec, _ = signature
         declared = _inputs(spec)
@@ -196,9 +203,8 @@ def _check_ui(data: dict) -> tuple[list[str], list[str]]:
         here = f"node {node.get('id')} ({class_type})"
         if class_type in UI_ONLY:
             continue
-        signature = node_signature(class_type)
+        signature = _checked_signature(class_type, here, notes)
         if signature is None:
-            notes.append(f"{here}: not one of ours or a known core node; not checked")
             continue
         spec, outputs = signature
         declared = _inputs(spec)
