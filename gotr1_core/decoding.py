@@ -106,11 +106,6 @@ def image_logits(head, hidden: torch.Tensor) -> torch.Tensor:
     return project(head.activation_fn(project(hidden, head.proj_out)), head.vision_head)
 
 
-def _is_llama(layer) -> bool:
-    return type(layer).__name__ == "LlamaDecoderLayer" and all(
-        hasattr(layer, name) for name in ("self_attn", "mlp", "input_layernorm", "post_attention_layernorm"))
-
-
 class Decoder:
     """KV-cached forward of a left-padded batch through the language model's layers.
 
@@ -123,7 +118,7 @@ class Decoder:
         dtype = self.lm.embed_tokens.weight.dtype
         rows, width = mask.shape
         self.kv = KVBuffer(len(self.lm.layers), total_len)
-        self.fast = all(_is_llama(layer) for layer in self.lm.layers)
+        self.fast = all(type(layer).__name__ == "LlamaDecoderLayer" for layer in self.lm.layers)
         self.width = width
         self.positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         all_positions = torch.arange(total_len, device=mask.device)[None]
