@@ -41,19 +41,59 @@ def project(x: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
     return out.view(*x.shape[:-1], out.shape[-1])
 
 
+class SharedPrefix:
+    """Keys/values of prefilled rows that several batch rows continue from, stored once.
+
+    The samples of one prompt start from the same prompt; the images drawn from
+    one chain start from the same prompt + chain, and so do their
+    unconditional rows. Copying that prefix into every row makes each step read
+    it once per row; kept once, it is read once per distinct row. ``keys[l]``
+    and ``values[l]`` are ``[kv_heads, prefixes * width, head_dim]`` (all
+    distinct prefixes side by side) and the additive ``mask``
+    ``[rows, 1, 1, prefixes * width]`` lets each row see the real tokens of
+    its own prefix only.
+    """
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor):
+        self.keys, self.values, self.mask = keys, values, mask
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, scale: float) -> torch.Tensor:
+        """Attention of one query per row ``q [B, heads, 1, D]`` over its prefix and its own keys ``k, v [B, kv_heads, t, D]``.
+
+        One softmax over the concatenated scores (prefix, own tokens), so the
+        result is the attention over the row's whole sequence. The prefix
+        scores of all rows come from one product with the stored prefixes.
+        """
+        batch, heads, _, dim = q.shape
+        kv_heads = k.shape[1]
+        group = heads // kv_heads  # query heads per key/value head
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        width = keys.shape[1]
+        q = (q * scale).view(batch, kv_heads, group, dim)
+        by_head = q.transpose(0, 1).reshape(kv_heads, batch * group, dim)
+        prefix = (by_head @ keys.transpose(1, 2)).view(kv_heads, batch, group, width).transpose(0, 1) + self.mask
+        scores = torch.cat([prefix, q @ k.transpose(2, 3)], dim=-1)
+        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        from_prefix = weights[..., :width].transpose(0, 1).reshape(kv_heads, batch * group, width) @ values
+        out = from_prefix.view(kv_heads, batch, group, dim).transpose(0, 1) + weights[..., width:] @ v
+        return out.reshape(batch, heads, 1, dim)
+
+
 class KVBuffer:
     """Preallocated keys/values per layer; ``update`` writes in place and returns views.
 
     A cache that concatenates on every step copies the whole cache each token
     (quadratic in the sequence length); here each step writes one slot. The
-    ``update`` signature is the one transformers' attention layers call.
+    ``update`` signature is the one transformers' attention layers call. With
+    a ``prefix`` the buffer holds only each row's own tokens after it.
     """
 
-    def __init__(self, num_layers: int, capacity: int):
+    def __init__(self, num_layers: int, capacity: int, prefix: SharedPrefix | None = None):
         self.keys: list[torch.Tensor | None] = [None] * num_layers
         self.values: list[torch.Tensor | None] = [None] * num_layers
         self.length = 0  # tokens stored (the same for every layer after a full forward)
         self.capacity = capacity
+        self.prefix = prefix
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         if self.keys[layer_idx] is None:
@@ -68,6 +108,8 @@ class KVBuffer:
     def keep(self, rows: torch.Tensor) -> None:
         self.keys = [k[rows] if k is not None else None for k in self.keys]
         self.values = [v[rows] if v is not None else None for v in self.values]
+        if self.prefix is not None:
+            self.prefix = SharedPrefix(self.prefix.keys, self.prefix.values, self.prefix.mask[rows])
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -81,8 +123,9 @@ def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch
     """One ``LlamaDecoderLayer`` forward over ``hidden [B, L, D]`` with the cache (no dropout, inference).
 
     ``cos``/``sin`` are ``[B, L, head_dim]`` for these positions, ``mask`` is
-    additive ``[B, 1, L, keys]``. Queries and keys are rotated together, in
-    one row-major tensor (which the fused attention kernels need).
+    additive ``[B, 1, L, keys]`` (unused with a shared prefix, where every own
+    token is real). Queries and keys are rotated together, in one row-major
+    tensor (which the fused attention kernels need).
     """
     attn, mlp = layer.self_attn, layer.mlp
     batch, length, _ = hidden.shape
@@ -92,8 +135,11 @@ def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch
     qk = _rotate(qk.view(batch, length, heads + kv_heads, attn.head_dim).transpose(1, 2), cos[:, None], sin[:, None])
     v = project(x, attn.v_proj).view(batch, length, kv_heads, attn.head_dim).transpose(1, 2)
     k, v = cache.update(qk[:, heads:], v, layer_idx)
-    out = F.scaled_dot_product_attention(qk[:, :heads], k, v, attn_mask=mask, scale=attn.scaling,
-                                         enable_gqa=kv_heads != heads)
+    if cache.prefix is not None:
+        out = cache.prefix.attend(qk[:, :heads], k, v, layer_idx, attn.scaling)
+    else:
+        out = F.scaled_dot_product_attention(qk[:, :heads], k, v, attn_mask=mask, scale=attn.scaling,
+                                             enable_gqa=kv_heads != heads)
     hidden = hidden + project(out.transpose(1, 2).reshape(batch, length, -1), attn.o_proj)
     x = layer.post_attention_layernorm(hidden)
     return hidden + project(mlp.act_fn(project(x, mlp.gate_proj)) * project(x, mlp.up_proj), mlp.down_proj)
@@ -158,12 +204,40 @@ class Decoder:
     def step(self, embeds: torch.Tensor) -> torch.Tensor:
         """One new token per row (``embeds [rows, 1, D]``); returns ``[rows, D]``."""
         self.width += 1
-        hidden = self._run(embeds, self.next_pos, self.step_mask[:, :, :, : self.width])
+        mask = None if self.kv.prefix is not None else self.step_mask[:, :, :, : self.width]
+        hidden = self._run(embeds, self.next_pos, mask)
         self.next_pos = self.next_pos + 1
         return hidden
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop all other rows from the batch and its cache (also expands: rows may repeat)."""
         self.kv.keep(rows)
-        self.step_mask = self.step_mask[rows]
+        if self.step_mask is not None:
+            self.step_mask = self.step_mask[rows]
+        self.next_pos = self.next_pos[rows]
+
+    def expand(self, rows: torch.Tensor) -> None:
+        """Continue each prefilled row as several batch rows (``rows`` indexes the prefilled rows).
+
+        When rows repeat enough (at least two batch rows per prefilled row on
+        average) and every layer takes the own step, the prefill's keys/values
+        become a ``SharedPrefix`` read once per step; otherwise they are copied
+        into every row.
+        """
+        prefilled = self.step_mask.shape[0]
+        if not self.fast or 2 * prefilled > len(rows):
+            self.keep(rows)
+            return
+        width = self.positions.shape[1]
+
+        def side_by_side(cache: torch.Tensor) -> torch.Tensor:  # [rows, kv, cap, D] -> [kv, rows * width, D]
+            return cache[:, :, :width].transpose(0, 1).reshape(cache.shape[1], prefilled * width, cache.shape[3])
+
+        own = self.step_mask[:, 0, 0, :width]  # [prefilled, width]: 0 for real tokens, blocked for padding
+        mask = own.new_full((len(rows), prefilled, width), torch.finfo(own.dtype).min)
+        mask[torch.arange(len(rows), device=rows.device), rows] = own[rows]
+        prefix = SharedPrefix([side_by_side(k) for k in self.kv.keys], [side_by_side(v) for v in self.kv.values],
+                              mask.view(len(rows), 1, 1, prefilled * width))
+        self.kv = KVBuffer(len(self.lm.layers), self.kv.capacity - width, prefix)
+        self.step_mask = None
         self.next_pos = self.next_pos[rows]

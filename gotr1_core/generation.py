@@ -146,7 +146,8 @@ def _start(got: GotModel, rows: list[list[int]], extra_tokens: int) -> tuple[Dec
 
     The samples of one prompt share their prompt, unconditional CFG rows of
     equal length are identical, and a given chain is shared by every image
-    drawn from it: their prefill is computed once and the cache expanded.
+    drawn from it: their prefill is computed once, and its cache is shared by
+    (or, when few rows repeat, copied to) the rows that continue it.
     """
     unique = list(dict.fromkeys(tuple(r) for r in rows))
     ids, mask = _left_pad(unique, got.token_ids.pad, got.device)
@@ -156,7 +157,7 @@ def _start(got: GotModel, rows: list[list[int]], extra_tokens: int) -> tuple[Dec
     if len(unique) < len(rows):
         where = {row: i for i, row in enumerate(unique)}
         expand = torch.tensor([where[tuple(r)] for r in rows], device=got.device)
-        decoder.keep(expand)
+        decoder.expand(expand)
         hidden = hidden[expand]
     return decoder, hidden
 

@@ -74,17 +74,56 @@ def test_image_logits_equal_the_generation_head(rows):
     torch.testing.assert_close(image_logits(head, hidden), head(hidden), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [[0, 1], [1, 0, 1, 1, 0]], ids=["one-row-each", "shared-prefixes"])
 @torch.no_grad()
-def test_decoder_matches_a_full_forward_of_each_row(llama):
-    """A padded row's last hidden state equals the plain model on that row alone (no padding, no cache)."""
+def test_decoder_matches_a_full_forward_of_each_row(llama, rows):
+    """A padded row's hidden states equal the plain model on that row alone (no padding, no cache)."""
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     embeds = torch.randn(2, 5, 64)
-    step = torch.randn(2, 1, 64)
-    decoder = Decoder(llama, 6, mask)
+    steps = torch.randn(2, len(rows), 1, 64)
+    decoder = Decoder(llama, 7, mask)
     decoder.prefill(embeds)
-    got = decoder.step(step)
-    for row in range(2):
-        real = embeds[row, mask[row].bool()]
-        full = torch.cat([real, step[row]])[None]
-        want = llama(inputs_embeds=full).last_hidden_state[0, -1]
-        torch.testing.assert_close(got[row], want, rtol=1e-5, atol=1e-5)
+    decoder.expand(torch.tensor(rows))
+    assert (decoder.kv.prefix is not None) == (len(rows) >= 4)  # shared once rows repeat enough
+    got = [decoder.step(step) for step in steps]
+    for i, prefill_row in enumerate(rows):
+        real = embeds[prefill_row, mask[prefill_row].bool()]
+        full = torch.cat([real, steps[0, i], steps[1, i]])[None]
+        want = llama(inputs_embeds=full).last_hidden_state[0, -2:]
+        torch.testing.assert_close(torch.stack([got[0][i], got[1][i]]), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@torch.no_grad()
+def test_shared_prefix_equals_copying_the_prefix_into_every_row(llama, dtype):
+    """Prefill two distinct rows (one left-padded), continue them as six rows, drop some rows mid-way."""
+    model = copy.deepcopy(llama).to(dtype)
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    prompt = torch.randn(2, 5, 64, dtype=dtype)
+    rows = torch.tensor([0, 1, 0, 0, 1, 0])
+    survivors = torch.tensor([0, 2, 4, 5])
+    tokens = torch.randn(4, 6, 1, 64, dtype=dtype)
+    outputs = {}
+    for shared in (True, False):
+        decoder = Decoder(model, 9, mask)
+        decoder.prefill(prompt)
+        if shared:
+            decoder.expand(rows)
+        else:
+            decoder.keep(rows)
+        assert (decoder.kv.prefix is not None) == shared
+        states = [decoder.step(tokens[0]), decoder.step(tokens[1])]
+        decoder.keep(survivors)
+        states += [decoder.step(tokens[2][survivors]), decoder.step(tokens[3][survivors])]
+        outputs[shared] = torch.cat(states).float()
+    rtol, atol = (1e-5, 1e-5) if dtype == torch.float32 else (1.6e-2, 1e-2)
+    torch.testing.assert_close(outputs[True], outputs[False], rtol=rtol, atol=atol)
+
+
+@torch.no_grad()
+def test_prefix_is_copied_when_few_rows_repeat(llama):
+    """Three distinct prefills for four rows: sharing would read almost as much and compute more."""
+    decoder = Decoder(llama, 5, torch.ones((3, 3), dtype=torch.long))
+    decoder.prefill(torch.randn(3, 3, 64))
+    decoder.expand(torch.tensor([0, 1, 2, 2]))
+    assert decoder.kv.prefix is None and decoder.kv.keys[0].shape[0] == 4
