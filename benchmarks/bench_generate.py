@@ -3,7 +3,8 @@
     python benchmarks/bench_generate.py [--batch 8] [--hidden 512] [--layers 8] [--device cpu]
 
 Builds a random mid-size Janus (written to a temp folder and loaded through the
-public loader), then generates ``--batch`` images, each with its own chain, three ways:
+public loader), then generates ``--batch`` images of one prompt, each row writing its own chain
+(greedy, so all rows are equal), three ways:
 
 (a) naive: the reference procedure of the upstream release — one sample at a
     time, a Python loop per token that reads each token back to the host

@@ -9,7 +9,9 @@ per-call machinery. Other decoder layer classes are called as they are.
 
 The cache is preallocated and written in place, positions and masks come
 from the padding (so a row's numbers do not depend on its batch), and the
-rotary tables and attention masks are built once per batch.
+rotary tables and attention masks are built once per batch. A prefill that
+several rows continue is kept once (``SharedPrefix``) instead of copied into
+each of them.
 """
 
 from __future__ import annotations

@@ -104,6 +104,21 @@ def test_user_chain_skips_reasoning_and_conditions_on_exactly_it(got):
     assert encode_chain(got, CHAIN.replace("<begin_of_image>", "")) == chain_ids
 
 
+def test_sampled_images_from_one_chain_match_the_naive_loop(got):
+    """Rows drawn from one given chain share its prefill (and its keys/values) but sample their own tokens."""
+    config = GenerationConfig(num_samples=3, seed=21, cfg_scale=2.0, image_temperature=1.0, top_p=0.9)
+    result = generate(got, PROMPTS, config, chains=CHAIN, decode=False)
+    image_vocab = got.model.config.vq_config.num_embeddings
+    for i, prompt in enumerate(result.prompts):
+        cond = encode_prompt(got, prompt) + encode_chain(got, CHAIN)
+        want, want_lps = ref.draw(got, cond, 2.0, sampler(got, result.seeds[i], 1.0, STREAM_IMAGE, image_vocab,
+                                                          top_p=0.9))
+        assert result.image_ids[i].tolist() == want, f"row {i}"
+        assert result.image_logprobs[i].tolist() == pytest.approx(want_lps, abs=1e-5)
+    for group in result.image_ids.view(2, 3, -1).tolist():  # per prompt: the samples did not copy each other
+        assert len({tuple(row) for row in group}) > 1
+
+
 def test_sample_i_is_the_same_whatever_the_batch(got):
     base = dict(seed=100, cfg_scale=2.0, max_reason_tokens=12, check_every=3)
     batched = generate(got, PROMPTS, GenerationConfig(num_samples=4, max_batch=8, **base), decode=False)
