@@ -66,10 +66,7 @@ class JudgeLoader:
         """Reload an MLLM judge when its folder's files change, not otherwise."""
         if judge == SHAPEWORLD:
             return judge
-        try:
-            return services.folder_fingerprint(_judge_folder(judge))
-        except (OSError, ValueError):
-            return float("nan")  # never equal: run, and let load() explain what is wrong
+        return services.loader_is_changed(_judge_folder, judge)
 
     def load(self, judge: str, dtype: str = "auto"):
         if judge == SHAPEWORLD:

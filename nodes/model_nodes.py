@@ -63,10 +63,7 @@ class ModelLoader:
     @classmethod
     def IS_CHANGED(cls, model: str, dtype: str, device: str):
         """Re-run when the folder's files change (say, a new export written over it), not otherwise."""
-        try:
-            return services.folder_fingerprint(_model_folder(model))
-        except (OSError, ValueError):
-            return float("nan")  # never equal: run, and let load() explain what is wrong
+        return services.loader_is_changed(_model_folder, model)
 
     def load(self, model: str, dtype: str, device: str):
         folder = _model_folder(model)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -154,6 +155,19 @@ def folder_fingerprint(folder) -> str:
     """
     entries = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(folder).iterdir() if f.is_file())
     return repr(entries)
+
+
+def loader_is_changed(resolve: Callable[[str], Path], name: str):
+    """A loader node's ``IS_CHANGED``: the fingerprint of the folder ``resolve(name)``.
+
+    A name that does not resolve (gone, outside the model folders) gives NaN,
+    which never equals itself: ComfyUI runs the node, and its load explains
+    what is wrong.
+    """
+    try:
+        return folder_fingerprint(resolve(name))
+    except (OSError, ValueError):
+        return float("nan")
 
 
 def _default_models_dir() -> Path:
