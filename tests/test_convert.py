@@ -155,14 +155,54 @@ def outputs(got):
     return text, image, pixels, vision.pooler_output
 
 
+def assert_same_outputs(a, b):
+    """Equal weights promise equal values, not equal kernel paths: outputs agree to float32 rounding.
+
+    A wrong mapping (two tensors swapped, one transposed) moves them by 1e-2 or more on these random
+    weights; see test_a_wrong_mapping_is_caught.
+    """
+    for x, y in zip(outputs(a), outputs(b)):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
 def test_original_layout_loads_to_identical_model(twins):
     hf_dir, orig_dir = twins
     hf, orig = load_model(hf_dir, device="cpu"), load_model(orig_dir, device="cpu")
     assert set(hf.model.state_dict()) == set(orig.model.state_dict())
     for name, tensor in hf.model.state_dict().items():
-        assert torch.equal(tensor, orig.model.state_dict()[name]), name
-    for a, b in zip(outputs(hf), outputs(orig)):
-        assert torch.equal(a, b)
+        assert torch.equal(tensor, orig.model.state_dict()[name]), name  # weights: exact
+    assert_same_outputs(hf, orig)
+
+
+@pytest.mark.parametrize("mutation", ["swap", "transpose"])
+def test_a_wrong_mapping_is_caught(twins, monkeypatch, mutation):
+    """The tolerance above still fails a conversion that maps one tensor wrongly."""
+    from gotr1_core.model import convert
+
+    hf_dir, orig_dir = twins
+    swap = {"model.language_model.layers.0.self_attn.q_proj.weight": "model.language_model.layers.0.self_attn.k_proj.weight",
+            "model.language_model.layers.0.self_attn.k_proj.weight": "model.language_model.layers.0.self_attn.q_proj.weight"}
+    transposed = "model.language_model.layers.1.self_attn.o_proj.weight"  # square: loads without a shape error
+    real = convert.convert_key
+
+    def wrong(name, tensor):
+        out = real(name, tensor)
+        if mutation == "swap":
+            return [(swap.get(n, n), t) for n, t in out]
+        return [(n, t.T.contiguous() if n == transposed else t) for n, t in out]
+
+    monkeypatch.setattr(convert, "convert_key", wrong)
+    with pytest.raises(AssertionError):
+        assert_same_outputs(load_model(hf_dir, device="cpu"), load_model(orig_dir, device="cpu"))
+
+
+def test_loaded_weights_are_owned_and_aligned(twins):
+    """Independent of where a tensor sat in its file (and so of the kernel path that picks)."""
+    from gotr1_core.model.loading import ALIGNMENT
+
+    for folder in twins:
+        for name, tensor in load_model(folder, device="cpu").model.state_dict().items():
+            assert tensor.data_ptr() % ALIGNMENT == 0, name
 
 
 def test_tokenizer_gets_chain_tokens_like_upstream(twins):
@@ -183,8 +223,7 @@ def test_convert_command_writes_an_hf_folder(twins, tmp_path, capsys):
     assert len(list(out.glob("model-*.safetensors"))) > 1 and (out / "gotr1.json").exists()
     converted = json.loads((out / "config.json").read_text())
     assert converted["model_type"] == "janus"
-    for a, b in zip(outputs(load_model(hf_dir, device="cpu")), outputs(load_model(out, device="cpu"))):
-        assert torch.equal(a, b)
+    assert_same_outputs(load_model(hf_dir, device="cpu"), load_model(out, device="cpu"))
     assert main(["convert", str(orig_dir), str(out)]) == 1  # never overwrites
     assert "not empty" in capsys.readouterr().err
 
@@ -199,8 +238,7 @@ def test_legacy_bin_only_through_convert(twins, tmp_path):
     with pytest.raises(CheckpointError, match="gotr1 convert"):
         load_model(legacy, device="cpu")  # the loader (and so every node) never unpickles
     out = convert_checkpoint(legacy, tmp_path / "from-bin")
-    for a, b in zip(outputs(load_model(hf_dir, device="cpu")), outputs(load_model(out, device="cpu"))):
-        assert torch.equal(a, b)
+    assert_same_outputs(load_model(hf_dir, device="cpu"), load_model(out, device="cpu"))
 
 
 def test_bin_with_code_is_refused(tmp_path, twins):

@@ -51,7 +51,10 @@ def test_save_and_reload_round_trip(model_dir, tmp_path):
     out = save_model(got, tmp_path / "exported", max_shard_size="1MB")
     assert (out / "model.safetensors.index.json").exists()  # sharded
     again = load_model(out, device="cpu")
-    assert torch.equal(logits_of(got), logits_of(again))
+    for name, tensor in again.model.state_dict().items():
+        assert torch.equal(tensor, got.model.state_dict()[name]), name
+    # Equal weights promise equal values, not equal kernel paths: outputs to float32 rounding.
+    torch.testing.assert_close(logits_of(got), logits_of(again), rtol=1e-5, atol=1e-6)
     assert again.spec == got.spec
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from gotr1_core.model.loading import owned_tensor
+
 COMPLETE = "COMPLETE"
 LATEST = "latest"
 
@@ -146,6 +148,12 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(model tensors, trainer state) of a complete checkpoint folder."""
     if not (path / COMPLETE).exists():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no {COMPLETE} marker)")
-    tensors = load_file(str(path / "state.safetensors"))
+    tensors = _owned(load_file(str(path / "state.safetensors")))
     state = _unflatten(json.loads((path / "state.json").read_text(encoding="utf-8")), tensors)
-    return load_file(str(path / "model.safetensors")), state
+    return _owned(load_file(str(path / "model.safetensors"))), state
+
+
+def _owned(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Aligned copies where safetensors left a tensor at its file offset (optimizer state is used as
+    loaded, and its kernels must not depend on where the tensor sat in the file)."""
+    return {name: owned_tensor(t, None) for name, t in tensors.items()}

@@ -182,6 +182,30 @@ def _summarise(names: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+ALIGNMENT = 64  # bytes: what torch's CPU allocator guarantees (a full AVX-512 vector)
+
+
+def owned_tensor(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``tensor`` in ``dtype`` (``None``: as stored) in memory of its own, aligned like any torch tensor.
+
+    safetensors hands back each tensor in a buffer that sits wherever the tensor
+    sat in the file (any multiple of its element size), and a converted
+    tensor may be a slice of a fused one (q/k/v). CPU kernels pick their code
+    path by the alignment of their operands, so the same weights at different
+    offsets give outputs that differ in the last bits: a model would then
+    depend on how its file was written. Loaded weights are therefore owned,
+    aligned tensors — independent of the file and its layout — at the price of
+    one copy of a tensor that was not aligned (one tensor at a time, so the
+    peak grows by the largest tensor, not by the model).
+    """
+    if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+        return tensor.to(dtype)  # a new, aligned tensor
+    if tensor.data_ptr() % ALIGNMENT or not tensor.is_contiguous() or tensor.untyped_storage().nbytes() != \
+            tensor.numel() * tensor.element_size():
+        return tensor.clone(memory_format=torch.contiguous_format)
+    return tensor
+
+
 def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tensor, Path]],
                  dtype: torch.dtype | None) -> None:
     """Assign tensors to a meta-device skeleton, checking names and shapes first.
@@ -200,7 +224,7 @@ def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tens
         if tuple(tensor.shape) != want:
             raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config expects "
                                   f"{want}; the weights do not belong to this config.json")
-        loaded[name] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+        loaded[name] = owned_tensor(tensor, dtype)
     if unexpected:
         raise CheckpointError(f"weights not used by JanusForConditionalGeneration: {_summarise(unexpected)}")
     missing = sorted(set(expected) - set(loaded) - tied)
