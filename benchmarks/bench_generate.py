@@ -96,19 +96,25 @@ def naive(got, batch: int, reason_tokens: int, cfg: float):
 
 @torch.inference_mode()
 def transformers_generate(got, batch: int, reason_tokens: int, cfg: float):
+    """transformers' own generation, each stage with one complete ``GenerationConfig``.
+
+    The text stage goes straight to ``GenerationMixin.generate``: Janus' ``generate(generation_mode="text")``
+    only forwards there, adding an argument beside the config that transformers warns about.
+    """
+    from transformers import GenerationConfig as HFGenerationConfig
+    from transformers import GenerationMixin
+
     prompt_ids = torch.tensor([encode_prompt(got, PROMPT)] * batch, device=got.device)
-    ones = torch.ones_like(prompt_ids)
     ids_t = got.token_ids
-    text = got.model.generate(input_ids=prompt_ids, attention_mask=ones, max_new_tokens=reason_tokens,
-                              do_sample=False, eos_token_id=ids_t.image_start, pad_token_id=ids_t.pad,
-                              generation_mode="text")
+    text_config = HFGenerationConfig(max_new_tokens=reason_tokens, do_sample=False, eos_token_id=ids_t.image_start,
+                                     pad_token_id=ids_t.pad, bos_token_id=ids_t.bos)
+    text = GenerationMixin.generate(got.model, inputs=prompt_ids, attention_mask=torch.ones_like(prompt_ids),
+                                    generation_config=text_config)
     chains = [row[prompt_ids.shape[1]:].tolist() for row in text]
     cond = torch.tensor([prompt_ids[0].tolist() + chain_for_image(got, c) for c in chains], device=got.device)
-    from transformers import GenerationConfig as HFGenerationConfig
-
     image_config = HFGenerationConfig(do_sample=False, guidance_scale=cfg, bos_token_id=ids_t.bos,
                                       pad_token_id=ids_t.pad, generation_kwargs={"boi_token_id": ids_t.image_start})
-    image_ids = got.model.generate(input_ids=cond, attention_mask=torch.ones_like(cond), generation_mode="image",
+    image_ids = got.model.generate(cond, attention_mask=torch.ones_like(cond), generation_mode="image",
                                    generation_config=image_config)
     return chains, image_ids, decode_images(got, image_ids)
 

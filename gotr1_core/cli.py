@@ -113,8 +113,9 @@ def _load(args):
 def cmd_demo(args) -> int:
     from .demo import DEFAULT_PROMPT, run_demo
 
-    report = run_demo(args.prompt or DEFAULT_PROMPT, args.num, args.output, seed=args.seed, got=_load(args))
-    print(f"prompt: {args.prompt or DEFAULT_PROMPT}")
+    asked = args.prompt or DEFAULT_PROMPT
+    report = run_demo(asked, args.num, args.output, seed=args.seed, got=_load(args))
+    print(f"prompt: {report['prompt']}" + (f"  (read from {asked!r})" if report["prompt"] != asked else ""))
     for i, chain in enumerate(report["chains"]):
         row = report["rewards"][i] if report["rewards"] else None
         score = f"  total {row['total']:.2f}{'  correct' if row.get('correct') else ''}" if row else ""
@@ -133,11 +134,21 @@ def _generation_config(args, **overrides):
     return GenerationConfig(**fields)
 
 
+def _model_prompt(got, prompt: str) -> str:
+    """The prompt the model is given; says so on stderr when it differs from what was typed."""
+    from .demo import model_prompt
+
+    seen = model_prompt(got, prompt)
+    if seen != prompt:
+        print(f"prompt read as {seen!r}", file=sys.stderr)
+    return seen
+
+
 def cmd_plan(args) -> int:
     from .generation import generate
 
     got = _load(args)
-    result = generate(got, args.prompt, _generation_config(args), images=False)
+    result = generate(got, _model_prompt(got, args.prompt), _generation_config(args), images=False)
     if args.json:
         print(json.dumps([{"seed": seed, "chain": chain, "finished": bool(done), "layout": layout.to_dict()}
                           for seed, chain, done, layout in zip(result.seeds, result.chains, result.finished,
@@ -157,7 +168,8 @@ def cmd_generate(args) -> int:
     got = _load(args)
     config = _generation_config(args, cfg_scale=args.cfg, image_temperature=args.image_temperature,
                                 top_k=args.top_k, top_p=args.top_p)
-    result = generate(got, args.prompt, config, chains=chain)
+    prompt = _model_prompt(got, args.prompt)
+    result = generate(got, prompt, config, chains=chain)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -166,7 +178,7 @@ def cmd_generate(args) -> int:
         to_pil(image).save(out / name)
         files.append(name)
     record = {
-        "prompt": args.prompt,
+        "prompt": prompt,
         "model": str(got.path),
         "settings": result.settings,
         "images": [{"file": f, "seed": seed, "chain": chain, "finished": bool(done), "layout": layout.to_dict()}

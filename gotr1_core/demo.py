@@ -37,6 +37,22 @@ def is_builtin(got: GotModel) -> bool:
     return got.path is not None and Path(got.path).resolve() == BUILTIN_MODEL.resolve()
 
 
+def model_prompt(got: GotModel, prompt: str) -> str:
+    """The prompt as ``got`` should see it.
+
+    The built-in model was trained on ShapeWorld's canonical prompts only, so
+    any usual phrasing ("a red circle to the left of a blue square") is
+    rewritten into the world's own wording first; a prompt outside the world
+    raises ``ShapeWorldPromptError`` with its vocabulary and the closest prompt
+    it understands. Other models get the prompt as written.
+    """
+    if is_builtin(got):
+        from .shapeworld import canonical_prompt
+
+        return canonical_prompt(prompt)
+    return prompt
+
+
 def _tile(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image).resize((TILE, TILE), Image.NEAREST)
 
@@ -85,8 +101,7 @@ def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "o
     start = time.perf_counter()
     got = got or load_model(model or builtin_model_path(), device=device)
     loaded = time.perf_counter()
-    if is_builtin(got):
-        parse_prompt(prompt)  # the built-in model only knows ShapeWorld: say so, listing its vocabulary
+    prompt = model_prompt(got, prompt)
     result = generate(got, prompt, GenerationConfig(num_samples=num, seed=seed))
     generated = time.perf_counter()
     rewards = None
@@ -99,6 +114,6 @@ def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "o
     out.mkdir(parents=True, exist_ok=True)
     path = out / "demo.png"
     build_sheet(prompt, result, rewards).save(path)
-    return {"sheet": str(path), "load_seconds": loaded - start, "generate_seconds": generated - loaded,
+    return {"sheet": str(path), "prompt": prompt, "load_seconds": loaded - start, "generate_seconds": generated - loaded,
             "total_seconds": time.perf_counter() - start, "chains": result.chains,
             "rewards": rewards.to_list() if rewards is not None else None}

@@ -32,6 +32,7 @@ import torch
 from .decoding import Decoder, image_logits
 from .layout import Layout
 from .model.loading import GotModel
+from .model.tokenizer import encode_prompt_ids
 from .reasoning import ParsedChain, parse_chain
 from .sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, row_keys, sample
 
@@ -261,7 +262,7 @@ def decode_images(got: GotModel, image_ids: torch.Tensor, max_batch: int = 16) -
 def encode_prompt(got: GotModel, prompt: str) -> list[int]:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("the prompt is empty: describe the image to generate")
-    return got.tokenizer.encode(got.spec.format_prompt(prompt), add_special_tokens=True)
+    return encode_prompt_ids(got.tokenizer, got.spec.format_prompt(prompt))
 
 
 def encode_chain(got: GotModel, chain: str) -> list[int]:

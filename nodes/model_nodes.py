@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
-from gotr1_core.demo import builtin_model_path, is_builtin
+from gotr1_core.demo import builtin_model_path, model_prompt
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
 from gotr1_core.reasoning import join_chains
-from gotr1_core.shapeworld import parse_prompt
 
 from . import services
 from .layout_nodes import GOT_LAYOUT
@@ -105,11 +104,6 @@ def _check_model(model) -> LoadedModel:
     return model
 
 
-def _check_prompt(got, prompt: str) -> None:
-    """The built-in model only knows ShapeWorld: a prompt outside it gets the world's vocabulary back."""
-    if is_builtin(got):
-        parse_prompt(prompt)
-
 
 def _seed_input(tooltip: str):
     return ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "tooltip": tooltip})
@@ -154,7 +148,7 @@ class ReasoningPlanner:
 
     def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int):
         got = _check_model(model).ready()
-        _check_prompt(got, prompt)
+        prompt = model_prompt(got, prompt)
         config = GenerationConfig(seed=seed, text_temperature=_or_model_default(temperature),
                                   max_reason_tokens=max_tokens)
         result = generate(got, prompt, config, images=False, callback=_progress_callback(max_tokens))
@@ -196,7 +190,7 @@ class Generator:
     def generate(self, model, prompt: str, batch_size: int, cfg: float, seed: int, text_temperature: float,
                  image_temperature: float, chain: str | None = None, layout: Layout | None = None):
         got = _check_model(model).ready()
-        _check_prompt(got, prompt)
+        prompt = model_prompt(got, prompt)
         given = chain if chain and chain.strip() else (layout.to_chain() if isinstance(layout, Layout) else None)
         config = GenerationConfig(num_samples=batch_size, seed=seed, cfg_scale=_or_model_default(cfg),
                                   text_temperature=_or_model_default(text_temperature),

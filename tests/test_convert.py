@@ -17,8 +17,12 @@ from gotr1_core.model.tokenizer import BOS, EOS, IMAGE_PLACEHOLDER, PAD
 CORPUS = ["User: Follow the caption to generate an image: a red circle\n\nAssistant: a red circle"] * 20
 
 
-def janus_style_tokenizer():
-    """Like Janus-Pro's own tokenizer: image tokens and pad, but no chain tokens."""
+def janus_style_tokenizer(bos_post_processor: bool = True):
+    """Like Janus-Pro's own tokenizer: image tokens and pad, but no chain tokens.
+
+    Without ``bos_post_processor`` BOS is left to ``add_bos_token`` in tokenizer_config.json, the other
+    shape checkpoints come in.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -28,7 +32,8 @@ def janus_style_tokenizer():
     core.decoder = decoders.ByteLevel()
     core.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    core.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 0)])
+    if bos_post_processor:
+        core.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 0)])
     return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD,
                                    additional_special_tokens=specials[3:])
 
@@ -123,7 +128,7 @@ def twins(tmp_path_factory):
     from transformers import JanusConfig, JanusForConditionalGeneration
 
     root = tmp_path_factory.mktemp("twins")
-    tokenizer = janus_style_tokenizer()
+    tokenizer = janus_style_tokenizer(bos_post_processor=False)
     data = small_janus_config(vocab_size=400, hidden_size=32, num_layers=2, num_heads=4, grid_size=4,
                               codebook_size=64, vq_channels=32, vq_levels=2).to_dict()
     # SigLIP-large layout: 16 heads, 16 px patches (4x4 patches at 64 px, matching the 4x4 image tokens).
@@ -138,6 +143,10 @@ def twins(tmp_path_factory):
     prepared.save_pretrained(str(hf_dir))
     orig_dir.mkdir()
     tokenizer.save_pretrained(str(orig_dir))
+    # As Janus-Pro / GoT-R1 ship it: a Llama class named for a byte-level tokenizer.json, BOS asked for here.
+    tok_config = json.loads((orig_dir / "tokenizer_config.json").read_text())
+    tok_config.update(tokenizer_class="LlamaTokenizerFast", add_bos_token=True, add_eos_token=False)
+    (orig_dir / "tokenizer_config.json").write_text(json.dumps(tok_config))
     (orig_dir / "config.json").write_text(json.dumps(original_config(config)))
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(to_original(state), str(orig_dir / "model.safetensors"))
@@ -203,6 +212,29 @@ def test_loaded_weights_are_owned_and_aligned(twins):
     for folder in twins:
         for name, tensor in load_model(folder, device="cpu").model.state_dict().items():
             assert tensor.data_ptr() % ALIGNMENT == 0, name
+
+
+def test_both_tokenizer_shapes_give_one_bos(twins):
+    """BOS from the tokenizer.json post-processor (HF folder) or from add_bos_token (original folder): the
+    prompt starts with exactly one BOS either way, and both folders encode it to the same ids."""
+    from gotr1_core.generation import encode_prompt
+
+    hf_dir, orig_dir = twins
+    hf, orig = load_model(hf_dir, device="cpu"), load_model(orig_dir, device="cpu")
+    for prompt in ("a red circle", "  a red circle "):
+        a, b = encode_prompt(hf, prompt), encode_prompt(orig, prompt)
+        assert a == b and a[0] == hf.tokenizer.bos_token_id, prompt
+        assert a.count(hf.tokenizer.bos_token_id) == 1, prompt
+
+
+def test_original_folder_loads_without_warnings(twins, caplog, recwarn):
+    import logging
+
+    _, orig_dir = twins
+    with caplog.at_level(logging.WARNING):
+        load_model(orig_dir, device="cpu")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [str(w.message) for w in recwarn]
 
 
 def test_tokenizer_gets_chain_tokens_like_upstream(twins):

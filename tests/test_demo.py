@@ -36,3 +36,15 @@ def test_missing_builtin_model_is_explained(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(demo, "BUILTIN_MODEL", tmp_path / "not-installed")
     assert main(["demo", "-o", str(tmp_path)]) == 2
     assert "built-in ShapeWorld model is missing" in capsys.readouterr().err
+
+
+def test_builtin_model_reads_usual_phrasings(tmp_path, capsys):
+    """People's wording is rewritten to the canonical prompt the built-in model was trained on; the judge
+    then finds the relation it asked for."""
+    assert main(["demo", "A red circle to the left of a blue square.", "-n", "2", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "prompt: a red circle left of a blue square  (read from 'A red circle to the left of a blue square.')" \
+        in out
+    assert out.count("correct") >= 1
+    assert main(["demo", "a red circel to the left of a bleu squre", "-o", str(tmp_path)]) == 1
+    assert "Did you mean 'a red circle left of a blue square'?" in capsys.readouterr().err

@@ -14,10 +14,12 @@ from gotr1_core.shapeworld import (
     Group,
     SceneSpec,
     ShapeWorldPromptError,
+    canonical_prompt,
     format_prompt,
     generate_split,
     parse_prompt,
     scene_for_prompt,
+    suggest_prompt,
 )
 
 SCENES = {split: generate_split(split, 300, seed=0) for split in ("train", "test", "heldout")}
@@ -126,20 +128,65 @@ def test_scene_for_any_prompt():
     assert scene_for_prompt("a green triangle above a yellow circle", seed=3) == scene
 
 
-@pytest.mark.parametrize("prompt, problem", [
-    ("a pink circle", "unknown colour 'pink'"),
-    ("a red hexagon", "unknown shape 'hexagon'"),
-    ("two red circle", "needs plural"),
-    ("a red circles", "needs singular"),
-    ("five red circles", "unknown count 'five'"),
-    ("three red circles and two blue squares", "more than 4 objects"),
-    ("a red circle left of two blue squares", "links two single objects"),
-    ("a red circle and a red circle", "named twice"),
-    ("", "empty prompt"),
-    ("draw me a cat", "expected '<count> <colour> <shape>'"),
+@pytest.mark.parametrize("prompt, canonical", [
+    ("a red circle to the left of a blue square", "a red circle left of a blue square"),
+    ("A red circle on the left of a blue square.", "a red circle left of a blue square"),
+    ("a red circle on the left side of the blue square", "a red circle left of a blue square"),
+    ("one yellow triangle to the right of a green circle", "a yellow triangle right of a green circle"),
+    ("An purple square right of an cyan circle", "a purple square right of a cyan circle"),
+    ("a red circle on top of a blue square", "a red circle above a blue square"),
+    ("a red circle over a blue square!", "a red circle above a blue square"),
+    ("a red circle under a blue square", "a red circle below a blue square"),
+    ("a red circle beneath a blue square", "a red circle below a blue square"),
+    ("a red circle underneath a blue square", "a red circle below a blue square"),
+    ("red circle left of blue square", "a red circle left of a blue square"),
+    ("  TWO   Blue  Squares  ", "two blue squares"),
+    ("2 blue squares and 1 red circle.", "two blue squares and a red circle"),
+    ("two red circles, a blue square, and a green triangle", "two red circles and a blue square and a green triangle"),
+    ("a red circle & a cyan square", "a red circle and a cyan square"),
+    ("a green triangle above a yellow circle", "a green triangle above a yellow circle"),
 ])
-def test_prompts_outside_the_world_are_explained(prompt, problem):
+def test_usual_phrasings_read_as_the_canonical_prompt(prompt, canonical):
+    assert canonical_prompt(prompt) == canonical
+    assert format_prompt(parse_prompt(canonical)) == canonical  # canonical is a fixed point
+
+
+@pytest.mark.parametrize("prompt, problem, suggestion", [
+    ("a pink circle", "unknown colour 'pink'", None),
+    ("a red hexagon", "unknown shape 'hexagon'", None),
+    ("two red circle", "needs plural", "two red circles"),
+    ("a red circles", "needs singular", "a red circle"),
+    ("red circles", "needs a count", "two red circles"),
+    ("five red circles", "unknown count 'five'", "four red circles"),
+    ("three red circles and two blue squares", "more than 4 objects", "three red circles and a blue square"),
+    ("a red circle left of two blue squares", "links two single objects", "a red circle and two blue squares"),
+    ("a red circle and a red circle", "named twice", "two red circles"),
+    ("a red circel to the left of a bleu squre", "unknown shape 'circel'", "a red circle left of a blue square"),
+    ("", "empty prompt", None),
+    ("draw me a cat", "expected '<count> <colour> <shape>'", None),
+])
+def test_prompts_outside_the_world_are_explained(prompt, problem, suggestion):
     with pytest.raises(ShapeWorldPromptError, match=problem) as info:
         parse_prompt(prompt)
     message = str(info.value)
     assert "red, yellow, green, cyan, blue, purple" in message and "left of, right of, above, below" in message
+    assert info.value.suggestion == suggestion
+    if suggestion:
+        assert f"Did you mean '{suggestion}'?" in message
+
+
+@given(st.one_of(st.text(max_size=80), st.lists(st.sampled_from(
+    ["a", "an", "two", "five", "red", "blu", "circle", "squares", "triangel", "left", "of", "to", "the", "on",
+     "top", "under", "and", ",", ".", "&", "above", "cat", "  "]), max_size=14).map(" ".join)))
+@settings(max_examples=400)
+def test_any_text_gives_a_spec_or_a_clear_error(text):
+    """Fuzzed input never crashes the prompt parser, and every suggestion it makes is itself understood."""
+    try:
+        spec = parse_prompt(text)
+    except ShapeWorldPromptError as exc:
+        if exc.suggestion is not None:
+            assert canonical_prompt(exc.suggestion) == exc.suggestion
+    else:
+        assert parse_prompt(format_prompt(spec)) == spec
+    suggestion = suggest_prompt(text)
+    assert suggestion is None or canonical_prompt(suggestion) == suggestion

@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 from gotr1_core.generation import unconditional_ids
 from gotr1_core.model.configs import small_janus_config
 from gotr1_core.model.loading import GenerationSpec, GotModel, save_model
-from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, train_tokenizer
+from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, encode_prompt_ids, train_tokenizer
 from gotr1_core.rewards import ShapeWorldJudge
 from gotr1_core.shapeworld import generate_split
 
@@ -114,7 +114,7 @@ def encode_examples(tokenizer, spec: GenerationSpec, scenes, image_tokens: torch
     """(prompt ids, chain ids, image ids) per scene."""
     examples = []
     for scene, tokens in zip(scenes, image_tokens):
-        prompt = tokenizer.encode(spec.format_prompt(scene.prompt))
+        prompt = encode_prompt_ids(tokenizer, spec.format_prompt(scene.prompt))
         chain = tokenizer.encode(scene.chain, add_special_tokens=False)
         examples.append((prompt, chain, tokens.tolist()))
     return examples

@@ -40,7 +40,8 @@ class GenerationSpec:
     """How a checkpoint expects to be prompted (``gotr1.json`` in the model folder).
 
     ``prompt_template`` wraps the user's prompt (``{prompt}``) in the chat
-    format the model was trained on; the tokenizer adds BOS.
+    format the model was trained on; BOS is put in front when it is encoded
+    (:func:`~gotr1_core.model.tokenizer.encode_prompt_ids`).
     """
 
     prompt_template: str = GOTR1_TEMPLATE
@@ -56,7 +57,8 @@ class GenerationSpec:
             raise CheckpointError(f"prompt_template must contain '{{prompt}}' exactly once: {self.prompt_template!r}")
 
     def format_prompt(self, prompt: str) -> str:
-        return self.prompt_template.replace("{prompt}", prompt.strip())
+        """Trailing whitespace is dropped, leading kept: as the GoT-R1 release prompts its models."""
+        return self.prompt_template.replace("{prompt}", prompt.rstrip())
 
     @classmethod
     def read(cls, folder: Path) -> "GenerationSpec":
@@ -279,10 +281,23 @@ def janus_config(data: dict, path: Path):
 
 
 def load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
+    """The folder's fast tokenizer (``tokenizer.json``), read as it is.
 
+    Loaded through transformers' tokenizers backend directly rather than
+    ``AutoTokenizer``: the auto path reads ``config.json`` to pick a class (an
+    original-format ``multi_modality`` config is not one transformers knows)
+    and second-guesses the ``LlamaTokenizerFast`` class Janus checkpoints name
+    for a byte-level ``tokenizer.json`` — both only to end up here, with a
+    warning on every load. BOS is handled at encoding time
+    (:func:`~gotr1_core.model.tokenizer.encode_prompt_ids`).
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    if not (folder / "tokenizer.json").exists():
+        raise CheckpointError(f"{folder} has no tokenizer.json; GoT-R1 / Janus-Pro folders ship one with "
+                              "tokenizer_config.json (copy both from the checkpoint you started from)")
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # missing or unreadable tokenizer files
         raise CheckpointError(f"cannot load the tokenizer from {folder} ({exc}); the folder needs "
                               "tokenizer.json and tokenizer_config.json") from None

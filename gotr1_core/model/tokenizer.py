@@ -68,6 +68,23 @@ def check_chain_tokens(tokenizer, pad_token: str = PAD, image_start: str = IMAGE
     return ChainTokenIds(bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id, **ids)
 
 
+def encode_prompt_ids(tokenizer, text: str) -> list[int]:
+    """Ids of a formatted prompt, starting with exactly one BOS whatever the tokenizer files say.
+
+    Checkpoints disagree on who adds BOS: some ``tokenizer.json`` files carry a
+    post-processor that prepends it, others leave it to ``add_bos_token`` in
+    ``tokenizer_config.json`` (which Janus' own loader honours). The model was
+    trained on prompts that start with one BOS, and the unconditional CFG row
+    keeps the first token, so the prompt is encoded bare and BOS put in front
+    here, once.
+    """
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids.insert(0, bos)
+    return ids
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, extra_special: tuple[str, ...] = ()):
     """Train a byte-level BPE tokenizer carrying the chain and Janus special tokens.
 

@@ -12,10 +12,21 @@ from .scenes import (
     render,
     scene_for_prompt,
 )
-from .world import COLOURS, RELATIONS, SHAPES, Group, SceneSpec, ShapeWorldPromptError, format_prompt, parse_prompt
+from .world import (
+    COLOURS,
+    RELATIONS,
+    SHAPES,
+    Group,
+    SceneSpec,
+    ShapeWorldPromptError,
+    canonical_prompt,
+    format_prompt,
+    parse_prompt,
+    suggest_prompt,
+)
 
 __all__ = [
     "CANVAS", "COLOURS", "HELDOUT_PAIRS", "RELATIONS", "SHAPES", "SPLITS", "Group", "Scene", "SceneObject",
-    "SceneSpec", "ShapeWorldPromptError", "format_prompt", "generate_split", "ground_truth_chain", "layout_for",
-    "parse_prompt", "render", "scene_for_prompt",
+    "SceneSpec", "ShapeWorldPromptError", "canonical_prompt", "format_prompt", "generate_split", "ground_truth_chain", "layout_for",
+    "parse_prompt", "render", "scene_for_prompt", "suggest_prompt",
 ]
