@@ -129,7 +129,7 @@ def _generation_config(args, **overrides):
     from .generation import GenerationConfig
 
     fields = dict(num_samples=args.num, seed=args.seed, text_temperature=args.text_temperature,
-                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch)
+                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch, first_index=args.first_index)
     fields.update(overrides)
     return GenerationConfig(**fields)
 
@@ -150,12 +150,15 @@ def cmd_plan(args) -> int:
     got = _load(args)
     result = generate(got, _model_prompt(got, args.prompt), _generation_config(args), images=False)
     if args.json:
-        print(json.dumps([{"seed": seed, "chain": chain, "finished": bool(done), "layout": layout.to_dict()}
-                          for seed, chain, done, layout in zip(result.seeds, result.chains, result.finished,
-                                                               result.layouts)], indent=2, ensure_ascii=False))
+        print(json.dumps([{"seed": seed, "index": index, "chain": chain, "finished": bool(done),
+                           "layout": layout.to_dict()}
+                          for seed, index, chain, done, layout in zip(result.seeds, result.streams, result.chains,
+                                                                      result.finished, result.layouts)],
+                         indent=2, ensure_ascii=False))
         return EXIT_OK
-    for seed, chain, parsed, layout in zip(result.seeds, result.chains, result.parsed, result.layouts):
-        print(f"--- seed {seed}")
+    for seed, index, chain, parsed, layout in zip(result.seeds, result.streams, result.chains, result.parsed,
+                                                  result.layouts):
+        print(f"--- seed {seed}, sample {index}")
         print(chain)
         print(_report(parsed, layout))
     return EXIT_OK
@@ -164,7 +167,13 @@ def cmd_plan(args) -> int:
 def cmd_generate(args) -> int:
     from .generation import generate
 
-    chain = _read_text(args.chain) if args.chain else None
+    chain = None
+    if args.chain:
+        from .reasoning import chain_to_draw, diagnostics_text
+
+        chain, parsed = chain_to_draw(_read_text(args.chain))  # drawn as repaired; nothing to draw: exit 1
+        if parsed.diagnostics:
+            print(f"{args.chain}: repaired before drawing:\n{diagnostics_text(parsed)}", file=sys.stderr)
     got = _load(args)
     config = _generation_config(args, cfg_scale=args.cfg, image_temperature=args.image_temperature,
                                 top_k=args.top_k, top_p=args.top_p)
@@ -174,16 +183,17 @@ def cmd_generate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for i, image in enumerate(result.images):
-        name = f"{i:03d}_seed{result.seeds[i]}.png"
+        name = f"{i:03d}_seed{result.seeds[i]}_{result.streams[i]}.png"
         to_pil(image).save(out / name)
         files.append(name)
     record = {
         "prompt": prompt,
         "model": str(got.path),
         "settings": result.settings,
-        "images": [{"file": f, "seed": seed, "chain": chain, "finished": bool(done), "layout": layout.to_dict()}
-                   for f, seed, chain, done, layout in zip(files, result.seeds, result.chains, result.finished,
-                                                           result.layouts)],
+        "images": [{"file": f, "seed": seed, "index": index, "chain": chain, "finished": bool(done),
+                    "layout": layout.to_dict()}
+                   for f, seed, index, chain, done, layout in zip(files, result.seeds, result.streams,
+                                                                  result.chains, result.finished, result.layouts)],
     }
     (out / "generation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {len(files)} images and generation.json to {out}")
@@ -237,7 +247,10 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
                                     "ShapeWorld model")
     p.add_argument("--prompt", required=True, help="what the image should show")
     p.add_argument("-n", "--num", type=int, default=1, help="samples per prompt (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); sample i draws from (seed, i), "
+                                                        "the same whatever -n")
+    p.add_argument("--first-index", type=int, default=0, metavar="I",
+                   help="number the samples from I: '-n 1 --first-index 3' redraws sample 3 of a batch alone")
     p.add_argument("--text-temperature", type=float, default=None,
                    help="chain sampling temperature; 0 = greedy (model default: 1)")
     p.add_argument("--max-tokens", type=int, default=None, help="longest chain in tokens (model default: 600)")

@@ -54,6 +54,7 @@ class GenerationConfig:
     max_reason_tokens: int | None = None
     max_batch: int = 16
     check_every: int = 8
+    first_index: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -63,6 +64,8 @@ class GenerationConfig:
             problems.append(f"max_batch must be >= 1, got {self.max_batch}")
         if self.check_every < 1:
             problems.append(f"check_every must be >= 1, got {self.check_every}")
+        if self.first_index < 0:
+            problems.append(f"first_index must be >= 0, got {self.first_index}")
         if any(t is not None and t < 0 for t in (self.text_temperature, self.image_temperature)):
             problems.append("temperatures must be >= 0 (0 means greedy)")
         if self.cfg_scale is not None and self.cfg_scale < 0:
@@ -83,7 +86,9 @@ class GenerationResult:
 
     ``reason_ids``/``reason_logprobs`` are ``[N, R]`` with ``reason_mask``
     marking real tokens (the chain up to and including its stop token);
-    ``image_ids``/``image_logprobs`` are ``[N, T]``. For a user-supplied chain
+    ``image_ids``/``image_logprobs`` are ``[N, T]``. ``sample_index`` is a
+    row's place among its prompt's samples; ``seeds`` and ``streams`` name its
+    randomness (:func:`generate`). For a user-supplied chain
     the reasoning tensors hold that chain with zero log-probs and
     ``chain_given`` is True.
     """
@@ -91,6 +96,7 @@ class GenerationResult:
     prompts: list[str]
     sample_index: list[int]
     seeds: list[int]
+    streams: list[int]
     chains: list[str]
     parsed: list[ParsedChain]
     prompt_ids: list[list[int]]
@@ -293,8 +299,12 @@ def generate(
 ) -> GenerationResult:
     """Generate ``config.num_samples`` chains (and images) per prompt.
 
-    Sample ``i`` of a prompt uses seed ``config.seed + i`` and is the same
-    whatever the batch size. ``chains`` (one for all prompts, or one per
+    Row ``r`` of the call (prompt-major: the samples of the first prompt,
+    then of the second, ...) draws its randomness from the stream
+    ``(config.seed, config.first_index + r)``, recorded in ``streams``: a row
+    is the same whatever the batch size or chunking, every row of a call has
+    a stream of its own (a prompt listed twice gets two different samples),
+    and ``first_index=r`` with one sample redraws row ``r`` alone. ``chains`` (one for all prompts, or one per
     prompt) skips stage 1 and conditions the image on exactly that text.
     ``images=False`` stops after the reasoning (the planner); ``decode=False``
     keeps image tokens without running the VQ decoder.
@@ -318,13 +328,14 @@ def generate(
         for i in range(config.num_samples):
             row_prompts.append(prompt)
             row_index.append(i)
-            row_seeds.append(config.seed + i)
+            row_seeds.append(config.seed)
             row_prompt_ids.append(ids)
             row_chain.append(chain)
     given = [c is not None for c in row_chain]
     if any(given) and not all(given):
         raise ValueError("give a chain for every prompt or for none")
-    keys_all = row_keys(row_seeds, got.device)
+    streams = list(range(config.first_index, config.first_index + len(row_prompts)))
+    keys_all = row_keys(row_seeds, streams, got.device)
 
     reason_rows: list[list[int]] = []
     reason_lps: list[torch.Tensor] = []
@@ -361,12 +372,13 @@ def generate(
         reason_logprobs[i, : len(row)] = lp
 
     result = GenerationResult(
-        prompts=row_prompts, sample_index=row_index, seeds=row_seeds, chains=chains_text,
+        prompts=row_prompts, sample_index=row_index, seeds=row_seeds, streams=streams, chains=chains_text,
         parsed=[parse_chain(c) for c in chains_text], prompt_ids=row_prompt_ids,
         reason_ids=reason_ids, reason_mask=reason_mask, reason_logprobs=reason_logprobs,
         finished=torch.tensor(finished, dtype=torch.bool), chain_given=all(given),
         settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "text_temperature", "image_temperature",
-                                                  "top_k", "top_p", "max_reason_tokens", "num_samples")},
+                                                  "top_k", "top_p", "max_reason_tokens", "num_samples",
+                                                  "first_index")},
     )
     if images:
         result.image_ids = torch.cat(image_ids)

@@ -11,8 +11,10 @@ A chain is free text in which the model names objects and plans their boxes::
 
 Model output is never trusted. :func:`parse_chain` never raises on any string:
 it returns what it could recover plus :class:`Diagnostic` values saying what was
-wrong and where. ``strict=True`` (for chains a user typed) turns the first error
-into a :class:`ChainSyntaxError` with line and column.
+wrong and where (the place the problem was found: the tag that came instead
+of ``<|obj_end|>``, the end of a box that was never closed). ``strict=True``
+(for chains a user typed) turns the errors into a :class:`ChainSyntaxError`
+that lists each with line and column.
 
 A chain is *well-formed* when it parses without diagnostics; then
 ``format_chain(parse_chain(s)) == s`` exactly, and for every valid
@@ -58,14 +60,18 @@ _MAX_DIGITS = 12  # longer digit runs are "huge": clamped without int() (which c
 
 
 class ChainSyntaxError(ValueError):
-    """A chain that strict parsing rejects; says where and what was expected."""
+    """A chain that strict parsing rejects: every error (up to the cap), each with where and what was expected.
+
+    ``diagnostic``, ``line`` and ``column`` are the first error's; the message
+    has one line per error, the first one first.
+    """
 
     def __init__(self, diagnostic: "Diagnostic", diagnostics: tuple["Diagnostic", ...] = ()):
         self.diagnostic = diagnostic
         self.diagnostics = diagnostics or (diagnostic,)
         self.line = diagnostic.line
         self.column = diagnostic.column
-        super().__init__(f"line {diagnostic.line}, column {diagnostic.column}: {diagnostic.message}")
+        super().__init__("\n".join(f"line {d.line}, column {d.column}: {d.message}" for d in self.diagnostics))
 
 
 @dataclass(frozen=True)
@@ -350,7 +356,7 @@ def parse_chain(text: str, strict: bool = False) -> ParsedChain:
 
     Never raises in tolerant mode (the default), whatever ``text`` holds: broken
     tags, boxes and values are repaired or dropped, each with a diagnostic.
-    With ``strict=True`` the first error becomes a :class:`ChainSyntaxError`.
+    With ``strict=True`` any error raises a :class:`ChainSyntaxError` listing them all.
     """
     if not isinstance(text, str):
         raise TypeError(f"parse_chain expects a str, got {type(text).__name__}")
@@ -387,11 +393,13 @@ def parse_chain(text: str, strict: bool = False) -> ParsedChain:
                 scan.report("missing-obj-end", "<|obj_start|> is not followed by a name and <|obj_end|>; ignored", start)
                 scan.add_text(body)
             else:
+                where = nxt_start if nxt_tag == BOX_START or not stop else end + stop.start()
                 scan.report(
                     "missing-obj-end",
                     f"expected <|obj_end|> after object name '{_preview(name.strip())}', "
-                    f"found {_describe(nxt_tag)}; name closed there",
-                    start,
+                    f"found {_describe(nxt_tag) if where == nxt_start else repr(body[stop.start()])}; "
+                    "name closed there",
+                    where,
                 )
                 scan.open_object(name)
                 scan.add_text(rest)
@@ -401,10 +409,11 @@ def parse_chain(text: str, strict: bool = False) -> ParsedChain:
             scan.add_text(before)
             body = text[end:nxt_start]
             closed = nxt_tag == BOX_END
-            if not closed:
-                scan.report("missing-box-end", f"expected <|box_end|> after the box, found {_describe(nxt_tag)}",
-                            start)
             box, rest = _parse_box_body(scan, body, end, closed)
+            if not closed:  # reported where the box text ended and <|box_end|> should have been
+                after = end + len(body) - len(rest)
+                found = _describe(nxt_tag) if not rest.strip() else f"'{_preview(rest.strip(), 20)}'"
+                scan.report("missing-box-end", f"expected <|box_end|> after the box, found {found}", after)
             scan.attach_box(box, start)
             scan.add_text(rest)
             if closed:
@@ -441,10 +450,38 @@ def _describe(tag: str) -> str:
 
 
 def raise_if_invalid(parsed: ParsedChain) -> None:
-    """Raise :class:`ChainSyntaxError` for the first error diagnostic, if any."""
+    """Raise :class:`ChainSyntaxError` listing every error diagnostic, if there is one."""
     errors = tuple(d for d in parsed.diagnostics if d.severity == "error")
     if errors:
         raise ChainSyntaxError(errors[0], errors)
+
+
+def chain_to_draw(text: str) -> tuple[str, ParsedChain]:
+    """A chain a person gave, as the image stage should see it: ``(chain, parsed)``.
+
+    The chain is parsed tolerantly and written back in the grammar
+    (:func:`format_chain`), so the model never sees broken tags: what was
+    repaired is drawn as repaired, and ``parsed.diagnostics`` says what that
+    was. A chain in which no object has a box gives the model nothing to
+    follow: :class:`ValueError`, saying why and what the parser found.
+    """
+    parsed = parse_chain(text)
+    if not any(obj.boxes for obj in parsed.objects):
+        found = ("; ".join(str(d) for d in parsed.diagnostics[:3]) if parsed.diagnostics
+                 else f"{len(parsed.objects)} objects, none followed by a box")
+        raise ValueError(
+            f"no object with a box in the chain: {found}. Write each object as "
+            f"{OBJ_START}name{OBJ_END}{BOX_START}(x1,y1),(x2,y2){BOX_END} with integers on the 0-{GRID} grid, "
+            "or leave the chain empty to let the model plan")
+    parsed = ParsedChain(parsed.texts, parsed.objects, True, parsed.diagnostics)
+    return format_chain(parsed), parsed
+
+
+def diagnostics_text(parsed: ParsedChain) -> str:
+    """One line per diagnostic (``line:column: severity: message [code]``), or 'no problems found'."""
+    if not parsed.diagnostics:
+        return "no problems found"
+    return "\n".join(str(d) for d in parsed.diagnostics)
 
 
 CHAIN_SEPARATOR = "\n\n<|next_chain|>\n\n"

@@ -1,6 +1,9 @@
 """Token sampling with per-row, batch-independent randomness and no host syncs.
 
-Each row of a batch owns a 32-bit key derived from its seed. The noise for
+Each row of a batch owns a 32-bit key derived from its seed and its sample
+index (:func:`sample_key`): image *i* of seed *s* is the same whatever the
+batch size or chunking, and neighbouring seeds give unrelated batches (a key
+from ``seed + i`` would make image 1 of seed 0 equal image 0 of seed 1). The noise for
 step ``t`` and vocabulary entry ``v`` is a hash of ``(key, stream, t, v)``, so
 sample *i* of a seed draws the same noise whether it runs alone, in a batch of
 64, or after other rows finished — and all rows are sampled by one vectorised
@@ -43,8 +46,13 @@ def row_key(seed: int) -> int:
     return _hash32_int((seed & MASK32) ^ _hash32_int((seed >> 32) ^ 0x2545F491))
 
 
-def row_keys(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
-    return torch.tensor([row_key(s) for s in seeds], dtype=torch.int64, device=device)
+def sample_key(seed: int, index: int) -> int:
+    """The 32-bit key of sample ``index`` (0, 1, ...) drawn with ``seed``: a hash of both."""
+    return _hash32_int(row_key(seed) ^ _hash32_int((index & MASK32) ^ 0x632BE5AB))
+
+
+def row_keys(seeds: list[int], indices: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.tensor([sample_key(s, i) for s, i in zip(seeds, indices)], dtype=torch.int64, device=device)
 
 
 class NoiseSource:

@@ -5,16 +5,10 @@ from __future__ import annotations
 import torch
 
 from gotr1_core.layout import Layout, masks, render_layout
-from gotr1_core.reasoning import parse_chain, raise_if_invalid
+from gotr1_core.reasoning import diagnostics_text, parse_chain, raise_if_invalid
 
 GOT_LAYOUT = "GOT_LAYOUT"
 CATEGORY = "GoT-R1/Layout"
-
-
-def _diagnostics_text(parsed) -> str:
-    if not parsed.diagnostics:
-        return "no problems found"
-    return "\n".join(str(d) for d in parsed.diagnostics)
 
 
 class ParseChain:
@@ -38,7 +32,7 @@ class ParseChain:
                 }),
                 "strict": ("BOOLEAN", {
                     "default": False,
-                    "tooltip": "On: stop with an error at the first problem (for chains you typed). "
+                    "tooltip": "On: stop with an error listing every problem (for chains you typed). "
                                "Off: repair what can be repaired and list it in 'diagnostics'.",
                 }),
             }
@@ -48,7 +42,7 @@ class ParseChain:
         parsed = parse_chain(chain)
         if strict:
             raise_if_invalid(parsed)
-        return (Layout.from_chain(parsed), _diagnostics_text(parsed))
+        return (Layout.from_chain(parsed), diagnostics_text(parsed))
 
 
 class LayoutViewer:

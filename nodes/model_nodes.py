@@ -11,7 +11,7 @@ from gotr1_core.demo import builtin_model_path, model_prompt
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
-from gotr1_core.reasoning import join_chains
+from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
 
 from . import services
 from .layout_nodes import GOT_LAYOUT
@@ -157,8 +157,8 @@ class ReasoningPlanner:
 
 class Generator:
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "STRING")
-    RETURN_NAMES = ("images", "chains")
+    RETURN_TYPES = ("IMAGE", "STRING", "STRING")
+    RETURN_NAMES = ("images", "chains", "diagnostics")
     FUNCTION = "generate"
     DESCRIPTION = ("Both stages: plans a chain per image (or uses the chain / layout you give) and draws "
                    "the images from it.")
@@ -174,7 +174,9 @@ class Generator:
                 "cfg": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 20.0, "step": 0.1,
                                   "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off. "
                                              "-1: the model's own default."}),
-                "seed": _seed_input("Image i uses seed + i."),
+                "seed": _seed_input("Image i of the batch draws from (seed, i): the same image whatever the "
+                                    "batch size, and a new seed gives a wholly new batch. To redraw image i "
+                                    "alone, keep the seed and set batch_size 1 and first_index i."),
                 "text_temperature": _temperature_input("Chain sampling temperature; 0 is greedy."),
                 "image_temperature": _temperature_input("Image-token sampling temperature; 0 is greedy."),
             },
@@ -184,22 +186,36 @@ class Generator:
                                                 "chain here and edit its boxes (keep the prompt, change the "
                                                 "layout). Empty: plan. Wins over 'layout'."}),
                 "layout": (GOT_LAYOUT, {"tooltip": "A layout to draw instead of planning one."}),
+                "first_index": ("INT", {"default": 0, "min": 0, "max": 0xFFFF,
+                                        "tooltip": "Number the images from here: image k of this run is image "
+                                                   "first_index + k of the seed's sequence."}),
             },
         }
 
     def generate(self, model, prompt: str, batch_size: int, cfg: float, seed: int, text_temperature: float,
-                 image_temperature: float, chain: str | None = None, layout: Layout | None = None):
+                 image_temperature: float, chain: str | None = None, layout: Layout | None = None,
+                 first_index: int = 0):
         got = _check_model(model).ready()
         prompt = model_prompt(got, prompt)
-        given = chain if chain and chain.strip() else (layout.to_chain() if isinstance(layout, Layout) else None)
-        config = GenerationConfig(num_samples=batch_size, seed=seed, cfg_scale=_or_model_default(cfg),
+        given, report = None, None
+        if chain and chain.strip():
+            given, parsed = chain_to_draw(chain)  # drawn as repaired; no box at all is an error
+            report = "given chain: " + diagnostics_text(parsed)
+            if parsed.diagnostics:
+                print(f"[GoT-R1 Generator] the chain was repaired before drawing:\n{diagnostics_text(parsed)}")
+        elif isinstance(layout, Layout):
+            given, report = layout.to_chain(), "given layout: no problems found"
+        config = GenerationConfig(num_samples=batch_size, seed=seed, first_index=first_index,
+                                  cfg_scale=_or_model_default(cfg),
                                   text_temperature=_or_model_default(text_temperature),
                                   image_temperature=_or_model_default(image_temperature))
         steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
         chunks = -(-batch_size // config.max_batch)
         result: GenerationResult = generate(got, prompt, config, chains=given,
                                             callback=_progress_callback(steps * chunks))
-        return (result.images, join_chains(result.chains))
+        if report is None:  # the model's own chains, one report per image
+            report = "\n".join(f"image {i}: {diagnostics_text(p)}" for i, p in zip(result.streams, result.parsed))
+        return (result.images, join_chains(result.chains), report)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -88,7 +88,7 @@ def test_generate_writes_pngs_and_record(tiny_model, tmp_path, capsys):
     assert main(["generate", "--model", str(tiny_model), "--prompt", "a red circle", "-n", "3", "--seed", "5",
                  "--cfg", "3", "-o", str(out)]) == 0
     record = json.loads((out / "generation.json").read_text())
-    assert [img["seed"] for img in record["images"]] == [5, 6, 7]
+    assert [(img["seed"], img["index"]) for img in record["images"]] == [(5, 0), (5, 1), (5, 2)]
     assert record["settings"]["cfg_scale"] == 3.0
     for img in record["images"]:
         assert np.asarray(Image.open(out / img["file"])).shape == (8, 8, 3)
@@ -101,15 +101,36 @@ def test_generate_from_chain_file(tiny_model, tmp_path):
     assert main(["generate", "--model", str(tiny_model), "--prompt", "breakfast", "--chain", str(chain),
                  "-o", str(out)]) == 0
     record = json.loads((out / "generation.json").read_text())
-    assert record["images"][0]["chain"] == EXAMPLE.read_text()
+    assert record["images"][0]["chain"] == EXAMPLE.read_text().rstrip()  # the trailing newline is not part of it
     assert len(record["images"][0]["layout"]["objects"]) == 4
+
+
+def test_generate_redraws_one_image_alone(tiny_model, tmp_path):
+    """Image i of a batch, redrawn with --first-index i -n 1, is the same picture."""
+    both, one = tmp_path / "both", tmp_path / "one"
+    common = ["generate", "--model", str(tiny_model), "--prompt", "a red circle", "--seed", "3"]
+    assert main(common + ["-n", "2", "-o", str(both)]) == 0
+    assert main(common + ["-n", "1", "--first-index", "1", "-o", str(one)]) == 0
+    second = json.loads((both / "generation.json").read_text())["images"][1]
+    alone = json.loads((one / "generation.json").read_text())["images"][0]
+    assert alone["index"] == 1 and alone["chain"] == second["chain"]
+    assert np.array_equal(np.asarray(Image.open(both / second["file"])), np.asarray(Image.open(one / alone["file"])))
+
+
+def test_generate_refuses_a_chain_with_nothing_to_draw(tiny_model, tmp_path, capsys):
+    chain = tmp_path / "chain.txt"
+    chain.write_text("<|obj_start|>red circle<|box_start|>(1,2")
+    assert main(["generate", "--model", str(tiny_model), "--prompt", "a red circle", "--chain", str(chain),
+                 "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "no object with a box" in err and "1:24: error: expected <|obj_end|>" in err
 
 
 def test_plan_prints_chains(tiny_model, capsys):
     assert main(["plan", "--model", str(tiny_model), "--prompt", "a cat", "-n", "2", "--json",
                  "--max-tokens", "8"]) == 0
     plans = json.loads(capsys.readouterr().out)
-    assert [p["seed"] for p in plans] == [0, 1]
+    assert [(p["seed"], p["index"]) for p in plans] == [(0, 0), (0, 1)]
 
 
 def test_model_errors_exit_1(tmp_path, capsys):

@@ -4,7 +4,7 @@ import torch
 import reference_loops as ref
 from gotr1_core.generation import GenerationConfig, encode_chain, encode_prompt, generate
 from gotr1_core.model.loading import load_model
-from gotr1_core.sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, row_key, sample
+from gotr1_core.sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, sample, sample_key
 from tiny_janus import make_tiny_model
 
 PROMPTS = ["a red circle left of a blue square", "a cat on a sofa"]
@@ -19,9 +19,9 @@ def got(tmp_path_factory):
     return load_model(folder, device="cpu", dtype=torch.float64)
 
 
-def sampler(got, seed: int, temperature: float, stream: int, vocab: int, top_k=None, top_p=None):
+def sampler(got, seed: int, index: int, temperature: float, stream: int, vocab: int, top_k=None, top_p=None):
     noise = NoiseSource(vocab, torch.device("cpu"))
-    key = torch.tensor([row_key(seed)])
+    key = torch.tensor([sample_key(seed, index)])
 
     def pick(logits, step):
         token, lp = sample(logits, temperature, key, step, stream, noise, top_k, top_p)
@@ -62,16 +62,17 @@ def test_sampling_matches_naive_loop_row_by_row(got):
     text_vocab = got.model.config.text_config.vocab_size
     image_vocab = got.model.config.vq_config.num_embeddings
     for i, prompt in enumerate(result.prompts):
-        seed = result.seeds[i]
+        seed, index = result.seeds[i], result.streams[i]
         prompt_ids = encode_prompt(got, prompt)
-        want_reason, want_lps = ref.reason(got, prompt_ids, 16, sampler(got, seed, 1.0, STREAM_REASON, text_vocab))
+        want_reason, want_lps = ref.reason(got, prompt_ids, 16, sampler(got, seed, index, 1.0, STREAM_REASON,
+                                                                        text_vocab))
         got_reason, got_lps = rows_of(result, i)
         assert got_reason == want_reason, f"row {i}"
         assert got_lps == pytest.approx(want_lps, abs=1e-5)  # stored as float32
         assert bool(result.finished[i]) == (want_reason[-1] == got.token_ids.image_start)
         cond = prompt_ids + (want_reason if want_reason[-1] == got.token_ids.image_start
                              else want_reason + [got.token_ids.image_start])
-        want_image, _ = ref.draw(got, cond, 2.5, sampler(got, seed, 0.8, STREAM_IMAGE, image_vocab, top_k=40))
+        want_image, _ = ref.draw(got, cond, 2.5, sampler(got, seed, index, 0.8, STREAM_IMAGE, image_vocab, top_k=40))
         assert result.image_ids[i].tolist() == want_image, f"row {i}"
 
 
@@ -111,8 +112,8 @@ def test_sampled_images_from_one_chain_match_the_naive_loop(got):
     image_vocab = got.model.config.vq_config.num_embeddings
     for i, prompt in enumerate(result.prompts):
         cond = encode_prompt(got, prompt) + encode_chain(got, CHAIN)
-        want, want_lps = ref.draw(got, cond, 2.0, sampler(got, result.seeds[i], 1.0, STREAM_IMAGE, image_vocab,
-                                                          top_p=0.9))
+        want, want_lps = ref.draw(got, cond, 2.0, sampler(got, result.seeds[i], result.streams[i], 1.0,
+                                                          STREAM_IMAGE, image_vocab, top_p=0.9))
         assert result.image_ids[i].tolist() == want, f"row {i}"
         assert result.image_logprobs[i].tolist() == pytest.approx(want_lps, abs=1e-5)
     for group in result.image_ids.view(2, 3, -1).tolist():  # per prompt: the samples did not copy each other
@@ -123,10 +124,10 @@ def test_sample_i_is_the_same_whatever_the_batch(got):
     base = dict(seed=100, cfg_scale=2.0, max_reason_tokens=12, check_every=3)
     batched = generate(got, PROMPTS, GenerationConfig(num_samples=4, max_batch=8, **base), decode=False)
     chunked = generate(got, PROMPTS, GenerationConfig(num_samples=4, max_batch=3, **base), decode=False)
-    alone = generate(got, PROMPTS[1], GenerationConfig(num_samples=1, **{**base, "seed": 102}), decode=False)
+    alone = generate(got, PROMPTS[1], GenerationConfig(num_samples=1, first_index=4 + 2, **base), decode=False)
     assert torch.equal(batched.reason_ids, chunked.reason_ids)
     assert torch.equal(batched.image_ids, chunked.image_ids)
-    row = 4 + 2  # prompt 1, sample 2 -> seed 102
+    row = 4 + 2  # prompt 1, sample 2: redrawn alone as row 6
     n = int(alone.reason_mask[0].sum())
     assert batched.reason_ids[row, :n].tolist() == alone.reason_ids[0, :n].tolist()
     assert batched.image_ids[row].tolist() == alone.image_ids[0].tolist()
@@ -135,6 +136,19 @@ def test_sample_i_is_the_same_whatever_the_batch(got):
     other_seed = generate(got, PROMPTS, GenerationConfig(num_samples=4, max_batch=8, **{**base, "seed": 7}),
                           decode=False)
     assert not torch.equal(other_seed.image_ids, batched.image_ids)
+
+
+def test_neighbouring_seeds_share_no_sample(got):
+    """ComfyUI's "increment" runs seed 0, then 1, ...: no sample of one batch may reappear in the next."""
+    base = dict(num_samples=4, cfg_scale=2.0, max_reason_tokens=12, image_temperature=1.0)
+    batches = [generate(got, PROMPTS[0], GenerationConfig(seed=seed, **base), decode=False) for seed in (0, 1, 2)]
+    rows = [tuple(row) for batch in batches for row in batch.image_ids.tolist()]
+    assert len(set(rows)) == len(rows)
+    chains = [c for batch in batches for c in batch.chains]
+    assert len(set(chains)) > 4  # chains repeat only by chance, not by construction
+    assert batches[0].seeds == [0] * 4 and batches[1].streams == [0, 1, 2, 3]
+    twice = generate(got, [PROMPTS[0]] * 2, GenerationConfig(seed=0, **{**base, "num_samples": 1}), decode=False)
+    assert twice.streams == [0, 1] and not torch.equal(twice.image_ids[0], twice.image_ids[1])
 
 
 def test_images_and_outputs_have_the_documented_shapes(got):

@@ -51,23 +51,53 @@ def test_planner_returns_chain_and_layout(model):
 
 
 def test_generator_plans_per_image(model):
-    images, chains = Generator().generate(model, "a red circle", batch_size=3, cfg=3.0, seed=1,
-                                          text_temperature=1.0, image_temperature=1.0)
+    images, chains, report = Generator().generate(model, "a red circle", batch_size=3, cfg=3.0, seed=1,
+                                                  text_temperature=1.0, image_temperature=1.0)
     assert images.shape == (3, 8, 8, 3) and images.dtype == torch.float32
     assert 0 <= float(images.min()) and float(images.max()) <= 1
     assert len(split_chains(chains)) == 3
+    assert [line.split(":")[0] for line in report.splitlines() if line.startswith("image")] == \
+        ["image 0", "image 1", "image 2"]
 
 
 def test_generator_uses_given_chain_or_layout(model):
-    images, chains = Generator().generate(model, "a red circle", batch_size=2, cfg=3.0, seed=1,
-                                          text_temperature=1.0, image_temperature=0.0, chain=CHAIN)
-    assert split_chains(chains) == [CHAIN, CHAIN]
+    images, chains, report = Generator().generate(model, "a red circle", batch_size=2, cfg=3.0, seed=1,
+                                                  text_temperature=1.0, image_temperature=0.0, chain=CHAIN)
+    assert split_chains(chains) == [CHAIN, CHAIN] and report == "given chain: no problems found"
     layout = Layout.from_chain(CHAIN)
-    images_from_layout, chains_from_layout = Generator().generate(
+    images_from_layout, chains_from_layout, _ = Generator().generate(
         model, "a red circle", batch_size=2, cfg=3.0, seed=1, text_temperature=1.0, image_temperature=0.0,
         layout=layout)
     assert split_chains(chains_from_layout) == [layout.to_chain()] * 2
     assert images.shape == images_from_layout.shape
+
+
+def test_generator_draws_a_repaired_chain_as_repaired_and_says_so(model, capsys):
+    broken = "a <|obj_start|>red circle <|box_start|>(100,200),(400,500)<|box_end|> on the left"
+    images, chains, report = Generator().generate(model, "a red circle", batch_size=1, cfg=3.0, seed=1,
+                                                  text_temperature=1.0, image_temperature=0.0, chain=broken)
+    repaired = ("a <|obj_start|>red circle <|obj_end|><|box_start|>(100,200),(400,500)<|box_end|> on the left"
+                "<begin_of_image>")
+    assert split_chains(chains) == [repaired]  # the model saw well-formed tags
+    assert "1:27: error: expected <|obj_end|>" in report  # where the <|box_start|> came instead
+    assert "repaired before drawing" in capsys.readouterr().out  # and the console says so
+    again, _, _ = Generator().generate(model, "a red circle", batch_size=1, cfg=3.0, seed=1,
+                                       text_temperature=1.0, image_temperature=0.0, chain=repaired)
+    assert torch.equal(images, again)
+
+
+def test_generator_refuses_a_chain_with_nothing_to_draw(model):
+    with pytest.raises(ValueError, match=r"no object with a box in the chain: 1:24: error: expected <\|obj_end\|>"):
+        Generator().generate(model, "a red circle", batch_size=4, cfg=3.0, seed=0, text_temperature=1.0,
+                             image_temperature=1.0, chain="<|obj_start|>red circle<|box_start|>(1,2")
+
+
+def test_generator_redraws_one_image_alone(model):
+    batch, _, _ = Generator().generate(model, "a red circle", batch_size=3, cfg=3.0, seed=9, text_temperature=1.0,
+                                       image_temperature=1.0)
+    alone, _, _ = Generator().generate(model, "a red circle", batch_size=1, cfg=3.0, seed=9, text_temperature=1.0,
+                                       image_temperature=1.0, first_index=2)
+    torch.testing.assert_close(alone[0], batch[2], rtol=0, atol=1e-6)
 
 
 def test_generator_progress_and_cancel(model, monkeypatch):
@@ -98,7 +128,7 @@ def test_minus_one_takes_the_models_own_settings(model):
     from gotr1_core.generation import GenerationConfig, generate
 
     got = model.ready()
-    images, chains = Generator().generate(model, "a red circle", batch_size=2, cfg=-1.0, seed=4,
+    images, _, _ = Generator().generate(model, "a red circle", batch_size=2, cfg=-1.0, seed=4,
                                           text_temperature=-1.0, image_temperature=-1.0)
     reference = generate(got, "a red circle", GenerationConfig(num_samples=2, seed=4))
     torch.testing.assert_close(images, reference.images, rtol=0, atol=1e-6)

@@ -139,10 +139,32 @@ def test_strict_error_reports_line_column_and_expectation():
     with pytest.raises(ChainSyntaxError) as info:
         parse_chain(text, strict=True)
     err = info.value
-    assert (err.line, err.column) == (2, 36)  # the <|box_start|> that was never closed
-    assert text[err.diagnostic.offset:].startswith("<|box_start|>")
+    assert (err.line, err.column) == (2, 60)  # where <|box_end|> should have been: the end of the text
+    assert err.diagnostic.offset == len(text)
     assert "expected <|box_end|>" in str(err) and "found end of text" in str(err)
-    assert str(err).startswith("line 2, column 36:")
+    assert str(err).startswith("line 2, column 60:")
+
+
+def test_missing_tags_are_reported_where_they_were_found():
+    text = "<|obj_start|>red circle<|box_start|>(1,2"
+    missing_obj_end, *_ = parse_chain(text).diagnostics
+    assert missing_obj_end.code == "missing-obj-end" and missing_obj_end.column == 24  # the <|box_start|>
+    assert text[missing_obj_end.offset:].startswith("<|box_start|>")
+    text = "<|obj_start|>cat<|obj_end|><|box_start|>(1,2),(3,4) on a mat <|obj_start|>dog<|obj_end|>"
+    (missing_box_end,) = parse_chain(text).diagnostics
+    assert text[missing_box_end.offset:] == "on a mat <|obj_start|>dog<|obj_end|>"  # right after the box
+    text = "<|obj_start|>cat. It sleeps"
+    (missing_obj_end,) = parse_chain(text).diagnostics
+    assert text[missing_obj_end.offset:] == ". It sleeps"  # where the name was closed
+
+
+def test_strict_mode_lists_every_error():
+    text = "<|obj_start|>red circle<|box_start|>(1,2\n<|obj_end|> <|obj_start|>dog<|obj_end|><|box_start|>9,9<|box_end|>"
+    with pytest.raises(ChainSyntaxError) as info:
+        parse_chain(text, strict=True)
+    errors = [d for d in parse_chain(text).diagnostics if d.severity == "error"]
+    assert len(errors) >= 3 and info.value.diagnostics == tuple(errors)
+    assert str(info.value).splitlines() == [f"line {d.line}, column {d.column}: {d.message}" for d in errors]
 
 
 def test_diagnostic_positions_point_at_the_problem():

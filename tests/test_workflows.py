@@ -98,3 +98,12 @@ def test_check_workflow_command(tmp_path, capsys):
     assert "'chain' is required but missing" in out and "'strict' = 3 is not a BOOLEAN" in out
     (tmp_path / "junk.json").write_text("{not json")
     assert main(["check-workflow", str(tmp_path / "junk.json")]) == 1
+
+
+def test_a_broken_chain_in_the_generator_stops_the_graph_with_the_reason(tmp_path):
+    """Typed into edit_the_plan's Generator: no silent near-blank images, the parser's findings instead."""
+    graph = load_workflow(FOLDER / "edit_the_plan_api.json")
+    edited = next(k for k, v in graph.items() if v["class_type"] == "GoTR1Generator" and v["inputs"].get("chain"))
+    graph[edited]["inputs"]["chain"] = "<|obj_start|>red circle<|box_start|>(1,2"
+    with pytest.raises(ValueError, match=r"no object with a box in the chain: 1:24: error: expected <\|obj_end\|>"):
+        run_workflow(graph, tmp_path)
