@@ -178,17 +178,26 @@ def _check_length(got: GotModel, length: int) -> None:
 
 # -- stage 1 ------------------------------------------------------------------------
 
+def _reason_budget(got: GotModel, prompt_ids: list[list[int]], wanted: int, image_tokens: int) -> int:
+    """Chain tokens that fit: ``wanted``, cut to the positions the model has left after the prompt and,
+    when an image follows, its tokens (``image_tokens``, counting the image-start token a cut chain
+    gets). Only what the stage being run needs is counted."""
+    room = got.model.config.text_config.max_position_embeddings - max(map(len, prompt_ids)) - image_tokens
+    if room < 1:
+        _check_length(got, max(map(len, prompt_ids)) + 1 + image_tokens)
+    return min(wanted, room)
+
+
 @torch.inference_mode()
 def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
-            callback: ProgressCallback | None):
+            callback: ProgressCallback | None, image_tokens: int):
     ids_t = got.token_ids
     device = got.device
-    max_tokens = config.max_reason_tokens
+    max_tokens = _reason_budget(got, prompt_ids, config.max_reason_tokens, image_tokens)
     stops = torch.tensor(sorted({ids_t.image_start} | ({ids_t.eos} if ids_t.eos is not None else set())),
                          device=device)
     embed = got.model.get_input_embeddings()
     noise = NoiseSource(got.model.config.text_config.vocab_size, device)
-    _check_length(got, max(map(len, prompt_ids)) + max_tokens + got.num_image_tokens)
     decoder, hidden = _start(got, prompt_ids, max_tokens)
 
     rows = len(prompt_ids)
@@ -349,7 +358,8 @@ def generate(
             chunk_lps = [torch.zeros(len(r)) for r in chunk_reason]
             chunk_finished = [True] * len(chunk_reason)
         else:
-            tokens, lps = _reason(got, row_prompt_ids[sl], keys, config, callback)
+            tokens, lps = _reason(got, row_prompt_ids[sl], keys, config, callback,
+                                  got.num_image_tokens + 1 if images else 0)
             chunk_reason, chunk_lps, chunk_finished = _trim(got, tokens.cpu(), lps.cpu())
         reason_rows += chunk_reason
         reason_lps += chunk_lps

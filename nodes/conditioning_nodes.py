@@ -38,11 +38,12 @@ def regional_conditioning(layout: Layout, clip, base: list, mode: str = "area", 
     for obj in layout.objects:
         cond, pooled = _encode(clip, obj.label)
         box = obj.box
-        extra = {"pooled_output": pooled, "strength": strength, "set_area_to_bounds": False}
-        if mode == "area":
+        extra = {"pooled_output": pooled, "set_area_to_bounds": False}
+        if mode == "area":  # as Conditioning (Set Area with Percentage): the weight is "strength"
             extra["area"] = ("percentage", (box.y2 - box.y1) / GRID, (box.x2 - box.x1) / GRID,
                              box.y1 / GRID, box.x1 / GRID)
-        else:
+            extra["strength"] = strength
+        else:  # as Conditioning (Set Mask): the weight is "mask_strength" alone (ComfyUI multiplies the two)
             extra["mask"] = masks(Layout((obj,)), width, height)  # [1, H, W]
             extra["mask_strength"] = strength
         out.append([cond, extra])

@@ -141,17 +141,21 @@ class ReasoningPlanner:
                 "prompt": PROMPT_INPUT,
                 "seed": _seed_input("Same seed, same chain."),
                 "temperature": _temperature_input("Sampling temperature of the chain; 0 is greedy."),
-                "max_tokens": ("INT", {"default": 600, "min": 16, "max": 4096,
-                                       "tooltip": "Longest chain in tokens; the chain is cut there."}),
+                "max_tokens": ("INT", {"default": -1, "min": -1, "max": 4096,
+                                       "tooltip": "Longest chain in tokens; the chain is cut there (and where the "
+                                                  "model's context ends). -1: the model's own setting."}),
             }
         }
 
     def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int):
         got = _check_model(model).ready()
         prompt = model_prompt(got, prompt)
+        if max_tokens == 0 or max_tokens < -1:
+            raise ValueError(f"max_tokens must be -1 (the model's own setting) or at least 1, got {max_tokens}")
+        limit = got.spec.max_reason_tokens if max_tokens == -1 else max_tokens
         config = GenerationConfig(seed=seed, text_temperature=_or_model_default(temperature),
-                                  max_reason_tokens=max_tokens)
-        result = generate(got, prompt, config, images=False, callback=_progress_callback(max_tokens))
+                                  max_reason_tokens=limit)
+        result = generate(got, prompt, config, images=False, callback=_progress_callback(limit))
         return (result.chains[0], result.layouts[0])
 
 

@@ -47,6 +47,9 @@ def test_mask_mode_masks_each_box_at_the_image_size():
     ys, xs = torch.nonzero(mask[0], as_tuple=True)
     assert (xs.min().item(), xs.max().item() + 1, ys.min().item(), ys.max().item() + 1) == (64, 256, 64, 192)
     assert out[1][1]["mask_strength"] == 1.5
+    # ComfyUI weighs a masked condition by strength * mask_strength: only mask_strength is set, as
+    # Conditioning (Set Mask) does, so 1.5 means 1.5 and not 2.25.
+    assert "strength" not in out[1][1] and out[1][1]["set_area_to_bounds"] is False
 
 
 def test_gligen_mode_adds_text_boxes_in_latent_cells_after_existing_ones():

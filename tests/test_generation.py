@@ -205,3 +205,19 @@ def test_bad_inputs_are_clear_errors(got):
         generate(got, ["a"], chains=[CHAIN, CHAIN])
     with pytest.raises(ValueError, match="positions"):
         generate(got, "a " * 3000)
+
+
+def test_chains_are_cut_where_the_context_ends_counting_only_the_stage_run(tmp_path):
+    """A model with 96 positions: planning alone may use all that the prompt leaves, planning before an
+    image leaves room for its 16 tokens; a long token budget is cut, not refused."""
+    short = load_model(make_tiny_model(tmp_path / "short", max_positions=96), device="cpu")
+    prompt = "a red circle"
+    room = 96 - len(encode_prompt(short, prompt))
+    config = GenerationConfig(max_reason_tokens=1000, text_temperature=0)
+    planned = generate(short, prompt, config, images=False)
+    drawn = generate(short, prompt, config)
+    assert int(planned.reason_mask.sum()) == room and not planned.finished[0]  # ran to the end of the context
+    assert int(drawn.reason_mask.sum()) == room - short.num_image_tokens - 1  # and <begin_of_image>
+    assert drawn.image_ids.shape == (1, short.num_image_tokens)
+    with pytest.raises(ValueError, match="positions"):
+        generate(short, "a " * 90)

@@ -50,6 +50,17 @@ def test_planner_returns_chain_and_layout(model):
     assert again == chain
 
 
+def test_a_fresh_planner_runs_at_its_defaults_with_the_builtin_model():
+    """Every widget at its default, as a node dropped on the canvas has it."""
+    (builtin,) = ModelLoader().load("shapeworld-tiny (built in)", "auto", "cpu")
+    required = ReasoningPlanner.INPUT_TYPES()["required"]
+    defaults = {name: spec[1]["default"] for name, spec in required.items() if name not in ("model", "prompt")}
+    chain, layout = ReasoningPlanner().plan(builtin, "a red circle to the left of a blue square", **defaults)
+    assert defaults["max_tokens"] == -1 and sorted(layout.labels) == ["blue square", "red circle"]
+    _, long = ReasoningPlanner().plan(builtin, "a red circle", **{**defaults, "max_tokens": 600})  # cut, not refused
+    assert long.labels == ["red circle"]
+
+
 def test_generator_plans_per_image(model):
     images, chains, report = Generator().generate(model, "a red circle", batch_size=3, cfg=3.0, seed=1,
                                                   text_temperature=1.0, image_temperature=1.0)

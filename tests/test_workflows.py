@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gotr1_core.cli import main
@@ -107,3 +108,29 @@ def test_a_broken_chain_in_the_generator_stops_the_graph_with_the_reason(tmp_pat
     graph[edited]["inputs"]["chain"] = "<|obj_start|>red circle<|box_start|>(1,2"
     with pytest.raises(ValueError, match=r"no object with a box in the chain: 1:24: error: expected <\|obj_end\|>"):
         run_workflow(graph, tmp_path)
+
+
+def test_layout_to_sd_plans_as_shipped_with_the_builtin_model():
+    """The GoT-R1 half of layout_to_sd (loader -> planner -> Layout To Conditioning) runs as shipped; the
+    Stable Diffusion half needs the user's checkpoint (run for real in tests/test_comfyui_server.py)."""
+    from nodes.conditioning_nodes import LayoutToConditioning
+    from nodes.model_nodes import ModelLoader, ReasoningPlanner
+
+    graph = load_workflow(FOLDER / "layout_to_sd_api.json")
+    node = {v["class_type"]: v["inputs"] for v in graph.values()}
+    (model,) = ModelLoader().load(**node["GoTR1ModelLoader"])
+    planner = {k: v for k, v in node["GoTR1ReasoningPlanner"].items() if k != "model"}
+    _, layout = ReasoningPlanner().plan(model, **planner)
+    assert sorted(layout.labels) == ["blue square", "red circle"]
+    regions = {k: v for k, v in node["GoTR1LayoutToConditioning"].items()
+               if k not in ("layout", "clip", "conditioning")}
+
+    class StandInCLIP:  # the checkpoint's CLIP is not in CI
+        def tokenize(self, text):
+            return text
+
+        def encode_from_tokens(self, tokens, return_pooled=False):
+            return torch.zeros(1, 77, 8), torch.zeros(1, 8)
+
+    (conditioning,) = LayoutToConditioning().apply(layout, StandInCLIP(), [[None, {}]], **regions)
+    assert len(conditioning) == 3  # the prompt's condition, then one per planned object

@@ -121,7 +121,7 @@ def text_to_image() -> Graph:
               "draws images from the same chain. Try prompts like 'two green triangles above a yellow "
               "circle'. cfg / temperatures of -1 use the model's own settings.")
     loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=160)
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     viewer = g.add("GoTR1LayoutViewer", (740, 20), width=512, height=512, chain="")
     generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
@@ -146,7 +146,7 @@ def edit_the_plan() -> Graph:
               "planner's chain there, change any (x1,y1),(x2,y2) on the 0-1000 grid, and queue again. The "
               "bottom Layout Viewer draws the edited plan next to the images drawn from it.")
     loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=160)
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     planned = g.add("GoTR1LayoutViewer", (740, 20), title="the model's plan", width=512, height=512, chain="")
     show_planned = g.add("PreviewImage", (1100, 20))
     edited = g.add("GoTR1LayoutViewer", (740, 300), title="the edited plan", width=512, height=512,
@@ -189,17 +189,19 @@ def best_of_n() -> Graph:
 
 
 def layout_to_sd() -> Graph:
-    prompt = "a photo of a red apple left of a blue cup on a wooden table"
+    plan_prompt = "a red circle left of a blue square"
+    sd_prompt = "a photo of a red ball left of a blue box on a wooden table, soft daylight"
     g = Graph("A GoT-R1 plan steering a Stable Diffusion 1.5 checkpoint: the planner places the objects, "
               "Layout To Conditioning adds one regional condition per object (its label, limited to its box) "
-              "to the prompt's conditioning, and KSampler draws. Needs your own checkpoint in "
-              "models/checkpoints/ and a GoT-R1 / Janus-Pro model folder in models/gotr1/ (the built-in "
-              "ShapeWorld model only knows coloured shapes). For GLIGEN, load a GLIGEN model, connect it and "
-              "set mode to gligen.")
+              "to the prompt's conditioning, and KSampler draws. Runs as shipped with the built-in ShapeWorld "
+              "model, which plans coloured shapes: its prompt is a ShapeWorld prompt, the picture's prompt is "
+              "in CLIP Text Encode. Needs your SD 1.5 checkpoint in models/checkpoints/. With a real GoT-R1 / "
+              "Janus-Pro model in models/gotr1/: choose it in the Model Loader and give the planner the same "
+              "prompt as CLIP Text Encode. For GLIGEN: load a GLIGEN model, connect it and set mode to gligen.")
     checkpoint = g.add("CheckpointLoaderSimple", (20, 300), ckpt_name="v1-5-pruned-emaonly.safetensors")
     loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=prompt, seed=0, temperature=-1.0, max_tokens=600)
-    positive = g.add("CLIPTextEncode", (380, 300), text=prompt)
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=plan_prompt, seed=0, temperature=-1.0, max_tokens=-1)
+    positive = g.add("CLIPTextEncode", (380, 300), text=sd_prompt)
     negative = g.add("CLIPTextEncode", (380, 520), text="blurry, low quality")
     regions = g.add("GoTR1LayoutToConditioning", (740, 20), mode="area", strength=1.0, width=512, height=512)
     latent = g.add("EmptyLatentImage", (740, 520), width=512, height=512, batch_size=1)
