@@ -15,6 +15,7 @@ nodes, and the server's own validation of ``layout_to_sd``.
 """
 
 import copy
+import importlib.util
 import json
 import os
 import socket
@@ -33,6 +34,8 @@ COMFYUI = os.environ.get("COMFYUI_PATH")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 RUNNABLE = ("text_to_image", "edit_the_plan", "best_of_n")
 EVERY = RUNNABLE + ("layout_to_sd",)
+CHECKPOINT, GLIGEN = "v1-5-pruned-emaonly.safetensors", "gligen.safetensors"  # the names layout_to_sd ships with
+HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 pytestmark = pytest.mark.skipif(not COMFYUI, reason="set COMFYUI_PATH to a ComfyUI checkout to run")
 
 
@@ -107,9 +110,15 @@ def server(tmp_path_factory):
     output = tmp_path_factory.mktemp("comfy-output")
     models = tmp_path_factory.mktemp("comfy-models")
     make_tiny_qwen(models / "gotr1" / "judges" / "tiny-qwen")
-    for folder, name in (("checkpoints", "v1-5-pruned-emaonly.safetensors"), ("gligen", "gligen.safetensors")):
-        (models / folder).mkdir()
-        (models / folder / name).write_bytes(b"")  # listed, so layout_to_sd validates; never loaded
+    checkpoint, gligen = models / "checkpoints" / CHECKPOINT, models / "gligen" / GLIGEN
+    if HAS_DIFFUSERS:  # random SD 1.5 + GLIGEN weights, written in a process of its own with ComfyUI importable
+        code = f"from random_sd15 import write_sd15; write_sd15({str(checkpoint)!r}, {str(gligen)!r})"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(comfy)])}
+        subprocess.run([sys.executable, "-c", code], cwd=comfy, env=env, check=True)
+    else:  # listed, so layout_to_sd passes validation; loading them fails
+        for path in (checkpoint, gligen):
+            path.parent.mkdir()
+            path.write_bytes(b"")
     paths = output / "extra_model_paths.yaml"
     paths.write_text("gotr1_tests:\n" + "".join(f"  {kind}: {models / kind}\n"
                                                 for kind in ("gotr1", "checkpoints", "gligen")), encoding="utf-8")
@@ -245,13 +254,104 @@ def test_core_node_facts_match_the_server(server):
 
 
 def test_layout_to_sd_passes_the_servers_validation(server):
-    """Needs a real SD checkpoint to run; the server's own /prompt validation accepts the graph as shipped."""
+    """The server's own /prompt validation accepts the graph as shipped."""
     base, _ = server
     response = _post(f"{base}/prompt", {"prompt": _workflow("layout_to_sd"), "client_id": "gotr1-tests"})
     assert response["node_errors"] == {}
-    entry = _wait(base, response["prompt_id"])
-    error = _messages(entry).get("execution_error", {})
-    assert error.get("node_type") in ("CheckpointLoaderSimple", "GoTR1ReasoningPlanner")  # the empty stand-in file
+    if HAS_DIFFUSERS:  # real weights: 25 steps at 512 px take minutes on a CPU; the runs below are smaller
+        prompt_id = response["prompt_id"]
+        while prompt_id not in _get(f"{base}/history/{prompt_id}"):  # a run clears an interrupt sent before it
+            _post(f"{base}/interrupt")
+            time.sleep(0.5)
+        assert "execution_interrupted" in _messages(_wait(base, prompt_id))
+    else:
+        entry = _wait(base, response["prompt_id"])
+        assert _messages(entry)["execution_error"]["node_type"] == "CheckpointLoaderSimple"  # the empty stand-in
+
+
+# -- layout_to_sd, run for real: random SD 1.5 weights, each mode against ComfyUI's own nodes -----------------
+
+SD_SIZE = 128  # pixels: a 16x16 latent keeps a CPU run of the real SD 1.5 architecture to seconds
+
+
+def _sd_graph(mode: str, strength: float = 0.7) -> tuple[dict, dict]:
+    """layout_to_sd as shipped, in ``mode``, at SD_SIZE and 2 sampler steps; also its node ids by type."""
+    graph = _workflow("layout_to_sd")
+    ids = {node["class_type"]: node_id for node_id, node in graph.items()}
+    graph[ids["EmptyLatentImage"]]["inputs"].update(width=SD_SIZE, height=SD_SIZE)
+    graph[ids["KSampler"]]["inputs"]["steps"] = 2
+    regions = graph[ids["GoTR1LayoutToConditioning"]]["inputs"]
+    regions.update(mode=mode, strength=strength, width=SD_SIZE, height=SD_SIZE)
+    if mode == "gligen":
+        graph["90"] = {"class_type": "GLIGENLoader", "inputs": {"gligen_name": GLIGEN}}
+        regions["gligen"] = ["90", 0]
+    return graph, ids
+
+
+def _planned_layout(graph: dict, ids: dict):
+    """The plan the server's planner makes (same model, inputs and seed, on the CPU as the server runs)."""
+    from nodes.model_nodes import ModelLoader, ReasoningPlanner
+
+    (model,) = ModelLoader().load(**{**graph[ids["GoTR1ModelLoader"]]["inputs"], "device": "cpu"})
+    planner = {k: v for k, v in graph[ids["GoTR1ReasoningPlanner"]]["inputs"].items() if k != "model"}
+    return ReasoningPlanner().plan(model, **planner)[1]
+
+
+def _with_core_nodes(graph: dict, ids: dict, mode: str, layout, strength: float = 0.7) -> dict:
+    """The same graph with Layout To Conditioning replaced by ComfyUI's own nodes, box by box."""
+    from gotr1_core.layout import to_pixel_box
+    from gotr1_core.reasoning import GRID
+
+    core = copy.deepcopy(graph)
+    regions = core.pop(ids["GoTR1LayoutToConditioning"])["inputs"]
+    clip, current = regions["clip"], regions["conditioning"]
+    next_id = iter(range(100, 1000))
+
+    def add(class_type: str, **inputs) -> list:
+        node_id = str(next(next_id))
+        core[node_id] = {"class_type": class_type, "inputs": inputs}
+        return [node_id, 0]
+
+    for obj in layout.objects:
+        box = obj.box
+        x1, y1, x2, y2 = to_pixel_box(box, SD_SIZE, SD_SIZE)
+        if mode == "gligen":
+            current = add("GLIGENTextBoxApply", conditioning_to=current, clip=clip, gligen_textbox_model=["90", 0],
+                          text=obj.label, width=x2 - x1, height=y2 - y1, x=x1, y=y1)
+            continue
+        label = add("CLIPTextEncode", clip=clip, text=obj.label)
+        if mode == "area":
+            region = add("ConditioningSetAreaPercentage", conditioning=label, width=(box.x2 - box.x1) / GRID,
+                         height=(box.y2 - box.y1) / GRID, x=box.x1 / GRID, y=box.y1 / GRID, strength=strength)
+        else:
+            blank = add("SolidMask", value=0.0, width=SD_SIZE, height=SD_SIZE)
+            filled = add("SolidMask", value=1.0, width=x2 - x1, height=y2 - y1)
+            mask = add("MaskComposite", destination=blank, source=filled, x=x1, y=y1, operation="add")
+            region = add("ConditioningSetMask", conditioning=label, mask=mask, strength=strength,
+                         set_cond_area="default")
+        current = add("ConditioningCombine", conditioning_1=current, conditioning_2=region)
+    core[ids["KSampler"]]["inputs"]["positive"] = current
+    return core
+
+
+@pytest.mark.skipif(not HAS_DIFFUSERS, reason="pip install diffusers to build the random SD 1.5 files")
+@pytest.mark.parametrize("mode", ["area", "mask", "gligen"])
+def test_layout_to_sd_draws_what_comfyuis_own_nodes_draw(server, mode):
+    """Each mode runs on the real server with SD 1.5-architecture weights, and its picture equals the one
+    ComfyUI's own conditioning nodes give for the same boxes (so the same conditioning reached the sampler);
+    without the regions the picture differs (so the comparison can fail)."""
+    base, output = server
+    graph, ids = _sd_graph(mode)
+    layout = _planned_layout(graph, ids)
+    assert len(layout.objects) == 2
+    (ours,) = _succeeds(base, output, graph)
+    (theirs,) = _succeeds(base, output, _with_core_nodes(graph, ids, mode, layout))
+    assert ours.shape == (SD_SIZE, SD_SIZE, 3)
+    assert np.array_equal(ours, theirs)
+    plain = copy.deepcopy(graph)
+    plain[ids["KSampler"]]["inputs"]["positive"] = graph[ids["GoTR1LayoutToConditioning"]]["inputs"]["conditioning"]
+    (without,) = _succeeds(base, output, plain)
+    assert not np.array_equal(ours, without)
 
 
 @pytest.fixture(scope="module")
