@@ -64,7 +64,7 @@ def test_plot_draws_logged_curves_and_keeps_the_last_value_of_a_redone_step(tmp_
     steps, values = read_series(tmp_path, "reward/total_mean")
     assert list(steps) == list(range(1, 21)) and values[4] == 9.0
     out = plot_run(tmp_path, ["reward/total_mean", "train/kl"], tmp_path / "curve.png")
-    image = Image.open(out)
-    assert image.size[1] > 2 * 200
+    with Image.open(out) as image:
+        assert image.size[1] > 2 * 200
     with pytest.raises(FileNotFoundError, match="run folder"):
         read_series(tmp_path / "nothing", "x")
