@@ -114,6 +114,7 @@ def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "o
     out.mkdir(parents=True, exist_ok=True)
     path = out / "demo.png"
     build_sheet(prompt, result, rewards).save(path)
-    return {"sheet": str(path), "prompt": prompt, "load_seconds": loaded - start, "generate_seconds": generated - loaded,
+    return {"sheet": str(path), "prompt": prompt, "load_seconds": loaded - start,
+            "generate_seconds": generated - loaded,
             "total_seconds": time.perf_counter() - start, "chains": result.chains,
             "rewards": rewards.to_list() if rewards is not None else None}

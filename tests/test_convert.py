@@ -189,9 +189,9 @@ def test_a_wrong_mapping_is_caught(twins, monkeypatch, mutation):
     from gotr1_core.model import convert
 
     hf_dir, orig_dir = twins
-    swap = {"model.language_model.layers.0.self_attn.q_proj.weight": "model.language_model.layers.0.self_attn.k_proj.weight",
-            "model.language_model.layers.0.self_attn.k_proj.weight": "model.language_model.layers.0.self_attn.q_proj.weight"}
-    transposed = "model.language_model.layers.1.self_attn.o_proj.weight"  # square: loads without a shape error
+    layer = "model.language_model.layers.{}.self_attn.{}.weight"
+    swap = {layer.format(0, "q_proj"): layer.format(0, "k_proj"), layer.format(0, "k_proj"): layer.format(0, "q_proj")}
+    transposed = layer.format(1, "o_proj")  # square: loads without a shape error
     real = convert.convert_key
 
     def wrong(name, tensor):

@@ -159,7 +159,8 @@ def test_missing_tags_are_reported_where_they_were_found():
 
 
 def test_strict_mode_lists_every_error():
-    text = "<|obj_start|>red circle<|box_start|>(1,2\n<|obj_end|> <|obj_start|>dog<|obj_end|><|box_start|>9,9<|box_end|>"
+    text = ("<|obj_start|>red circle<|box_start|>(1,2\n<|obj_end|> "
+            "<|obj_start|>dog<|obj_end|><|box_start|>9,9<|box_end|>")
     with pytest.raises(ChainSyntaxError) as info:
         parse_chain(text, strict=True)
     errors = [d for d in parse_chain(text).diagnostics if d.severity == "error"]

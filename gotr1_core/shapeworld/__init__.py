@@ -27,6 +27,6 @@ from .world import (
 
 __all__ = [
     "CANVAS", "COLOURS", "HELDOUT_PAIRS", "RELATIONS", "SHAPES", "SPLITS", "Group", "Scene", "SceneObject",
-    "SceneSpec", "ShapeWorldPromptError", "canonical_prompt", "format_prompt", "generate_split", "ground_truth_chain", "layout_for",
-    "parse_prompt", "render", "scene_for_prompt", "suggest_prompt",
+    "SceneSpec", "ShapeWorldPromptError", "canonical_prompt", "format_prompt", "generate_split",
+    "ground_truth_chain", "layout_for", "parse_prompt", "render", "scene_for_prompt", "suggest_prompt",
 ]
