@@ -165,3 +165,20 @@ def test_generation_spec_file_is_validated(copy):
     # Trailing whitespace dropped, leading kept, as the GoT-R1 release prompts its models.
     assert GenerationSpec().format_prompt("  a cat \n") == (
         "User: Follow the caption to generate an image through a chain of thought process:   a cat\n\nAssistant:")
+
+
+def test_trained_tokenizers_read_numbers_digit_by_digit():
+    """As DeepSeek's tokenizer does: any grid coordinate is a sequence over ten digit tokens, whatever numbers
+    the training text held (here only multiples of 125), and decoding gives the text back."""
+    from gotr1_core.model.tokenizer import train_tokenizer
+
+    corpus = [f"<|box_start|>({a},{b}),({a + 250},{b + 375})<|box_end|>" for a in range(0, 750, 125)
+              for b in range(0, 625, 125)] * 4
+    tokenizer = train_tokenizer(corpus, vocab_size=300)
+    for text in ("(130,275),(1000,0)", "(125,250),(375,625)", "x 987654321 y"):
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        digits = [p for p in pieces if any(ch.isdigit() for ch in p)]
+        assert all(len(p) == 1 for p in digits), pieces
+        assert len(digits) == sum(ch.isdigit() for ch in text)
+        assert tokenizer.decode(ids) == text

@@ -38,12 +38,17 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="also write the metrics JSON here")
+    parser.add_argument("--plans", nargs="?", const=",".join(evaluate.PLAN_KINDS), default=None,
+                        help="plan following instead: draw from given plans of these kinds (comma-separated; "
+                             f"default all: {','.join(evaluate.PLAN_KINDS)}), judged exactly")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _run_eval(args) -> int:
     fields = ("model", "prompts", "count", "judge", "seed", "device", "output")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
+    if args.plans:
+        overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")
     metrics = evaluate.run_eval(load_config(evaluate.EvalConfig, None, overrides))
     if args.json:
         print(json.dumps(metrics, indent=2))

@@ -1,7 +1,8 @@
 """``gotr1-train eval``: judge a model on a split or a prompt file.
 
 One sample per prompt with the model's own generation defaults (``gotr1.json``),
-scored by the configured judge. Reports the share of fully correct images
+scored by the configured judge. With ``plans``, the model is given plans a
+person could write instead (:data:`PLAN_KINDS`) and judged on following them. Reports the share of fully correct images
 (where the judge can tell), the mean of each reward, and for ShapeWorld
 prompts how often the chain parses cleanly and names exactly the prompt's
 objects. The same function evaluates SFT and GRPO runs, so their figures compare.
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from gotr1_core.generation import GenerationConfig, generate
-from gotr1_core.reasoning import parse_chain
+from gotr1_core.layout import ObjectBox
+from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_chain
 from gotr1_core.rewards import ShapeWorldJudge
-from gotr1_core.shapeworld import ShapeWorldPromptError, parse_prompt
+from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
+from gotr1_core.shapeworld.plans import edit_layout, free_boxes, model_wording, prose_chain
 
 from .config import positive
 from .prompts import load_prompts, source_problem
@@ -86,6 +89,64 @@ def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64,
     return metrics
 
 
+# -- plan following --------------------------------------------------------------------------
+
+PLAN_KINDS = ("model", "prose", "free", "edit")
+"""What the plan-following evaluation hands the model, chain given:
+
+* ``model`` — a new valid layout on the world's cells, in the model's own wording;
+* ``prose`` — the same layout with ordinary prose around the tags;
+* ``free``  — boxes at arbitrary integer coordinates and sizes, in the model's wording;
+* ``edit``  — the model's own plan for the prompt with one box moved or resized to arbitrary coordinates.
+"""
+
+
+def _with_boxes(parsed: ParsedChain, objects: list[ObjectBox]) -> str:
+    """``parsed`` (the model's chain) with its boxes, in order, replaced by those of ``objects``."""
+    boxes = iter(o.box for o in objects)
+    changed = tuple(ChainObject(o.name, tuple(next(boxes) for _ in o.boxes), o.gaps) for o in parsed.objects)
+    return format_chain(ParsedChain(parsed.texts, changed, True))
+
+
+def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> list[tuple[str, str]]:
+    """(prompt, plan chain) pairs of one kind; prompts whose plan cannot be made this way are left out."""
+    if kind not in PLAN_KINDS:
+        raise ValueError(f"unknown plan kind {kind!r}; use some of {', '.join(PLAN_KINDS)}")
+    specs = [parse_prompt(p) for p in prompts]  # plans are made for ShapeWorld prompts
+    rngs = [np.random.default_rng([seed, i, PLAN_KINDS.index(kind)]) for i in range(len(prompts))]
+    if kind == "edit":
+        own = generate(got, prompts, GenerationConfig(seed=seed, max_batch=max_batch), images=False)
+        pairs = []
+        for prompt, spec, rng, parsed, layout in zip(prompts, specs, rngs, own.parsed, own.layouts):
+            edited = edit_layout(list(layout.objects), spec, rng)
+            if edited is not None:
+                pairs.append((prompt, _with_boxes(parsed, edited)))
+        return pairs
+    pairs = []
+    for prompt, spec, rng in zip(prompts, specs, rngs):
+        if kind == "free":
+            pairs.append((prompt, model_wording(free_boxes(spec, rng), spec)))
+            continue
+        objects = list(layout_for(spec, rng).layout.objects)
+        pairs.append((prompt, model_wording(objects, spec) if kind == "model" else prose_chain(objects, spec, rng)))
+    return pairs
+
+
+def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64) -> dict:
+    """Per plan kind: how often the image drawn from the given plan is fully correct, and mean R_RI
+    (how well it follows the plan's boxes), one sample per plan, the model's own settings."""
+    metrics = {}
+    for kind in kinds:
+        pairs = plans_for(got, prompts, kind, seed, max_batch)
+        prompts_k, chains = [p for p, _ in pairs], [c for _, c in pairs]
+        result = generate(got, prompts_k, GenerationConfig(seed=seed, max_batch=max_batch), chains=chains)
+        rewards = judge.score(result.prompts, result.chains, None, result.images)
+        metrics[f"plans/{kind}/correct"] = float(np.mean(rewards.correct))
+        metrics[f"plans/{kind}/r_ri"] = float(np.mean(rewards.r_ri))
+        metrics[f"plans/{kind}/count"] = len(pairs)
+    return metrics
+
+
 @dataclasses.dataclass
 class EvalConfig:
     model: str
@@ -96,9 +157,15 @@ class EvalConfig:
     max_batch: int = 64
     device: str = "auto"
     output: str | None = None
+    plans: list[str] = dataclasses.field(default_factory=list)
 
     def problems(self) -> list[str]:
         found = positive(self, "count", "max_batch")
+        unknown = [k for k in self.plans if k not in PLAN_KINDS]
+        if unknown:
+            found.append(f"plans: unknown kinds {unknown}; use some of {', '.join(PLAN_KINDS)}")
+        if self.plans and self.judge != "shapeworld":
+            found.append("plans: plan following is judged by the exact ShapeWorld judge (judge: shapeworld)")
         for problem in (model_problem(self.model), source_problem(self.prompts), judge_problem(self.judge)):
             if problem:
                 found.append(problem)
@@ -111,8 +178,11 @@ def run_eval(config: EvalConfig) -> dict:
 
     got = load_model(model_path(config.model), device=config.device)
     prompts = eval_prompts(config.prompts, config.count, config.seed)
-    metrics = evaluate(got, make_judge(config.judge, config.device), prompts, seed=config.seed,
-                       max_batch=config.max_batch)
+    judge = make_judge(config.judge, config.device)
+    if config.plans:
+        metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch)
+    else:
+        metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch)
     metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), **metrics}
     if config.output:
         Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

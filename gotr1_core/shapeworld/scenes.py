@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..layout import Layout, ObjectBox, from_pixel_box, relation
-from ..reasoning import BOX_END, BOX_START, IMAGE_START, OBJ_END, OBJ_START, Box
+from ..reasoning import Box
+from .plans import model_wording
 from .world import COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, Group, SceneSpec, format_prompt, parse_prompt
 
 CANVAS = 64
@@ -78,19 +79,9 @@ class Scene:
         return render(self.objects)
 
 
-def _tagged(obj: SceneObject) -> str:
-    return f"{OBJ_START}{obj.name}{OBJ_END} {BOX_START}{obj.box.format()}{BOX_END}"
-
-
 def ground_truth_chain(scene: Scene) -> str:
     """The plan a perfect model writes: every object tagged with its box, joined like the prompt."""
-    if scene.spec.relation is not None:
-        first, second = scene.objects
-        body = f"{_tagged(first)} {scene.spec.relation} {_tagged(second)}"
-    else:
-        parts = [_tagged(o) for o in scene.objects]
-        body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return body + IMAGE_START
+    return model_wording(list(scene.layout.objects), scene.spec)
 
 
 def render(objects, size: int = CANVAS) -> np.ndarray:

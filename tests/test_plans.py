@@ -1,0 +1,112 @@
+"""Plans a person could write (gotr1_core.shapeworld.plans) and the plan-following evaluation."""
+
+import numpy as np
+import pytest
+
+from gotr1_core.layout import Layout, ObjectBox, relation
+from gotr1_core.reasoning import GRID, Box, parse_chain
+from gotr1_core.shapeworld import generate_split
+from gotr1_core.shapeworld.plans import (
+    MAX_SIDE,
+    MIN_GAP,
+    MIN_SIDE,
+    edit_layout,
+    free_boxes,
+    model_wording,
+    prose_chain,
+    valid_plan,
+)
+from trainer.evaluate import PLAN_KINDS, _with_boxes, evaluate_plans, plans_for
+
+SCENES = generate_split("test", 60, seed=5)
+
+
+def _apart(a: Box, b: Box) -> bool:  # written again here: the test's own reading of MIN_GAP
+    return (a.x2 + MIN_GAP <= b.x1 or b.x2 + MIN_GAP <= a.x1 or a.y2 + MIN_GAP <= b.y1 or b.y2 + MIN_GAP <= a.y1)
+
+
+def test_prose_chains_are_well_formed_and_plan_exactly_the_layout():
+    rng = np.random.default_rng(0)
+    chains = set()
+    for scene in SCENES:
+        objects = list(scene.layout.objects)
+        chain = prose_chain(objects, scene.spec, rng)
+        parsed = parse_chain(chain, strict=True)  # tags and boxes exact: nothing to repair
+        assert Layout.from_chain(parsed) == scene.layout
+        assert chain != scene.chain  # prose around the tags (an empty choice of every kind is rare)
+        chains.add(chain.split("<|obj_start|>")[0])
+    assert len(chains) >= 5  # the openings vary
+
+
+def test_free_boxes_are_valid_off_the_worlds_cells_and_of_drawable_size():
+    rng = np.random.default_rng(1)
+    off_grid = 0
+    for scene in SCENES:
+        objects = free_boxes(scene.spec, rng)
+        assert [o.label for o in objects] == scene.spec.object_names()
+        assert valid_plan(objects, scene.spec)
+        for o in objects:
+            assert MIN_SIDE <= o.box.x2 - o.box.x1 <= MAX_SIDE and MIN_SIDE <= o.box.y2 - o.box.y1 <= MAX_SIDE
+            assert 0 <= o.box.x1 and o.box.x2 <= GRID and 0 <= o.box.y1 and o.box.y2 <= GRID
+            off_grid += any(v % 125 for v in o.box.as_tuple())
+        boxes = [o.box for o in objects]
+        assert all(_apart(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        if scene.spec.relation:
+            assert relation(boxes[0], boxes[1]) == scene.spec.relation
+        assert parse_chain(model_wording(objects, scene.spec), strict=True).objects
+    assert off_grid >= 0.9 * sum(s.spec.num_objects for s in SCENES)
+
+
+def test_an_edit_changes_one_box_and_keeps_the_plan_valid():
+    rng = np.random.default_rng(2)
+    for scene in SCENES:
+        objects = list(scene.layout.objects)
+        edited = edit_layout(objects, scene.spec, rng)
+        assert edited is not None and valid_plan(edited, scene.spec)
+        changed = [(a, b) for a, b in zip(objects, edited) if a != b]
+        assert len(changed) == 1 and changed[0][0].label == changed[0][1].label
+    pair = next(s for s in SCENES if s.spec.relation)
+    one_box_short = list(pair.layout.objects)[:1]
+    assert edit_layout(one_box_short, pair.spec, rng) is None  # not a valid plan of the prompt: nothing to edit
+
+
+def test_the_models_own_wording_is_kept_when_its_boxes_are_replaced():
+    scene = next(s for s in SCENES if s.spec.relation)
+    parsed = parse_chain("Sure. " + scene.chain)
+    moved = [ObjectBox(o.label, Box(o.box.x1, o.box.y1, o.box.x2 - 7, o.box.y2 - 3)) for o in scene.layout.objects]
+    chain = _with_boxes(parsed, moved)
+    assert chain.startswith("Sure. ") and f" {scene.spec.relation} " in chain
+    assert list(Layout.from_chain(chain).objects) == moved
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    from gotr1_core.demo import builtin_model_path
+    from gotr1_core.model.loading import load_model
+
+    return load_model(builtin_model_path(), device="cpu")
+
+
+def test_plan_following_is_measured_per_kind(builtin):
+    from gotr1_core.rewards import ShapeWorldJudge
+
+    prompts = [s.prompt for s in SCENES[:8]]
+    for kind in PLAN_KINDS:
+        pairs = plans_for(builtin, prompts, kind, seed=0, max_batch=16)
+        assert 6 <= len(pairs) <= 8 and all(parse_chain(c, strict=True).objects for _, c in pairs), kind
+    metrics = evaluate_plans(builtin, ShapeWorldJudge(), prompts, ("model", "free"), seed=0, max_batch=16)
+    assert set(metrics) == {f"plans/{k}/{m}" for k in ("model", "free") for m in ("correct", "r_ri", "count")}
+    assert metrics["plans/model/correct"] >= 0.6 and metrics["plans/model/r_ri"] >= 0.7  # its own wording
+    with pytest.raises(ValueError, match="unknown plan kind"):
+        plans_for(builtin, prompts, "doodle", seed=0, max_batch=16)
+
+
+def test_eval_command_takes_plan_kinds(capsys):
+    from trainer.cli import main
+
+    assert main(["eval", "builtin", "--prompts", "shapeworld:test", "--count", "3", "--plans", "model,edit",
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"plans/model/correct"' in out and '"plans/edit/r_ri"' in out and "plans/prose" not in out
+    assert main(["eval", "builtin", "--plans", "doodle"]) == 1
+    assert "unknown kinds ['doodle']" in capsys.readouterr().err
