@@ -110,3 +110,5 @@ def test_eval_command_takes_plan_kinds(capsys):
     assert '"plans/model/correct"' in out and '"plans/edit/r_ri"' in out and "plans/prose" not in out
     assert main(["eval", "builtin", "--plans", "doodle"]) == 1
     assert "unknown kinds ['doodle']" in capsys.readouterr().err
+    assert main(["eval", "builtin", "--cfg", "-2"]) == 1
+    assert "cfg: must be >= 0" in capsys.readouterr().err

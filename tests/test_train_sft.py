@@ -51,3 +51,27 @@ def test_sft_config_checks_the_vq_run(tmp_path):
     with pytest.raises(ConfigError, match="divisible by num_heads"):
         load_config(SFTConfig, None, [f"output_dir={tmp_path}", f"vq_run={tmp_path}", "hidden_size=30",
                                       "num_heads=4"])
+
+
+def test_person_plans_teach_the_image_but_not_the_chain():
+    """A plan in a person's wording is conditioning: its tokens get no LM target, its image tokens do; the
+    model's own-wording chains are learned as before, and unconditional rows learn only their image."""
+    from gotr1_core.reasoning import parse_chain
+    from gotr1_core.shapeworld import generate_split
+    from trainer.sft import IGNORE, collate, scene_chains
+
+    scenes = generate_split("train", 200, seed=0)
+    chains = scene_chains(scenes, 0.5, seed=0)
+    person = [i for i, (_, learn) in enumerate(chains) if not learn]
+    assert 70 <= len(person) <= 130 and scene_chains(scenes, 0.5, seed=0) == chains  # the share, seeded
+    for i, (chain, learn) in enumerate(chains):
+        parsed = parse_chain(chain, strict=True)
+        assert [(o.label, o.box) for o in scenes[i].layout.objects] == \
+            [(o.label, b) for o in parsed.objects for b in o.boxes]
+        assert (chain == scenes[i].chain) == learn
+    examples = [([1, 2, 3], [10, 11, 12], [5, 6], True), ([1, 2, 3], [20, 21], [7, 8], False)]
+    _, _, _, text_target, image_target = collate(examples, pad=0, drop=torch.tensor([False, False]))
+    assert text_target[0].tolist().count(IGNORE) < text_target.shape[1] and (text_target[1] == IGNORE).all()
+    assert [t for t in image_target[1].tolist() if t != IGNORE] == [7, 8]
+    _, _, _, text_target, image_target = collate(examples[:1], pad=0, drop=torch.tensor([True]))
+    assert (text_target == IGNORE).all() and [t for t in image_target[0].tolist() if t != IGNORE] == [5, 6]

@@ -38,6 +38,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="also write the metrics JSON here")
+    parser.add_argument("--cfg", type=float, help="guidance scale of the image stage (default: the model's own)")
     parser.add_argument("--plans", nargs="?", const=",".join(evaluate.PLAN_KINDS), default=None,
                         help="plan following instead: draw from given plans of these kinds (comma-separated; "
                              f"default all: {','.join(evaluate.PLAN_KINDS)}), judged exactly")
@@ -45,7 +46,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_eval(args) -> int:
-    fields = ("model", "prompts", "count", "judge", "seed", "device", "output")
+    fields = ("model", "prompts", "count", "judge", "seed", "device", "output", "cfg")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:
         overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")

@@ -75,9 +75,11 @@ def _names_objects(prompt: str, chain) -> bool | None:
     return sorted(o.label for o in chain.objects) == sorted(spec.object_names())
 
 
-def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "") -> dict:
-    """Mean rewards, fully-correct share and chain checks of one sample per prompt."""
-    result = generate(got, prompts, GenerationConfig(num_samples=1, seed=seed, max_batch=max_batch))
+def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
+             cfg: float | None = None) -> dict:
+    """Mean rewards, fully-correct share and chain checks of one sample per prompt (``cfg``: the model's
+    own guidance scale unless given)."""
+    result = generate(got, prompts, GenerationConfig(num_samples=1, seed=seed, max_batch=max_batch, cfg_scale=cfg))
     rewards = judge.score(result.prompts, result.chains, None, result.images)
     metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in REWARDS}
     if rewards.correct is not None:
@@ -132,14 +134,16 @@ def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> 
     return pairs
 
 
-def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64) -> dict:
+def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64,
+                   cfg: float | None = None) -> dict:
     """Per plan kind: how often the image drawn from the given plan is fully correct, and mean R_RI
     (how well it follows the plan's boxes), one sample per plan, the model's own settings."""
     metrics = {}
     for kind in kinds:
         pairs = plans_for(got, prompts, kind, seed, max_batch)
         prompts_k, chains = [p for p, _ in pairs], [c for _, c in pairs]
-        result = generate(got, prompts_k, GenerationConfig(seed=seed, max_batch=max_batch), chains=chains)
+        result = generate(got, prompts_k, GenerationConfig(seed=seed, max_batch=max_batch, cfg_scale=cfg),
+                          chains=chains)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         metrics[f"plans/{kind}/correct"] = float(np.mean(rewards.correct))
         metrics[f"plans/{kind}/r_ri"] = float(np.mean(rewards.r_ri))
@@ -158,9 +162,12 @@ class EvalConfig:
     device: str = "auto"
     output: str | None = None
     plans: list[str] = dataclasses.field(default_factory=list)
+    cfg: float | None = None
 
     def problems(self) -> list[str]:
         found = positive(self, "count", "max_batch")
+        if self.cfg is not None and self.cfg < 0:
+            found.append(f"cfg: must be >= 0 (1 turns guidance off), got {self.cfg}")
         unknown = [k for k in self.plans if k not in PLAN_KINDS]
         if unknown:
             found.append(f"plans: unknown kinds {unknown}; use some of {', '.join(PLAN_KINDS)}")
@@ -180,9 +187,10 @@ def run_eval(config: EvalConfig) -> dict:
     prompts = eval_prompts(config.prompts, config.count, config.seed)
     judge = make_judge(config.judge, config.device)
     if config.plans:
-        metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch)
+        metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch,
+                                 cfg=config.cfg)
     else:
-        metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch)
+        metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch, cfg=config.cfg)
     metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), **metrics}
     if config.output:
         Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

@@ -6,7 +6,9 @@ on the chain tokens (LM head) and on the image tokens (generation head); the
 prompt is context only. With probability ``uncond_prob`` an example's text is
 replaced by the unconditional row generation uses for classifier-free guidance
 (BOS, pads, ``<begin_of_image>``) and only its image tokens are learned, so
-the guided branch has something to guide against.
+the guided branch has something to guide against. A ``person_plans`` share of
+the examples carries its plan in a person's wording (prose around the tags)
+and teaches only the image from it: plans people write are conditioning.
 
 The model is ``JanusForConditionalGeneration`` with a small config; its
 tokenizer is trained on the world's text. The result is exported as an
@@ -34,6 +36,7 @@ from gotr1_core.model.loading import GenerationSpec, GotModel, save_model
 from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, encode_prompt_ids, train_tokenizer
 from gotr1_core.rewards import ShapeWorldJudge
 from gotr1_core.shapeworld import generate_split
+from gotr1_core.shapeworld.plans import prose_chain
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
@@ -60,6 +63,7 @@ class SFTConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     uncond_prob: float = 0.1
+    person_plans: float = 0.0
     train_scenes: int = 20000
     eval_scenes: int = 200
     eval_text_temperature: float = 0.7
@@ -75,6 +79,8 @@ class SFTConfig:
                          "train_scenes", "eval_scenes", "save_every", "log_every")
         if not 0 <= self.uncond_prob < 1:
             found.append(f"uncond_prob: must be in [0, 1), got {self.uncond_prob}")
+        if not 0 <= self.person_plans < 1:
+            found.append(f"person_plans: must be in [0, 1), got {self.person_plans}")
         if self.hidden_size % self.num_heads:
             found.append(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
         vq = Path(self.vq_run)
@@ -84,18 +90,37 @@ class SFTConfig:
         return found
 
 
-def world_corpus(scenes, spec: GenerationSpec) -> list[str]:
-    return [spec.format_prompt(s.prompt) + s.chain for s in scenes]
+def scene_chains(scenes, person_plans: float, seed: int) -> list[tuple[str, bool]]:
+    """(chain, learn the chain) per scene.
+
+    A ``person_plans`` share of the scenes gets its plan as a person would
+    write it — prose around the same tags and boxes
+    (:func:`~gotr1_core.shapeworld.plans.prose_chain`) — and only its image is
+    learned: such a chain is conditioning, like a plan a user gives the
+    Generator, and the model keeps writing its own plans in its own wording.
+    """
+    rng = np.random.default_rng([seed, 7])
+    out = []
+    for scene in scenes:
+        if rng.random() < person_plans:
+            out.append((prose_chain(list(scene.layout.objects), scene.spec, rng), False))
+        else:
+            out.append((scene.chain, True))
+    return out
 
 
-def build_model(config: SFTConfig, vq_config: VQConfig, scenes):
+def world_corpus(scenes, chains: list[tuple[str, bool]], spec: GenerationSpec) -> list[str]:
+    return [spec.format_prompt(s.prompt) + chain for s, (chain, _) in zip(scenes, chains)]
+
+
+def build_model(config: SFTConfig, vq_config: VQConfig, scenes, chains: list[tuple[str, bool]]):
     """Tokenizer, model (VQ weights in place) and spec for a fresh run."""
     from transformers import JanusForConditionalGeneration
 
     spec = GenerationSpec(max_reason_tokens=160, cfg_scale=config.eval_cfg,
                           text_temperature=config.eval_text_temperature,
                           image_temperature=config.eval_image_temperature)
-    tokenizer = train_tokenizer(world_corpus(scenes[:4000], spec), vocab_size=config.vocab_size)
+    tokenizer = train_tokenizer(world_corpus(scenes[:4000], chains[:4000], spec), vocab_size=config.vocab_size)
     ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id,
            "image_placeholder": tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)}
     janus = small_janus_config(
@@ -110,25 +135,26 @@ def build_model(config: SFTConfig, vq_config: VQConfig, scenes):
     return model, tokenizer, spec
 
 
-def encode_examples(tokenizer, spec: GenerationSpec, scenes, image_tokens: torch.Tensor) -> list[tuple]:
-    """(prompt ids, chain ids, image ids) per scene."""
+def encode_examples(tokenizer, spec: GenerationSpec, scenes, chains: list[tuple[str, bool]],
+                    image_tokens: torch.Tensor) -> list[tuple]:
+    """(prompt ids, chain ids, image ids, learn the chain) per scene."""
     examples = []
-    for scene, tokens in zip(scenes, image_tokens):
+    for scene, (chain, learn), tokens in zip(scenes, chains, image_tokens):
         prompt = encode_prompt_ids(tokenizer, spec.format_prompt(scene.prompt))
-        chain = tokenizer.encode(scene.chain, add_special_tokens=False)
-        examples.append((prompt, chain, tokens.tolist()))
+        examples.append((prompt, tokenizer.encode(chain, add_special_tokens=False), tokens.tolist(), learn))
     return examples
 
 
 def collate(examples: list[tuple], pad: int, drop: torch.Tensor):
     """Right-padded batch: text ids, image ids, and the targets of both heads.
 
-    Position ``t`` predicts token ``t+1``: chain tokens through the LM head,
-    image tokens through the generation head. ``drop[i]`` turns example ``i``
-    into its unconditional form (image targets only).
+    Position ``t`` predicts token ``t+1``: chain tokens through the LM head
+    (for examples whose chain is learned), image tokens through the generation
+    head. ``drop[i]`` turns example ``i`` into its unconditional form (image
+    targets only).
     """
     texts = []
-    for (prompt, chain, _), dropped in zip(examples, drop.tolist()):
+    for (prompt, chain, _, _), dropped in zip(examples, drop.tolist()):
         text = prompt + chain
         texts.append(unconditional_ids(text, pad) if dropped else text)
     n_image = len(examples[0][2])
@@ -139,12 +165,12 @@ def collate(examples: list[tuple], pad: int, drop: torch.Tensor):
     is_image = torch.zeros((batch, length), dtype=torch.bool)
     text_target = torch.full((batch, length), IGNORE, dtype=torch.long)
     image_target = torch.full((batch, length), IGNORE, dtype=torch.long)
-    for i, ((prompt, chain, image), text, dropped) in enumerate(zip(examples, texts, drop.tolist())):
+    for i, ((prompt, chain, image, learn), text, dropped) in enumerate(zip(examples, texts, drop.tolist())):
         n = len(text)
         text_ids[i, :n] = torch.tensor(text)
         image_ids[i, n:n + n_image] = torch.tensor(image)
         is_image[i, n:n + n_image] = True
-        if not dropped:
+        if learn and not dropped:
             text_target[i, len(prompt) - 1:n - 1] = torch.tensor(chain)
         image_target[i, n - 1:n - 1 + n_image] = torch.tensor(image)
     return text_ids, image_ids, is_image, text_target, image_target
@@ -178,10 +204,11 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
     accelerator = Accelerator(cpu=config.device == "cpu")
     vq_config = load_config(VQConfig, Path(config.vq_run) / "config.yaml")
     scenes = generate_split("train", config.train_scenes, config.seed)
-    model, tokenizer, spec = build_model(config, vq_config, scenes)
+    chains = scene_chains(scenes, config.person_plans, config.seed)
+    model, tokenizer, spec = build_model(config, vq_config, scenes, chains)
     image_tokens = encode_images(load_image_tokenizer(config.vq_run, vq_config),
                                  torch.from_numpy(np.stack([s.render() for s in scenes])))
-    examples = encode_examples(tokenizer, spec, scenes, image_tokens)
+    examples = encode_examples(tokenizer, spec, scenes, chains, image_tokens)
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]
