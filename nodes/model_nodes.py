@@ -104,7 +104,6 @@ def _check_model(model) -> LoadedModel:
     return model
 
 
-
 def _seed_input(tooltip: str):
     return ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "tooltip": tooltip})
 
