@@ -182,3 +182,5 @@ def test_trained_tokenizers_read_numbers_digit_by_digit():
         assert all(len(p) == 1 for p in digits), pieces
         assert len(digits) == sum(ch.isdigit() for ch in text)
         assert tokenizer.decode(ids) == text
+    whole = train_tokenizer(corpus, vocab_size=300, split_digits=False)  # the shipped model's kind
+    assert "125" in whole.convert_ids_to_tokens(whole.encode("(125,250)", add_special_tokens=False))

@@ -64,6 +64,7 @@ class SFTConfig:
     grad_clip: float = 1.0
     uncond_prob: float = 0.1
     person_plans: float = 0.0
+    split_digits: bool = True
     train_scenes: int = 20000
     eval_scenes: int = 200
     eval_text_temperature: float = 0.7
@@ -120,7 +121,8 @@ def build_model(config: SFTConfig, vq_config: VQConfig, scenes, chains: list[tup
     spec = GenerationSpec(max_reason_tokens=160, cfg_scale=config.eval_cfg,
                           text_temperature=config.eval_text_temperature,
                           image_temperature=config.eval_image_temperature)
-    tokenizer = train_tokenizer(world_corpus(scenes[:4000], chains[:4000], spec), vocab_size=config.vocab_size)
+    tokenizer = train_tokenizer(world_corpus(scenes[:4000], chains[:4000], spec), vocab_size=config.vocab_size,
+                                split_digits=config.split_digits)
     ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id,
            "image_placeholder": tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)}
     janus = small_janus_config(

@@ -85,12 +85,13 @@ def encode_prompt_ids(tokenizer, text: str) -> list[int]:
     return ids
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, extra_special: tuple[str, ...] = ()):
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, extra_special: tuple[str, ...] = (),
+                    split_digits: bool = True):
     """Train a byte-level BPE tokenizer carrying the chain and Janus special tokens.
 
-    Byte-level: any prompt encodes without unknown tokens. Numbers are split
-    into single digits before BPE, as DeepSeek's tokenizer (Janus-Pro, GoT-R1)
-    splits them: every coordinate of the 0-1000 grid is then a sequence over
+    Byte-level: any prompt encodes without unknown tokens. With
+    ``split_digits`` numbers are split into single digits before BPE, as
+    DeepSeek's tokenizer (Janus-Pro, GoT-R1) splits them: every coordinate of the 0-1000 grid is then a sequence over
     ten digit tokens the model sees all of, rather than a whole-number token
     for the values its training chains happened to use and unseen pieces for
     the rest. Returns a ``PreTrainedTokenizerFast`` that adds BOS like Janus'
@@ -101,8 +102,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, extra_special: 
 
     specials = list(SPECIAL_TOKENS) + [t for t in extra_special if t not in SPECIAL_TOKENS]
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                  pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                          if split_digits else byte_level)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
