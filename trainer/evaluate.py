@@ -1,11 +1,11 @@
 """``gotr1-train eval``: judge a model on a split or a prompt file.
 
 One sample per prompt with the model's own generation defaults (``gotr1.json``),
-scored by the configured judge. With ``plans``, the model is given plans a
-person could write instead (:data:`PLAN_KINDS`) and judged on following them. Reports the share of fully correct images
+scored by the configured judge. Reports the share of fully correct images
 (where the judge can tell), the mean of each reward, and for ShapeWorld
 prompts how often the chain parses cleanly and names exactly the prompt's
-objects. The same function evaluates SFT and GRPO runs, so their figures compare.
+objects. With ``plans``, the model is given plans a person could write
+instead (:data:`PLAN_KINDS`) and judged on following them. The same function evaluates SFT and GRPO runs, so their figures compare.
 """
 
 from __future__ import annotations

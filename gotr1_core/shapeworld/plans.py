@@ -38,8 +38,10 @@ OPENINGS = ("", "", "Here is the plan. ", "The picture shows ", "Let me place ea
 CLOSINGS = ("", "", ".", " on a white background.", ". Nothing else is in the picture.", ", all on plain white.")
 ARTICLES = ("a ", "a ", "one ", "the ", "")
 ADJECTIVES = ("", "", "", "small ", "flat ", "single ", "bright ")
-SEPARATORS = (", ", " and ", ", and ", "; ", ". Then ", " as well as ", "\n", " next to ")
-RELATION_PHRASES = {
+# Written into chains; not the prompt phrasings world.RELATION_PHRASES / SEPARATORS read (those are
+# what a prompt may say, these what a plan's prose may say, verbs included).
+PROSE_SEPARATORS = (", ", " and ", ", and ", "; ", ". Then ", " as well as ", "\n", " next to ")
+PROSE_RELATIONS = {
     "left of": ("left of", "to the left of", "on the left of", "is to the left of", "sits left of"),
     "right of": ("right of", "to the right of", "on the right of", "is to the right of", "sits right of"),
     "above": ("above", "on top of", "over", "is above", "sits above"),
@@ -63,12 +65,13 @@ def _mention(obj: ObjectBox, rng: np.random.Generator) -> str:
 def prose_chain(objects: list[ObjectBox], spec: SceneSpec, rng: np.random.Generator) -> str:
     """A well-formed chain planning ``objects`` (in chain order), with varied prose around the tags."""
     if spec.relation is not None and len(objects) == 2:
-        body = f"{_mention(objects[0], rng)} {_pick(rng, RELATION_PHRASES[spec.relation])} {_mention(objects[1], rng)}"
+        phrase = _pick(rng, PROSE_RELATIONS[spec.relation])
+        body = f"{_mention(objects[0], rng)} {phrase} {_mention(objects[1], rng)}"
     else:
         parts = [_mention(o, rng) for o in objects]
         body = parts[0]
         for part in parts[1:]:
-            body += _pick(rng, SEPARATORS) + part
+            body += _pick(rng, PROSE_SEPARATORS) + part
     return _pick(rng, OPENINGS) + body + _pick(rng, CLOSINGS) + IMAGE_START
 
 
