@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import colorsys
 import json
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -136,7 +137,7 @@ def to_pixel_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]
 def from_pixel_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> Box:
     """Grid box for a pixel box (clamped to the image, at least one grid unit)."""
     def grid(v: float, size: int) -> int:
-        return int(min(max(round(v * GRID / size), 0), GRID))
+        return int(min(max(math.floor(v * GRID / size + 0.5), 0), GRID))  # half up, as to_pixel_box
 
     gx1, gx2 = sorted((grid(x1, width), grid(x2, width)))
     gy1, gy2 = sorted((grid(y1, height), grid(y2, height)))

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gotr1_core.layout import Layout, relation, to_pixel_box
-from gotr1_core.reasoning import parse_chain
+from gotr1_core.reasoning import GRID, Box, parse_chain
 from gotr1_core.shapeworld import (
     CANVAS,
     COLOURS,
@@ -21,6 +21,8 @@ from gotr1_core.shapeworld import (
     scene_for_prompt,
     suggest_prompt,
 )
+from gotr1_core.shapeworld.plans import MAX_SIDE, MIN_SIDE, valid_plan
+from gotr1_core.shapeworld.scenes import MAX_SIDE_PX, MIN_SIDE_PX, STEP, any_plan_box, drawn_box
 
 SCENES = {split: generate_split(split, 300, seed=0) for split in ("train", "test", "heldout")}
 
@@ -103,6 +105,46 @@ def test_layouts_are_pixel_exact_non_overlapping_and_satisfy_relations():
                 assert overlap_w < 0 or overlap_h < 0, scene.prompt
         if scene.spec.relation:
             assert relation(scene.objects[0].box, scene.objects[1].box) == scene.spec.relation
+
+
+def test_scenes_sit_on_the_lattice_and_every_scene_is_a_valid_plan():
+    sides = set()
+    for scene in SCENES["train"] + SCENES["heldout"]:
+        assert valid_plan(list(scene.layout.objects), scene.spec), scene.prompt
+        for obj in scene.objects:
+            assert all(v % STEP == 0 for v in obj.pixel_box) and drawn_box(obj.box) == obj.pixel_box
+            x1, y1, x2, y2 = obj.pixel_box
+            sides |= {x2 - x1, y2 - y1}
+    assert sides == set(range(MIN_SIDE_PX, MAX_SIDE_PX + 1, STEP))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, GRID - MIN_SIDE), st.integers(0, GRID - MIN_SIDE), st.integers(MIN_SIDE, MAX_SIDE),
+       st.integers(MIN_SIDE, MAX_SIDE))
+def test_a_plan_box_is_drawn_within_a_quarter_patch(x, y, w, h):
+    box = Box(x, y, min(x + w, GRID), min(y + h, GRID))
+    drawn = drawn_box(box)
+    exact = [v * CANVAS / GRID for v in (box.x1, box.y1, box.x2, box.y2)]
+    assert all(v % STEP == 0 for v in drawn)
+    assert max(abs(a - b) for a, b in zip(drawn, exact)) <= STEP  # a quarter of an 8 px patch
+    assert 0 <= drawn[0] < drawn[2] <= CANVAS and 0 <= drawn[1] < drawn[3] <= CANVAS
+
+
+def test_sizes_the_world_does_not_draw_become_the_nearest_it_does():
+    assert drawn_box(Box(500, 500, 510, 510)) == (24, 24, 40, 40)  # 0.6 px -> 16 px about the centre
+    assert drawn_box(Box(0, 0, 1000, 1000)) == (20, 20, 44, 44)    # the whole canvas -> 24 px
+    assert drawn_box(Box(990, 0, 1000, 10)) == (48, 0, 64, 16)     # kept inside the canvas
+
+
+def test_any_plan_box_is_drawn_as_the_scene_and_uses_every_coordinate():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for scene in SCENES["train"]:
+        for obj in scene.objects:
+            box = any_plan_box(obj.pixel_box, rng)
+            assert drawn_box(box) == obj.pixel_box
+            seen |= {box.x1, box.y1, box.x2, box.y2}
+    assert len(seen) > 900  # nearly every number of the 0-1000 grid occurs
 
 
 def test_render_draws_each_shape_in_its_box_only():

@@ -54,21 +54,27 @@ def test_sft_config_checks_the_vq_run(tmp_path):
 
 
 def test_person_plans_teach_the_image_but_not_the_chain():
-    """A plan in a person's wording is conditioning: its tokens get no LM target, its image tokens do; the
-    model's own-wording chains are learned as before, and unconditional rows learn only their image."""
+    """A plan in a person's wording or at a person's coordinates is conditioning: its tokens get no LM
+    target, its image tokens do; the model's own chains are learned as before, and unconditional rows
+    learn only their image."""
     from gotr1_core.reasoning import parse_chain
     from gotr1_core.shapeworld import generate_split
+    from gotr1_core.shapeworld.scenes import drawn_box
     from trainer.sft import IGNORE, collate, scene_chains
 
     scenes = generate_split("train", 200, seed=0)
-    chains = scene_chains(scenes, 0.5, seed=0)
-    person = [i for i, (_, learn) in enumerate(chains) if not learn]
-    assert 70 <= len(person) <= 130 and scene_chains(scenes, 0.5, seed=0) == chains  # the share, seeded
+    chains = scene_chains(scenes, 0.5, 0.5, seed=0)
+    learned = [i for i, (_, learn) in enumerate(chains) if learn]
+    assert 25 <= len(learned) <= 75 and scene_chains(scenes, 0.5, 0.5, seed=0) == chains  # a quarter, seeded
+    off_lattice = 0
     for i, (chain, learn) in enumerate(chains):
         parsed = parse_chain(chain, strict=True)
-        assert [(o.label, o.box) for o in scenes[i].layout.objects] == \
-            [(o.label, b) for o in parsed.objects for b in o.boxes]
+        boxes = [b for o in parsed.objects for b in o.boxes]
+        assert [o.label for o in parsed.objects] == scenes[i].spec.object_names()
+        assert [drawn_box(b) for b in boxes] == [o.pixel_box for o in scenes[i].objects]  # draws the same scene
+        off_lattice += boxes != [o.box for o in scenes[i].layout.objects]
         assert (chain == scenes[i].chain) == learn
+    assert 70 <= off_lattice <= 130
     examples = [([1, 2, 3], [10, 11, 12], [5, 6], True), ([1, 2, 3], [20, 21], [7, 8], False)]
     _, _, _, text_target, image_target = collate(examples, pad=0, drop=torch.tensor([False, False]))
     assert text_target[0].tolist().count(IGNORE) < text_target.shape[1] and (text_target[1] == IGNORE).all()

@@ -96,7 +96,7 @@ def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64,
 PLAN_KINDS = ("model", "prose", "free", "edit")
 """What the plan-following evaluation hands the model, chain given:
 
-* ``model`` — a new valid layout on the world's cells, in the model's own wording;
+* ``model`` — the layout of a new scene of the world (edges on its 2 px lattice), in the model's own wording;
 * ``prose`` — the same layout with ordinary prose around the tags;
 * ``free``  — boxes at arbitrary integer coordinates and sizes, in the model's wording;
 * ``edit``  — the model's own plan for the prompt with one box moved or resized to arbitrary coordinates.

@@ -6,9 +6,11 @@ on the chain tokens (LM head) and on the image tokens (generation head); the
 prompt is context only. With probability ``uncond_prob`` an example's text is
 replaced by the unconditional row generation uses for classifier-free guidance
 (BOS, pads, ``<begin_of_image>``) and only its image tokens are learned, so
-the guided branch has something to guide against. A ``person_plans`` share of
-the examples carries its plan in a person's wording (prose around the tags)
-and teaches only the image from it: plans people write are conditioning.
+the guided branch has something to guide against. Plans people write are
+conditioning: a ``person_plans`` share of the examples carries its plan in a
+person's wording (prose around the tags), a ``free_coordinates`` share has
+boxes at arbitrary integer coordinates that the world draws as the scene's
+boxes, and from those only the image is learned.
 
 The model is ``JanusForConditionalGeneration`` with a small config; its
 tokenizer is trained on the world's text. The result is exported as an
@@ -31,12 +33,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from gotr1_core.generation import unconditional_ids
+from gotr1_core.layout import ObjectBox
 from gotr1_core.model.configs import small_janus_config
 from gotr1_core.model.loading import GenerationSpec, GotModel, save_model
 from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, encode_prompt_ids, train_tokenizer
 from gotr1_core.rewards import ShapeWorldJudge
 from gotr1_core.shapeworld import generate_split
-from gotr1_core.shapeworld.plans import prose_chain
+from gotr1_core.shapeworld.plans import model_wording, prose_chain
+from gotr1_core.shapeworld.scenes import any_plan_box
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
@@ -63,7 +67,8 @@ class SFTConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     uncond_prob: float = 0.1
-    person_plans: float = 0.0
+    person_plans: float = 0.3
+    free_coordinates: float = 0.5
     split_digits: bool = True
     train_scenes: int = 20000
     eval_scenes: int = 200
@@ -80,8 +85,9 @@ class SFTConfig:
                          "train_scenes", "eval_scenes", "save_every", "log_every")
         if not 0 <= self.uncond_prob < 1:
             found.append(f"uncond_prob: must be in [0, 1), got {self.uncond_prob}")
-        if not 0 <= self.person_plans < 1:
-            found.append(f"person_plans: must be in [0, 1), got {self.person_plans}")
+        for name in ("person_plans", "free_coordinates"):
+            if not 0 <= getattr(self, name) < 1:
+                found.append(f"{name}: must be in [0, 1), got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             found.append(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
         vq = Path(self.vq_run)
@@ -91,22 +97,27 @@ class SFTConfig:
         return found
 
 
-def scene_chains(scenes, person_plans: float, seed: int) -> list[tuple[str, bool]]:
+def scene_chains(scenes, person_plans: float, free_coordinates: float, seed: int) -> list[tuple[str, bool]]:
     """(chain, learn the chain) per scene.
 
-    A ``person_plans`` share of the scenes gets its plan as a person would
-    write it — prose around the same tags and boxes
-    (:func:`~gotr1_core.shapeworld.plans.prose_chain`) — and only its image is
-    learned: such a chain is conditioning, like a plan a user gives the
-    Generator, and the model keeps writing its own plans in its own wording.
+    The model learns to write its own plans in the world's wording with the
+    boxes the world draws exactly. Plans as people write them are given as
+    conditioning and only the image is learned from them: a ``person_plans``
+    share has prose around the same tags
+    (:func:`~gotr1_core.shapeworld.plans.prose_chain`), a ``free_coordinates``
+    share (drawn independently) has each box at random integer coordinates that
+    the world draws as that object (:func:`~gotr1_core.shapeworld.scenes.any_plan_box`),
+    so every number of the 0-1000 grid occurs.
     """
     rng = np.random.default_rng([seed, 7])
     out = []
     for scene in scenes:
-        if rng.random() < person_plans:
-            out.append((prose_chain(list(scene.layout.objects), scene.spec, rng), False))
-        else:
-            out.append((scene.chain, True))
+        prose, free = rng.random() < person_plans, rng.random() < free_coordinates
+        objects = list(scene.layout.objects)
+        if free:
+            objects = [ObjectBox(o.label, any_plan_box(so.pixel_box, rng)) for o, so in zip(objects, scene.objects)]
+        chain = prose_chain(objects, scene.spec, rng) if prose else model_wording(objects, scene.spec)
+        out.append((chain, not (prose or free)))
     return out
 
 
@@ -206,7 +217,7 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
     accelerator = Accelerator(cpu=config.device == "cpu")
     vq_config = load_config(VQConfig, Path(config.vq_run) / "config.yaml")
     scenes = generate_split("train", config.train_scenes, config.seed)
-    chains = scene_chains(scenes, config.person_plans, config.seed)
+    chains = scene_chains(scenes, config.person_plans, config.free_coordinates, config.seed)
     model, tokenizer, spec = build_model(config, vq_config, scenes, chains)
     image_tokens = encode_images(load_image_tokenizer(config.vq_run, vq_config),
                                  torch.from_numpy(np.stack([s.render() for s in scenes])))

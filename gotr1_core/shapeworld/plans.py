@@ -10,7 +10,9 @@ following them, not only on following its own:
   one of its usual phrasings, other separators, a closing phrase). The tags and
   boxes stay exact, so the chain is well-formed.
 * :func:`free_boxes` — a valid layout with boxes at arbitrary integer
-  coordinates and of any size the world draws (not on the world's cells).
+  coordinates and of any size the world draws (not on the world's lattice;
+  the world draws each at the nearest lattice position,
+  :func:`~gotr1_core.shapeworld.scenes.drawn_box`).
 * :func:`edit_layout` — a plan with one box moved or resized to arbitrary
   coordinates, still valid.
 
@@ -29,7 +31,8 @@ from ..reasoning import BOX_END, BOX_START, GRID, IMAGE_START, OBJ_END, OBJ_STAR
 from .world import SceneSpec
 
 MIN_SIDE, MAX_SIDE = 240, 380
-"""Box sides a person may draw, in grid units: about 15 to 24 pixels of a 64 px scene (the world draws 16-24)."""
+"""Box sides of the plans written here, in grid units: about 15 to 24 pixels of a 64 px scene (the world
+draws 16-24; other sides are drawn at the nearest of those)."""
 MIN_GAP = 125
 """Grid units between the boxes of two objects: one image patch (8 px of 64)."""
 

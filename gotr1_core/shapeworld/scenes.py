@@ -1,14 +1,24 @@
 """ShapeWorld scenes: layouts that satisfy a spec, ground-truth chains, pictures, splits.
 
-Scenes live on a ``CANVAS`` x ``CANVAS`` pixel canvas with a white background.
-Boxes sit on the image tokenizer's patch grid (``CELL`` = 8 pixels, the 8x8
-token grid of a 64 px image): sides are 2 or 3 cells, shapes never share a cell
-and keep ``GAP`` empty cells between them, and a stated relation holds for the
-boxes under :func:`gotr1_core.layout.relation`. Aligning shapes to patches is
-what lets a VQ with 64 tokens and a few hundred codes reproduce a scene exactly
-(every patch is background or one of a small, fixed set of shape pieces), so
-the image stage is judged on following the plan, not fighting the tokenizer.
-Every box is a whole-pixel box, so grid <-> pixel conversion is exact.
+Scenes live on a ``CANVAS`` x ``CANVAS`` pixel canvas with a white background,
+read by the image tokenizer as 8x8 patches of ``CELL`` = 8 pixels. A shape
+fills a box whose edges sit on a ``STEP`` = 2 pixel lattice (a quarter patch),
+``MIN_SIDE_PX``-``MAX_SIDE_PX`` pixels wide and high (circles may be ellipses,
+squares rectangles), ``GAP_PX`` (a patch) or more pixels from any other shape, and a stated
+relation holds for the boxes under :func:`gotr1_core.layout.relation`. Every
+scene is a valid plan (:func:`~gotr1_core.shapeworld.plans.valid_plan`), and
+every valid plan draws with its shapes 6 px or more apart: with edges on even
+pixels, two shapes then never share a patch.
+
+Any plan box is drawn: :func:`drawn_box` puts each edge on the nearest lattice
+line (at most 1 px, an eighth of a patch, from where the plan says) and gives
+a side the world does not draw the nearest one it does, about the same centre.
+A lattice rather than any pixel keeps the picture pieces a patch can hold to a
+few thousand, which a VQ codebook of 1024 reproduces closely; the plan-vs-
+image IoU this costs a box is about 0.1 (1.0 for a box on the lattice, which is
+what ground-truth chains give: their boxes are the drawn pixel boxes exactly).
+:func:`any_plan_box` goes the other way: a random integer box the world draws as
+a given pixel box, the kind of plan a person writes.
 
 Splits are deterministic from a seed. ``train`` and ``test`` draw from the same
 distribution, in which a :data:`HELDOUT_PAIRS` colour-shape pair only ever
@@ -25,19 +35,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import math
+
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ..layout import Layout, ObjectBox, from_pixel_box, relation
-from ..reasoning import Box
+from ..reasoning import GRID, Box
 from .plans import model_wording
 from .world import COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, Group, SceneSpec, format_prompt, parse_prompt
 
 CANVAS = 64
 BACKGROUND = (255, 255, 255)
 CELL = 8                   # pixels per image token side (64 px -> 8x8 tokens)
-SIDES_IN_CELLS = (2, 3)    # shapes are 16 or 24 pixels wide
-GAP = 1                    # empty cells between two shapes
+STEP = 2                   # box edges sit on even pixels
+MIN_SIDE_PX, MAX_SIDE_PX = 16, 24
+GAP_PX = 8                 # background pixels between two shapes: one patch, a plan's MIN_GAP
 HELDOUT_PAIRS = frozenset({("red", "triangle"), ("green", "square"), ("blue", "circle")})
 SPLITS = {"train": 0, "test": 1, "heldout": 2}
 ALL_PAIRS = tuple((c, s) for c in COLOURS for s in SHAPES)
@@ -102,17 +115,46 @@ def render(objects, size: int = CANVAS) -> np.ndarray:
 
 # -- sampling -------------------------------------------------------------------------------
 
+def _edge(value: int) -> int:
+    """Nearest lattice line (pixels) to a grid coordinate, in exact integer arithmetic (no ties occur)."""
+    return STEP * ((value * CANVAS * 2 + GRID * STEP) // (2 * GRID * STEP))
+
+
+def drawn_box(box: Box) -> tuple[int, int, int, int]:
+    """The pixel box the world draws for a planned box: edges on the nearest lattice lines, a side outside
+    what the world draws replaced by the nearest one it does (about the same centre), inside the canvas."""
+    def axis(lo: int, hi: int) -> tuple[int, int]:
+        a, b = _edge(lo), _edge(hi)
+        side = min(max(b - a, MIN_SIDE_PX), MAX_SIDE_PX)
+        if side != b - a:
+            a = STEP * math.floor((a + b - side) / (2 * STEP) + 0.5)
+        a = min(max(a, 0), CANVAS - side)
+        return a, a + side
+
+    (x1, x2), (y1, y2) = axis(box.x1, box.x2), axis(box.y1, box.y2)
+    return x1, y1, x2, y2
+
+
+def any_plan_box(pixel_box: tuple[int, int, int, int], rng: np.random.Generator) -> Box:
+    """A random integer box that :func:`drawn_box` draws as ``pixel_box`` (a lattice box of the world):
+    each coordinate uniform over the grid values whose nearest lattice line is that edge."""
+    def coordinate(edge: int) -> int:
+        low = math.ceil((edge - STEP / 2) * GRID / CANVAS)
+        high = math.ceil((edge + STEP / 2) * GRID / CANVAS) - 1
+        return int(rng.integers(max(low, 0), min(high, GRID) + 1))
+
+    return Box(*(coordinate(v) for v in pixel_box))
+
+
 def _separated(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    margin = GAP * CELL
-    return (a[2] + margin <= b[0] or b[2] + margin <= a[0] or
-            a[3] + margin <= b[1] or b[3] + margin <= a[1])
+    return (a[2] + GAP_PX <= b[0] or b[2] + GAP_PX <= a[0] or
+            a[3] + GAP_PX <= b[1] or b[3] + GAP_PX <= a[1])
 
 
 def _random_box(rng: np.random.Generator) -> tuple[int, int, int, int]:
-    cells = CANVAS // CELL
-    side = int(rng.choice(SIDES_IN_CELLS))
-    x, y = (int(v) * CELL for v in rng.integers(0, cells - side + 1, size=2))
-    return (x, y, x + side * CELL, y + side * CELL)
+    w, h = (int(v) for v in rng.integers(MIN_SIDE_PX // STEP, MAX_SIDE_PX // STEP + 1, size=2) * STEP)
+    x, y = int(rng.integers(0, (CANVAS - w) // STEP + 1)) * STEP, int(rng.integers(0, (CANVAS - h) // STEP + 1)) * STEP
+    return (x, y, x + w, y + h)
 
 
 def layout_for(spec: SceneSpec, rng: np.random.Generator, tries: int = 2000) -> Scene:
