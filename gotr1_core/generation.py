@@ -24,6 +24,7 @@ stages.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -47,6 +48,7 @@ class GenerationConfig:
     num_samples: int = 1
     seed: int = 0
     cfg_scale: float | None = None
+    cfg_plausibility: float | None = None
     text_temperature: float | None = None
     image_temperature: float | None = None
     top_k: int | None = None
@@ -70,6 +72,8 @@ class GenerationConfig:
             problems.append("temperatures must be >= 0 (0 means greedy)")
         if self.cfg_scale is not None and self.cfg_scale < 0:
             problems.append(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+        if self.cfg_plausibility is not None and not 0 <= self.cfg_plausibility < 1:
+            problems.append(f"cfg_plausibility must be in [0, 1), got {self.cfg_plausibility}")
         if self.top_k is not None and self.top_k < 1:
             problems.append(f"top_k must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -229,6 +233,23 @@ def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, conf
 
 # -- stage 2 ------------------------------------------------------------------------
 
+def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, plausibility: float = 0.0) -> torch.Tensor:
+    """Classifier-free guidance: ``uncond + scale * (cond - uncond)``.
+
+    Guidance ranks tokens by how much more likely the prompt makes them, which
+    can favour a token the conditional model itself finds unlikely: where the
+    unconditional model is sure of white background, any shape piece gains.
+    With ``plausibility`` = a > 0, only tokens whose conditional probability is
+    at least ``a`` times the most likely token's are kept (the rest get -inf),
+    so guidance chooses among what the prompt allows.
+    """
+    guided = uncond + scale * (cond - uncond)
+    if plausibility > 0:
+        floor = cond.max(dim=-1, keepdim=True).values + math.log(plausibility)
+        guided = guided.masked_fill(cond < floor, float("-inf"))
+    return guided
+
+
 @torch.inference_mode()
 def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
           callback: ProgressCallback | None):
@@ -248,8 +269,7 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
     for t in range(n_tokens):
         logits = image_logits(head, hidden).float()
         if use_cfg:
-            cond, uncond = logits[:batch], logits[batch:]
-            logits = uncond + cfg_scale * (cond - uncond)
+            logits = guide(logits[:batch], logits[batch:], cfg_scale, config.cfg_plausibility)
         tok, lp = sample(logits, config.image_temperature, keys, t, STREAM_IMAGE, noise, config.top_k, config.top_p)
         tokens[:, t] = tok
         logprobs[:, t] = lp
@@ -327,6 +347,7 @@ def generate(
         config,
         max_reason_tokens=config.max_reason_tokens or spec.max_reason_tokens,
         cfg_scale=spec.cfg_scale if config.cfg_scale is None else config.cfg_scale,
+        cfg_plausibility=spec.cfg_plausibility if config.cfg_plausibility is None else config.cfg_plausibility,
         text_temperature=spec.text_temperature if config.text_temperature is None else config.text_temperature,
         image_temperature=spec.image_temperature if config.image_temperature is None else config.image_temperature,
     )
@@ -386,7 +407,7 @@ def generate(
         parsed=[parse_chain(c) for c in chains_text], prompt_ids=row_prompt_ids,
         reason_ids=reason_ids, reason_mask=reason_mask, reason_logprobs=reason_logprobs,
         finished=torch.tensor(finished, dtype=torch.bool), chain_given=all(given),
-        settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "text_temperature", "image_temperature",
+        settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "cfg_plausibility", "text_temperature", "image_temperature",
                                                   "top_k", "top_p", "max_reason_tokens", "num_samples",
                                                   "first_index")},
     )

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import reference_loops as ref
-from gotr1_core.generation import GenerationConfig, encode_chain, encode_prompt, generate
+from gotr1_core.generation import GenerationConfig, encode_chain, encode_prompt, generate, guide
 from gotr1_core.model.loading import load_model
 from gotr1_core.sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, sample, sample_key
 from tiny_janus import make_tiny_model
@@ -50,6 +50,27 @@ def test_greedy_matches_naive_loop_both_stages_with_cfg(got):
         want_image, want_image_lps = ref.draw(got, cond, 3.0, ref.greedy)
         assert result.image_ids[i].tolist() == want_image
         assert result.image_logprobs[i].tolist() == pytest.approx(want_image_lps, abs=1e-5)  # stored as float32
+
+
+def test_guidance_by_hand_and_the_plausibility_floor():
+    """uncond + s (cond - uncond); with plausibility a, tokens below a x the conditional best are dropped."""
+    cond = torch.log(torch.tensor([[0.80, 0.15, 0.05]]))
+    uncond = torch.log(torch.tensor([[0.98, 0.0199, 0.0001]]))
+    plain = guide(cond, uncond, 3.0)
+    # 0.05 vs 0.0001 in the unconditional: the least likely token under the prompt wins the plain guidance
+    assert plain.argmax().item() == 2
+    # 3 ln p_cond - 2 ln p_uncond, by hand
+    assert plain[0].tolist() == pytest.approx([-0.62902, 2.14270, 9.43348], abs=1e-4)
+    floored = guide(cond, uncond, 3.0, plausibility=0.1)  # keeps p >= 0.08
+    assert torch.isinf(floored[0, 2]) and floored[0, :2].tolist() == pytest.approx(plain[0, :2].tolist())
+    assert floored.argmax().item() == 1
+
+
+def test_plausibility_zero_is_plain_guidance(got):
+    config = GenerationConfig(num_samples=2, seed=3, cfg_scale=3.0, max_reason_tokens=12)
+    a = generate(got, PROMPTS, config)
+    b = generate(got, PROMPTS, GenerationConfig(**{**config.__dict__, "cfg_plausibility": 0.0}))
+    assert torch.equal(a.image_ids, b.image_ids)
 
 
 def test_sampling_matches_naive_loop_row_by_row(got):
@@ -190,6 +211,7 @@ def test_progress_callback_and_cancel(got):
     ({"text_temperature": -1}, "temperatures"),
     ({"top_p": 1.5}, "top_p"),
     ({"max_batch": 0}, "max_batch"),
+    ({"cfg_plausibility": 1.0}, "cfg_plausibility"),
 ])
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -39,6 +39,9 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="also write the metrics JSON here")
     parser.add_argument("--cfg", type=float, help="guidance scale of the image stage (default: the model's own)")
+    parser.add_argument("--cfg-plausibility", type=float, dest="cfg_plausibility",
+                        help="guide only among image tokens at least this likely relative to the conditional "
+                             "model's best (0 = plain guidance; default: the model's own)")
     parser.add_argument("--plans", nargs="?", const=",".join(evaluate.PLAN_KINDS), default=None,
                         help="plan following instead: draw from given plans of these kinds (comma-separated; "
                              f"default all: {','.join(evaluate.PLAN_KINDS)}), judged exactly")
@@ -46,7 +49,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_eval(args) -> int:
-    fields = ("model", "prompts", "count", "judge", "seed", "device", "output", "cfg")
+    fields = ("model", "prompts", "count", "judge", "seed", "device", "output", "cfg", "cfg_plausibility")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:
         overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")

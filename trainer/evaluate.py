@@ -76,10 +76,11 @@ def _names_objects(prompt: str, chain) -> bool | None:
 
 
 def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
-             cfg: float | None = None) -> dict:
-    """Mean rewards, fully-correct share and chain checks of one sample per prompt (``cfg``: the model's
-    own guidance scale unless given)."""
-    result = generate(got, prompts, GenerationConfig(num_samples=1, seed=seed, max_batch=max_batch, cfg_scale=cfg))
+             cfg: float | None = None, cfg_plausibility: float | None = None) -> dict:
+    """Mean rewards, fully-correct share and chain checks of one sample per prompt (``cfg``,
+    ``cfg_plausibility``: the model's own guidance settings unless given)."""
+    result = generate(got, prompts, GenerationConfig(num_samples=1, seed=seed, max_batch=max_batch, cfg_scale=cfg,
+                                                     cfg_plausibility=cfg_plausibility))
     rewards = judge.score(result.prompts, result.chains, None, result.images)
     metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in REWARDS}
     if rewards.correct is not None:
@@ -135,15 +136,15 @@ def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> 
 
 
 def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64,
-                   cfg: float | None = None) -> dict:
+                   cfg: float | None = None, cfg_plausibility: float | None = None) -> dict:
     """Per plan kind: how often the image drawn from the given plan is fully correct, and mean R_RI
     (how well it follows the plan's boxes), one sample per plan, the model's own settings."""
     metrics = {}
     for kind in kinds:
         pairs = plans_for(got, prompts, kind, seed, max_batch)
         prompts_k, chains = [p for p, _ in pairs], [c for _, c in pairs]
-        result = generate(got, prompts_k, GenerationConfig(seed=seed, max_batch=max_batch, cfg_scale=cfg),
-                          chains=chains)
+        result = generate(got, prompts_k, GenerationConfig(seed=seed, max_batch=max_batch, cfg_scale=cfg,
+                                                           cfg_plausibility=cfg_plausibility), chains=chains)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         metrics[f"plans/{kind}/correct"] = float(np.mean(rewards.correct))
         metrics[f"plans/{kind}/r_ri"] = float(np.mean(rewards.r_ri))
@@ -163,11 +164,14 @@ class EvalConfig:
     output: str | None = None
     plans: list[str] = dataclasses.field(default_factory=list)
     cfg: float | None = None
+    cfg_plausibility: float | None = None
 
     def problems(self) -> list[str]:
         found = positive(self, "count", "max_batch")
         if self.cfg is not None and self.cfg < 0:
             found.append(f"cfg: must be >= 0 (1 turns guidance off), got {self.cfg}")
+        if self.cfg_plausibility is not None and not 0 <= self.cfg_plausibility < 1:
+            found.append(f"cfg_plausibility: must be in [0, 1) (0 turns it off), got {self.cfg_plausibility}")
         unknown = [k for k in self.plans if k not in PLAN_KINDS]
         if unknown:
             found.append(f"plans: unknown kinds {unknown}; use some of {', '.join(PLAN_KINDS)}")
@@ -188,9 +192,10 @@ def run_eval(config: EvalConfig) -> dict:
     judge = make_judge(config.judge, config.device)
     if config.plans:
         metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch,
-                                 cfg=config.cfg)
+                                 cfg=config.cfg, cfg_plausibility=config.cfg_plausibility)
     else:
-        metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch, cfg=config.cfg)
+        metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch, cfg=config.cfg,
+                           cfg_plausibility=config.cfg_plausibility)
     metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), **metrics}
     if config.output:
         Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

@@ -75,6 +75,7 @@ class SFTConfig:
     eval_text_temperature: float = 0.7
     eval_image_temperature: float = 0.7
     eval_cfg: float = 1.0
+    eval_cfg_plausibility: float = 0.0
     save_every: int = 500
     keep_last: int = 2
     log_every: int = 25
@@ -130,6 +131,7 @@ def build_model(config: SFTConfig, vq_config: VQConfig, scenes, chains: list[tup
     from transformers import JanusForConditionalGeneration
 
     spec = GenerationSpec(max_reason_tokens=160, cfg_scale=config.eval_cfg,
+                          cfg_plausibility=config.eval_cfg_plausibility,
                           text_temperature=config.eval_text_temperature,
                           image_temperature=config.eval_image_temperature)
     tokenizer = train_tokenizer(world_corpus(scenes[:4000], chains[:4000], spec), vocab_size=config.vocab_size,

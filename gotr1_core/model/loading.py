@@ -49,6 +49,7 @@ class GenerationSpec:
     pad_token: str = PAD
     max_reason_tokens: int = 600
     cfg_scale: float = 5.0
+    cfg_plausibility: float = 0.0
     text_temperature: float = 1.0
     image_temperature: float = 1.0
 
