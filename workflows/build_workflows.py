@@ -136,16 +136,19 @@ def text_to_image() -> Graph:
     return g
 
 
-EDITED_CHAIN = ("<|obj_start|>red circle<|obj_end|> <|box_start|>(125,375),(375,625)<|box_end|> left of "
-                "<|obj_start|>blue square<|obj_end|> <|box_start|>(625,125),(1000,500)<|box_end|><begin_of_image>")
+EDITED_CHAIN = ("Plan: the <|obj_start|>red circle<|obj_end|> <|box_start|>(118,380),(371,634)<|box_end|> is to "
+                "the left of a <|obj_start|>blue square<|obj_end|> <|box_start|>(590,130),(948,478)<|box_end|>, "
+                "all on plain white.")
+"""The model's plan for PROMPT edited as a person would: in their own words, the blue square dragged up and
+enlarged to coordinates off any grid."""
 
 
 def edit_the_plan() -> Graph:
     g = Graph("Change the layout, keep the prompt. The top row shows the model's own plan. The Generator's "
-              "'chain' box holds an edited plan (here the blue square is moved up and made larger): paste the "
-              "planner's chain there, change any (x1,y1),(x2,y2) on the 0-1000 grid, and queue again. The "
-              "bottom Layout Viewer draws the edited plan next to the images drawn from it. The built-in "
-              "ShapeWorld model follows edits that keep its own wording and put box corners on multiples of 125.")
+              "'chain' box holds an edited plan, written as a person would (here the blue square is dragged up "
+              "and made larger): paste the planner's chain there, change any (x1,y1),(x2,y2) on the 0-1000 "
+              "grid and the words around the tags as you like, and queue again. The bottom Layout Viewer draws "
+              "the edited plan next to the images drawn from it.")
     loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
     planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     planned = g.add("GoTR1LayoutViewer", (740, 20), title="the model's plan", width=512, height=512, chain="")
