@@ -32,6 +32,10 @@ def test_yaml_and_overrides(tmp_path):
     config = load_config(Example, path, ["steps=7", "name=run"])
     assert config == Example("runs/x", 7, 1.0, [3, 4], "run", False)
     assert isinstance(config.lr, float)
+    # YAML 1.1 reads 3e-5 (no dot) as a string; a float field takes it as the number it is
+    assert load_config(Example, path, ["lr=3e-5"]).lr == pytest.approx(3e-5)
+    path.write_text("output_dir: runs/x\nlr: 1e-4\n")
+    assert load_config(Example, path).lr == pytest.approx(1e-4)
 
 
 def test_all_problems_reported_together(tmp_path):

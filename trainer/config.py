@@ -27,7 +27,8 @@ class ConfigError(ValueError):
 
 
 def _coerce(name: str, kind, value, problems: list[str]):
-    """Check ``value`` against a field's type hint, converting ints to floats where a float is expected."""
+    """Check ``value`` against a field's type hint, converting ints to floats where a float is expected (and
+    numbers YAML 1.1 reads as strings, such as ``3e-5``: it wants ``3.0e-5``)."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(kind)
@@ -52,6 +53,11 @@ def _coerce(name: str, kind, value, problems: list[str]):
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if kind is bool and not isinstance(value, bool):
         problems.append(f"{name}: expected true/false, got {value!r}")
         return value
