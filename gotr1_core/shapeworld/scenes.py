@@ -32,10 +32,9 @@ be composed from others.)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
-
-import math
 
 import numpy as np
 from PIL import Image, ImageDraw
