@@ -407,9 +407,9 @@ def generate(
         parsed=[parse_chain(c) for c in chains_text], prompt_ids=row_prompt_ids,
         reason_ids=reason_ids, reason_mask=reason_mask, reason_logprobs=reason_logprobs,
         finished=torch.tensor(finished, dtype=torch.bool), chain_given=all(given),
-        settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "cfg_plausibility", "text_temperature", "image_temperature",
-                                                  "top_k", "top_p", "max_reason_tokens", "num_samples",
-                                                  "first_index")},
+        settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "cfg_plausibility", "text_temperature",
+                                                  "image_temperature", "top_k", "top_p", "max_reason_tokens",
+                                                  "num_samples", "first_index")},
     )
     if images:
         result.image_ids = torch.cat(image_ids)
