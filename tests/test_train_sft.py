@@ -51,6 +51,10 @@ def test_sft_config_checks_the_vq_run(tmp_path):
     with pytest.raises(ConfigError, match="divisible by num_heads"):
         load_config(SFTConfig, None, [f"output_dir={tmp_path}", f"vq_run={tmp_path}", "hidden_size=30",
                                       "num_heads=4"])
+    with pytest.raises(ConfigError, match=r"free_coordinates: must be in \[0, 1\)") as info:
+        load_config(SFTConfig, None, [f"output_dir={tmp_path}", f"vq_run={tmp_path}", "free_coordinates=1.5",
+                                      "person_plans=-0.1"])
+    assert "person_plans: must be in [0, 1)" in str(info.value)  # every problem, not only the first
 
 
 def test_person_plans_teach_the_image_but_not_the_chain():
