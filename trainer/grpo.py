@@ -254,6 +254,30 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def rank_share(records: list, generation: GenerationConfig, rank: int, world: int):
+    """This process's prompts of the step and its generation settings.
+
+    The step's ``B`` prompts are split into ``world`` equal runs of whole
+    prompts (a group never straddles processes); rank ``r`` starts its rows at
+    global row ``r * B / world * group_size``, so every sample keeps the random
+    stream it has in a one-process run and the union of all ranks' rollouts is
+    exactly one process's.
+    """
+    local = len(records) // world
+    mine = records[rank * local:(rank + 1) * local]
+    first = generation.first_index + rank * local * generation.num_samples
+    return [r["prompt"] for r in mine], dataclasses.replace(generation, first_index=first)
+
+
+def gathered(accelerator, rewards):
+    """``rewards`` of every process, in rank order (the same object with one process)."""
+    if accelerator.num_processes == 1:
+        return rewards
+    from accelerate.utils import gather_object
+
+    return rewards.concat(gather_object([rewards]))
+
+
 def reward_stats(rewards, advantages: torch.Tensor) -> dict[str, float]:
     stats = {}
     for name in REWARDS:
@@ -318,6 +342,10 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         log.forget_after(start)
     save_config(config, run_dir / "config.yaml")
     policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if config.prompts_per_step % world:
+        raise ValueError(f"prompts_per_step {config.prompts_per_step} must be a multiple of the {world} processes "
+                         "(each process takes whole prompt groups)")
 
     last = min(config.steps, stop_after or config.steps)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
@@ -325,8 +353,9 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     for step in bar:
         tick = time.time()
         # 1-2. rollout and reward
-        prompts = [r["prompt"] for r in batch_for_step(records, step, config.prompts_per_step, config.seed)]
-        result, rewards = rollout(got, judge, prompts, config.generation(step))
+        prompts, generation = rank_share(batch_for_step(records, step, config.prompts_per_step, config.seed),
+                                         config.generation(step), rank, world)
+        result, rewards = rollout(got, judge, prompts, generation)
         # 3. advantages, shared by every token of a sample
         advantages = group_advantages(torch.tensor(rewards.total), config.group_size).to(device)
         image_valid = torch.ones_like(result.image_ids, dtype=torch.bool)
@@ -344,19 +373,21 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
                                      for c in chunks]).to(device)
         # 4. ppo_epochs optimiser steps, each over the whole batch in micro-batches
         got.model.train()
-        total_tokens = mask.sum().clamp(min=1)
+        total_tokens = accelerator.reduce(mask.sum(), reduction="sum").clamp(min=1)  # over every rank
         stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0}
         for _ in range(config.ppo_epochs):
             optimizer.zero_grad(set_to_none=True)
-            for rows in chunks:
+            for number, rows in enumerate(chunks):
                 idx = torch.tensor(rows, device=device)
-                with accelerator.autocast():
+                last_chunk = number == len(chunks) - 1  # gradients are reduced across ranks once, here
+                with (contextlib.nullcontext() if last_chunk else accelerator.no_sync(policy)), accelerator.autocast():
                     logp = torch.cat(policy(result.select(rows)), dim=1)
                 old_rows = logp.detach() if old is None else old[idx]
                 loss, parts = grpo_loss(logp, old_rows, None if ref is None else ref[idx], advantages[idx],
                                         mask[idx], config.clip_eps, config.beta)
                 share = mask[idx].sum() / total_tokens  # token-weighted: equals one full-batch mean
-                accelerator.backward(loss * share)
+                with contextlib.nullcontext() if last_chunk else accelerator.no_sync(policy):
+                    accelerator.backward(loss * share * world)  # DDP averages over the ranks
                 stats["loss"] += loss.item() * share.item() / config.ppo_epochs
                 for key in ("kl", "clip_fraction"):
                     stats[key] += parts[key] * share.item() / config.ppo_epochs
@@ -364,10 +395,14 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
                 stats["grad_norm"] = float(accelerator.clip_grad_norm_(params, config.grad_clip))
             optimizer.step()
         scheduler.step()
-        # 5. log, show, keep
+        # 5. log, show, keep (figures of every rank)
+        stats.update({k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
+                      for k, v in stats.items() if k != "grad_norm"})
+        every_reward, every_advantage = gathered(accelerator, rewards), accelerator.gather(advantages)
+        n = len(every_reward.total)
         samples_seen += n
         if (step + 1) % config.log_every == 0 or step + 1 == last:
-            values = {**reward_stats(rewards, advantages), **{f"train/{k}": v for k, v in stats.items()},
+            values = {**reward_stats(every_reward, every_advantage), **{f"train/{k}": v for k, v in stats.items()},
                       "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
                       "perf/peak_memory_mb": peak_memory_mb(device)}
             log.log(step + 1, values)

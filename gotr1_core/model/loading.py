@@ -168,9 +168,10 @@ def iter_safetensors(files: list[Path], device: torch.device) -> Iterator[tuple[
     """Yield ``(name, tensor, file)``; a truncated or corrupt file raises naming it."""
     from safetensors import safe_open
 
+    where = "cpu" if torch.device(device).type == "cpu" else str(device)  # safetensors refuses "cpu:0"
     for path in files:
         try:
-            with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            with safe_open(str(path), framework="pt", device=where) as handle:
                 for name in handle.keys():
                     yield name, handle.get_tensor(name), path
         except CheckpointError:

@@ -1,0 +1,78 @@
+"""GRPO over several processes (torchrun, gloo on the CPU) does one process's work, split.
+
+Two processes with half the prompts each must draw exactly the samples one
+process draws (the same random streams), judge each sample once, and end with
+the same weights (up to float summation order), since the loss is normalised
+by the token count of all ranks and DDP averages the gradients.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tiny_janus import make_tiny_model
+
+DRIVER = Path(__file__).parent / "grpo_dp_driver.py"
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 2
+
+
+def _run(folder: Path, model: Path, processes: int) -> None:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                "--master_port", "29517"] if processes > 1 else [sys.executable]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([*launcher, str(DRIVER), str(folder), str(model), str(STEPS)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _training_samples(folder: Path, rank: int) -> list[tuple[str, str]]:
+    held_out = set((folder / "held_out.txt").read_text().split("\n"))
+    return [tuple(pair) for pair in json.loads((folder / f"judged-{rank}.json").read_text())
+            if pair[0] not in held_out]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dp")
+    model = make_tiny_model(root / "model", stop_bias=3.0)
+    _run(root / "one", model, 1)
+    _run(root / "two", model, 2)
+    return root
+
+
+def test_each_process_draws_its_own_share_of_the_step(runs):
+    alone = _training_samples(runs / "one", 0)
+    rank0, rank1 = _training_samples(runs / "two", 0), _training_samples(runs / "two", 1)
+    assert len(alone) == STEPS * 4 * 2 and len(rank0) == len(rank1) == len(alone) // 2  # half the work each
+    assert Counter(rank0) + Counter(rank1) == Counter(alone)  # together: exactly one process's samples
+
+
+def test_two_processes_make_the_update_of_one(runs):
+    step = f"step-{STEPS:08d}"
+    one = load_file(str(runs / "one" / "run" / "checkpoints" / step / "model.safetensors"))
+    two = load_file(str(runs / "two" / "run" / "checkpoints" / step / "model.safetensors"))
+    base = load_file(str(runs / "model" / "model.safetensors"))
+    moved = max((one[k] - base[k]).abs().max().item() for k in one if k in base)
+    assert moved > 1e-3  # the update is real
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-4, msg=name)
+
+
+def test_logged_rewards_are_those_of_every_process(runs):
+    def logged(folder):
+        rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["reward/total_mean"], r["train/loss"]) for r in rows if "train/loss" in r]
+
+    one, two = logged(runs / "one"), logged(runs / "two")
+    assert [s for s, _, _ in one] == [s for s, _, _ in two] == list(range(1, STEPS + 1))
+    for (_, r1, l1), (_, r2, l2) in zip(one, two):
+        assert r2 == pytest.approx(r1, abs=1e-9) and l2 == pytest.approx(l1, abs=1e-5)
