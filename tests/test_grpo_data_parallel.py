@@ -76,3 +76,18 @@ def test_logged_rewards_are_those_of_every_process(runs):
     assert [s for s, _, _ in one] == [s for s, _, _ in two] == list(range(1, STEPS + 1))
     for (_, r1, l1), (_, r2, l2) in zip(one, two):
         assert r2 == pytest.approx(r1, abs=1e-9) and l2 == pytest.approx(l1, abs=1e-5)
+
+
+def test_evaluation_is_split_across_processes_and_gives_the_one_process_figures(runs):
+    def final(folder):
+        rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+        return {k: v for r in rows for k, v in r.items() if k.startswith("eval/")}
+
+    one, two = final(runs / "one"), final(runs / "two")
+    assert one and set(one) == set(two)
+    for key, value in one.items():
+        assert two[key] == pytest.approx(value, abs=1e-6), key
+    held_out = set((runs / "one" / "held_out.txt").read_text().splitlines())
+    judged = [[p for p, _ in json.loads((runs / "two" / f"judged-{r}.json").read_text()) if p in held_out]
+              for r in (0, 1)]
+    assert len(judged[0]) == len(judged[1]) == 1  # each process judged one of the two evaluation prompts

@@ -76,11 +76,12 @@ def _names_objects(prompt: str, chain) -> bool | None:
 
 
 def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
-             cfg: float | None = None, cfg_plausibility: float | None = None) -> dict:
+             cfg: float | None = None, cfg_plausibility: float | None = None, first_index: int = 0) -> dict:
     """Mean rewards, fully-correct share and chain checks of one sample per prompt (``cfg``,
-    ``cfg_plausibility``: the model's own guidance settings unless given)."""
+    ``cfg_plausibility``: the model's own guidance settings unless given; ``first_index``: the global row of
+    the first prompt, when a process evaluates a share of a set)."""
     result = generate(got, prompts, GenerationConfig(num_samples=1, seed=seed, max_batch=max_batch, cfg_scale=cfg,
-                                                     cfg_plausibility=cfg_plausibility))
+                                                     cfg_plausibility=cfg_plausibility, first_index=first_index))
     rewards = judge.score(result.prompts, result.chains, None, result.images)
     metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in REWARDS}
     if rewards.correct is not None:

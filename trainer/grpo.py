@@ -410,7 +410,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
             write_sample_sheet(run_dir, step + 1, result, rewards, config.group_size)
         if config.eval_every and (step + 1) % config.eval_every == 0:
-            log.log(step + 1, run_evals(got, judge, eval_sets, config))
+            log.log(step + 1, run_evals(got, judge, eval_sets, config, accelerator))
         if ((step + 1) % config.save_every == 0 or step + 1 == last) and accelerator.is_main_process:
             save_checkpoint(run_dir, step + 1, checkpoint_tensors(got.model, lora),
                             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -421,7 +421,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
 
     metrics = {"train/seconds": time.time() - began, "steps": config.steps,
                "perf/samples_per_s": samples_seen / max(time.time() - began, 1e-9),
-               "perf/peak_memory_mb": peak_memory_mb(device), **run_evals(got, judge, eval_sets, config)}
+               "perf/peak_memory_mb": peak_memory_mb(device), **run_evals(got, judge, eval_sets, config, accelerator)}
     log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
     log.close()
     if accelerator.is_main_process:
@@ -438,12 +438,30 @@ def eval_prompt_sets(config: GRPOConfig) -> dict[str, list[str]]:
     return sets
 
 
-def run_evals(got: GotModel, judge, eval_sets: dict[str, list[str]], config: GRPOConfig) -> dict[str, float]:
+def run_evals(got: GotModel, judge, eval_sets: dict[str, list[str]], config: GRPOConfig,
+              accelerator=None) -> dict[str, float]:
+    """Evaluation metrics of every set, the prompts split across processes.
+
+    Rank ``r`` evaluates a contiguous share of each set starting at its global
+    row, so each prompt gets the sample it gets in a one-process run; the means
+    are combined weighted by each share's size.
+    """
     got.model.eval()
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     metrics = {}
     for name, prompts in eval_sets.items():
-        metrics.update(evaluate(got, judge, prompts, seed=config.seed, max_batch=config.rollout_batch,
-                                prefix=f"eval/{name}/"))
+        bounds = np.linspace(0, len(prompts), world + 1).astype(int)
+        mine = prompts[bounds[rank]:bounds[rank + 1]]
+        local = (evaluate(got, judge, mine, seed=config.seed, max_batch=config.rollout_batch, prefix=f"eval/{name}/",
+                          first_index=int(bounds[rank])) if mine else {})
+        shares = [(len(mine), local)]
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            shares = gather_object(shares)
+        counted = [(count, values) for count, values in shares if count]
+        for key in set.intersection(*(set(values) for _, values in counted)) if counted else ():
+            metrics[key] = sum(count * values[key] for count, values in counted) / sum(c for c, _ in counted)
     return metrics
 
 
