@@ -6,7 +6,9 @@ One step, top to bottom (:func:`train_grpo`):
    a resumed run sees the same ones) and sample a group of ``group_size``
    chains + images per prompt with :func:`gotr1_core.generation.generate` —
    the same batched, KV-cached code the nodes use, without top-k/top-p so the
-   sampled distribution is the one the loss differentiates.
+   sampled distribution is the one the loss differentiates. With several
+   processes each takes its own whole groups of the step (:func:`rank_share`);
+   the loss is normalised over all of them and gradients reduced once.
 2. **Reward.** Decode the images and score each sample with the judge;
    ``total = r_pi * (r_sem + r_spa) * r_ri``.
 3. **Advantage.** Normalise totals within each prompt's group
