@@ -5,7 +5,8 @@ scored by the configured judge. Reports the share of fully correct images
 (where the judge can tell), the mean of each reward, and for ShapeWorld
 prompts how often the chain parses cleanly and names exactly the prompt's
 objects. With ``plans``, the model is given plans a person could write
-instead (:data:`PLAN_KINDS`) and judged on following them. The same function evaluates SFT and GRPO runs, so their figures compare.
+instead (:data:`PLAN_KINDS`) and judged on following them. The same function
+evaluates SFT and GRPO runs, so their figures compare.
 """
 
 from __future__ import annotations
