@@ -6,9 +6,13 @@ One step, top to bottom (:func:`train_grpo`):
    a resumed run sees the same ones) and sample a group of ``group_size``
    chains + images per prompt with :func:`gotr1_core.generation.generate` —
    the same batched, KV-cached code the nodes use, without top-k/top-p so the
-   sampled distribution is the one the loss differentiates. With several
-   processes each takes its own whole groups of the step (:func:`rank_share`);
-   the loss is normalised over all of them and gradients reduced once.
+   sampled distribution is the one the loss differentiates. With
+   ``plan_prompts_per_step`` more prompts come with a plan a person could
+   write (:func:`plan_rollout`): the model draws a group of images from it and
+   only those image tokens train — rewarded, through R_RI, for following a
+   plan that is not its own. With several processes each takes its own whole
+   groups of the step (:func:`rank_share`); the loss is normalised over all of
+   them and gradients reduced once.
 2. **Reward.** Decode the images and score each sample with the judge;
    ``total = r_pi * (r_sem + r_spa) * r_ri``.
 3. **Advantage.** Normalise totals within each prompt's group
@@ -42,6 +46,8 @@ import torch
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, load_model, save_model
+from gotr1_core.shapeworld import parse_prompt
+from gotr1_core.shapeworld.plans import person_plan
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
@@ -63,6 +69,7 @@ class GRPOConfig:
     seed: int = 0
     steps: int = 200
     prompts_per_step: int = 8
+    plan_prompts_per_step: int = 0            # more prompts that come with a person's plan (ShapeWorld prompts)
     group_size: int = 8
     ppo_epochs: int = 1
     micro_batch: int = 16
@@ -108,7 +115,10 @@ class GRPOConfig:
             found.append(f"mixed_precision: use no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.ref_device not in ("same", "cpu"):
             found.append(f"ref_device: use same or cpu, got {self.ref_device!r}")
-        for name in ("clip_eps", "beta", "warmup_steps", "weight_decay", "grad_clip", "lora_rank", "eval_every",
+        if self.plan_prompts_per_step and not all(part.startswith("shapeworld:") for part in self.prompts.split("+")):
+            found.append("plan_prompts_per_step: plans are written for ShapeWorld prompts; use shapeworld:<split> "
+                         f"prompts or set it to 0 (prompts: {self.prompts!r})")
+        for name in ("clip_eps", "beta", "plan_prompts_per_step", "warmup_steps", "weight_decay", "grad_clip", "lora_rank", "eval_every",
                      "sample_every", "lora_dropout"):
             if getattr(self, name) < 0:
                 found.append(f"{name}: must be >= 0, got {getattr(self, name)}")
@@ -230,14 +240,55 @@ class PolicyLogprobs(torch.nn.Module):
 
 # -- one step's pieces --------------------------------------------------------------------
 
-def rollout(got: GotModel, judge, prompts: list[str], generation: GenerationConfig):
-    """Sample the groups, decode and judge them; tensors made trainable-safe (not inference tensors)."""
+def rollout(got: GotModel, judge, prompts: list[str], generation: GenerationConfig,
+            chains: list[str] | None = None):
+    """Sample the groups (images from ``chains`` where given), decode and judge them; tensors made
+    trainable-safe (not inference tensors)."""
     got.model.eval()
-    result = generate(got, prompts, generation)
+    result = generate(got, prompts, generation, chains=chains)
     for name in ("reason_ids", "reason_mask", "image_ids"):
         setattr(result, name, getattr(result, name).clone())
     rewards = judge.score(result.prompts, result.chains, None, result.images)
     return result, rewards
+
+
+def step_plans(records: list, step: int, config: GRPOConfig) -> list[dict]:
+    """The step's plan prompts, each with a plan a person could write for it (a fixed function of seed and step).
+
+    Drawn from their own shuffle of the prompts, so they are not the step's
+    own-plan prompts, and each plan from a random stream of (seed, step, row).
+    """
+    chosen = batch_for_step(records, step, config.plan_prompts_per_step, config.seed + 7919)
+    return [{"prompt": r["prompt"],
+             "chain": person_plan(parse_prompt(r["prompt"]), np.random.default_rng([config.seed, step, i]))}
+            for i, r in enumerate(chosen)]
+
+
+def joined(own: GenerationResult, planned: GenerationResult) -> GenerationResult:
+    """One batch: the step's own-plan rows, then its given-plan rows.
+
+    Given chains become ordinary reasoning rows (teacher-forced like any chain,
+    which costs little); the caller keeps them out of the objective with its
+    token mask. Reasoning is right-padded to the longer width (outside
+    ``reason_mask``, so the padding value is never read).
+    """
+    width = max(own.reason_ids.shape[1], planned.reason_ids.shape[1])
+    values = {}
+    for field in dataclasses.fields(GenerationResult):
+        a, b = getattr(own, field.name), getattr(planned, field.name)
+        if field.name.startswith("reason_"):
+            a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
+        values[field.name] = (torch.cat([a, b]) if isinstance(a, torch.Tensor) else a + b if isinstance(a, list)
+                              else a)
+    return GenerationResult(**{**values, "chain_given": False})
+
+
+def objective_mask(result: GenerationResult, sampled: int, stages: str) -> torch.Tensor:
+    """Which ``[reasoning | image]`` tokens the loss sees: the first ``sampled`` rows sampled their chains;
+    the rest were handed a plan, whose tokens the policy did not choose and which never train."""
+    reasoning = result.reason_mask.clone()
+    reasoning[sampled:] = False
+    return token_mask(reasoning, torch.ones_like(result.image_ids, dtype=torch.bool), stages)
 
 
 def lr_lambda(config: GRPOConfig):
@@ -257,7 +308,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def rank_share(records: list, generation: GenerationConfig, rank: int, world: int):
-    """This process's prompts of the step and its generation settings.
+    """This process's records of the step and its generation settings.
 
     The step's ``B`` prompts are split into ``world`` equal runs of whole
     prompts (a group never straddles processes); rank ``r`` starts its rows at
@@ -268,7 +319,7 @@ def rank_share(records: list, generation: GenerationConfig, rank: int, world: in
     local = len(records) // world
     mine = records[rank * local:(rank + 1) * local]
     first = generation.first_index + rank * local * generation.num_samples
-    return [r["prompt"] for r in mine], dataclasses.replace(generation, first_index=first)
+    return mine, dataclasses.replace(generation, first_index=first)
 
 
 def gathered(accelerator, rewards):
@@ -289,6 +340,14 @@ def reward_stats(rewards, advantages: torch.Tensor) -> dict[str, float]:
     if rewards.correct is not None:
         stats["reward/correct"] = float(np.mean(rewards.correct))
     stats["reward/zero_advantage_groups"] = float((advantages.view(-1) == 0).float().mean())
+    return stats
+
+
+def plan_stats(rewards) -> dict[str, float]:
+    """How well the plan rollouts' images follow the given plans."""
+    stats = {"plans/r_ri_mean": float(np.mean(rewards.r_ri)), "plans/total_mean": float(np.mean(rewards.total))}
+    if rewards.correct is not None:
+        stats["plans/correct"] = float(np.mean(rewards.correct))
     return stats
 
 
@@ -345,9 +404,10 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     save_config(config, run_dir / "config.yaml")
     policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
     rank, world = accelerator.process_index, accelerator.num_processes
-    if config.prompts_per_step % world:
-        raise ValueError(f"prompts_per_step {config.prompts_per_step} must be a multiple of the {world} processes "
-                         "(each process takes whole prompt groups)")
+    for name in ("prompts_per_step", "plan_prompts_per_step"):
+        if getattr(config, name) % world:
+            raise ValueError(f"{name} {getattr(config, name)} must be a multiple of the {world} processes "
+                             "(each process takes whole prompt groups)")
 
     last = min(config.steps, stop_after or config.steps)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
@@ -355,13 +415,21 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     for step in bar:
         tick = time.time()
         # 1-2. rollout and reward
-        prompts, generation = rank_share(batch_for_step(records, step, config.prompts_per_step, config.seed),
-                                         config.generation(step), rank, world)
-        result, rewards = rollout(got, judge, prompts, generation)
-        # 3. advantages, shared by every token of a sample
-        advantages = group_advantages(torch.tensor(rewards.total), config.group_size).to(device)
-        image_valid = torch.ones_like(result.image_ids, dtype=torch.bool)
-        mask = token_mask(result.reason_mask, image_valid, config.stages).to(device)
+        mine, generation = rank_share(batch_for_step(records, step, config.prompts_per_step, config.seed),
+                                      config.generation(step), rank, world)
+        result, rewards = rollout(got, judge, [r["prompt"] for r in mine], generation)
+        plan_rewards = None
+        if config.plan_prompts_per_step:  # rows after the own-plan rows of every rank
+            planned, plan_generation = rank_share(
+                step_plans(records, step, config), dataclasses.replace(
+                    config.generation(step), first_index=config.prompts_per_step * config.group_size), rank, world)
+            plan_result, plan_rewards = rollout(got, judge, [r["prompt"] for r in planned], plan_generation,
+                                                [r["chain"] for r in planned])
+            result = joined(result, plan_result)
+        # 3. advantages, shared by every token of a sample; a given plan's tokens are not the policy's
+        totals = rewards.total + ([] if plan_rewards is None else plan_rewards.total)
+        advantages = group_advantages(torch.tensor(totals), config.group_size).to(device)
+        mask = objective_mask(result, len(rewards), config.stages).to(device)
         n = len(result.prompts)
         chunks = [list(range(i, min(i + config.micro_batch, n))) for i in range(0, n, config.micro_batch)]
         with torch.no_grad():
@@ -400,11 +468,13 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         # 5. log, show, keep (figures of every rank)
         stats.update({k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
                       for k, v in stats.items() if k != "grad_norm"})
-        every_reward, every_advantage = gathered(accelerator, rewards), accelerator.gather(advantages)
-        n = len(every_reward.total)
+        every_reward, every_advantage = gathered(accelerator, rewards), accelerator.gather(advantages[:len(rewards)])
+        every_plan_reward = None if plan_rewards is None else gathered(accelerator, plan_rewards)
+        n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
         samples_seen += n
         if (step + 1) % config.log_every == 0 or step + 1 == last:
             values = {**reward_stats(every_reward, every_advantage), **{f"train/{k}": v for k, v in stats.items()},
+                      **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
                       "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
                       "perf/peak_memory_mb": peak_memory_mb(device)}
             log.log(step + 1, values)

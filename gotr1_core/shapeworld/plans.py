@@ -15,6 +15,8 @@ following them, not only on following its own:
   :func:`~gotr1_core.shapeworld.scenes.drawn_box`).
 * :func:`edit_layout` — a plan with one box moved or resized to arbitrary
   coordinates, still valid.
+* :func:`person_plan` — one of those at random (the plans GRPO's plan
+  rollouts hand the model).
 
 *Valid* (:func:`valid_plan`): one box per object of the prompt (boxes are on
 the grid, so inside the canvas), boxes apart by at least :data:`MIN_GAP`
@@ -148,3 +150,12 @@ def edit_layout(objects: list[ObjectBox], spec: SceneSpec, rng: np.random.Genera
         if valid_plan(edited, spec):
             return edited
     return None
+
+
+def person_plan(spec: SceneSpec, rng: np.random.Generator) -> str:
+    """A valid plan for ``spec`` as a person might write it: boxes on the world's lattice or at arbitrary
+    integer coordinates, in the model's wording or with prose around the tags (each half the time)."""
+    from .scenes import layout_for  # scenes imports this module: import when called
+
+    objects = free_boxes(spec, rng) if rng.random() < 0.5 else list(layout_for(spec, rng).layout.objects)
+    return prose_chain(objects, spec, rng) if rng.random() < 0.5 else model_wording(objects, spec)
