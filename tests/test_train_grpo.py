@@ -212,3 +212,16 @@ def test_stage_switch_trains_only_that_stages_head(tmp_path, tiny_model, stages,
     assert any(not torch.equal(before[k], after[k]) for k in trained_keys)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(0.0 <= r["train/clip_fraction"] <= 1.0 for r in rows if "train/clip_fraction" in r)
+
+
+def test_micro_batches_accumulate_the_gradient_of_the_whole_batch(tmp_path, tiny_model):
+    """One step in 1 micro-batch or in 3: the same rollouts, so the same gradient (logged before clipping)."""
+    norms = []
+    for micro_batch in (12, 4):
+        (tmp_path / str(micro_batch)).mkdir()
+        config = tiny_run_config(tmp_path / str(micro_batch), tiny_model, steps=1, micro_batch=micro_batch,
+                                 eval_count=1, save_every=1)
+        train_grpo(config, progress=False, judge=LongChainJudge())
+        row = json.loads((tmp_path / str(micro_batch) / "run" / "metrics.jsonl").read_text().splitlines()[0])
+        norms.append(row["train/grad_norm"])
+    assert norms[0] > 0 and norms[1] == pytest.approx(norms[0], rel=1e-4)

@@ -55,6 +55,7 @@ from .evaluate import REWARDS, eval_prompts, evaluate, judge_problem, make_judge
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
 from .prompts import batch_for_step, load_prompts, source_problem
+from .sharding import full_parameters, full_state_dict, sharding_kind
 
 LANGUAGE_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -212,9 +213,22 @@ def merge_lora(model) -> None:
             setattr(model.get_submodule(parent_name) if parent_name else model, child, module.get_base_layer())
 
 
-def checkpoint_tensors(model, lora: bool) -> dict[str, torch.Tensor]:
+def policy_weights(policy: torch.nn.Module, got: GotModel) -> dict[str, torch.Tensor]:
+    """The policy's weights under its own names, whole even when training shards them (every process must
+    call this together then: gathering is collective)."""
+    if sharding_kind(policy) == "none":
+        return got.model.state_dict()
+    names = set(got.model.state_dict())
+    state = {}
+    for key, value in full_state_dict(policy).items():
+        while key not in names and "." in key:  # drop the wrappers' prefixes (module., model.)
+            key = key.split(".", 1)[1]
+        state[key] = value
+    return state
+
+
+def checkpoint_tensors(state: dict[str, torch.Tensor], lora: bool) -> dict[str, torch.Tensor]:
     """What a checkpoint stores of the policy: the adapters under LoRA, else the full weights."""
-    state = model.state_dict()
     return {k: v for k, v in state.items() if "lora_" in k} if lora else state
 
 
@@ -402,12 +416,14 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         start = state["step"]
         log.forget_after(start)
     save_config(config, run_dir / "config.yaml")
-    policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
     rank, world = accelerator.process_index, accelerator.num_processes
     for name in ("prompts_per_step", "plan_prompts_per_step"):
         if getattr(config, name) % world:
             raise ValueError(f"{name} {getattr(config, name)} must be a multiple of the {world} processes "
                              "(each process takes whole prompt groups)")
+    rows = (config.prompts_per_step + config.plan_prompts_per_step) // world * config.group_size
+    accelerator.gradient_accumulation_steps = math.ceil(rows / config.micro_batch)  # micro-batches per step
+    policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
 
     last = min(config.steps, stop_after or config.steps)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
@@ -417,15 +433,17 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         # 1-2. rollout and reward
         mine, generation = rank_share(batch_for_step(records, step, config.prompts_per_step, config.seed),
                                       config.generation(step), rank, world)
-        result, rewards = rollout(got, judge, [r["prompt"] for r in mine], generation)
-        plan_rewards = None
-        if config.plan_prompts_per_step:  # rows after the own-plan rows of every rank
-            planned, plan_generation = rank_share(
-                step_plans(records, step, config), dataclasses.replace(
-                    config.generation(step), first_index=config.prompts_per_step * config.group_size), rank, world)
-            plan_result, plan_rewards = rollout(got, judge, [r["prompt"] for r in planned], plan_generation,
-                                                [r["chain"] for r in planned])
-            result = joined(result, plan_result)
+        with full_parameters(policy):  # whole weights for decoding even when training shards them
+            result, rewards = rollout(got, judge, [r["prompt"] for r in mine], generation)
+            plan_rewards = None
+            if config.plan_prompts_per_step:  # rows after the own-plan rows of every rank
+                planned, plan_generation = rank_share(
+                    step_plans(records, step, config), dataclasses.replace(
+                        config.generation(step), first_index=config.prompts_per_step * config.group_size),
+                    rank, world)
+                plan_result, plan_rewards = rollout(got, judge, [r["prompt"] for r in planned], plan_generation,
+                                                    [r["chain"] for r in planned])
+                result = joined(result, plan_result)
         # 3. advantages, shared by every token of a sample; a given plan's tokens are not the policy's
         totals = rewards.total + ([] if plan_rewards is None else plan_rewards.total)
         advantages = group_advantages(torch.tensor(totals), config.group_size).to(device)
@@ -437,27 +455,28 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
             if config.ppo_epochs > 1:  # the sampling policy, teacher-forced like the loss (exact ratio 1 at epoch 0)
                 old = torch.cat([torch.cat(policy(result.select(c)), dim=1) for c in chunks])
             ref = None
-            if config.beta:
+            if config.beta:  # the frozen copy, or under LoRA the policy's own forward without its adapters
                 with adapters_disabled(got.model) if lora else contextlib.nullcontext():
-                    ref = torch.cat([torch.cat(sequence_logprobs(reference or got, result.select(c)), dim=1)
-                                     for c in chunks]).to(device)
+                    ref = torch.cat([torch.cat(sequence_logprobs(reference, result.select(c)) if reference
+                                               else policy(result.select(c)), dim=1) for c in chunks]).to(device)
         # 4. ppo_epochs optimiser steps, each over the whole batch in micro-batches
         got.model.train()
         total_tokens = accelerator.reduce(mask.sum(), reduction="sum").clamp(min=1)  # over every rank
         stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0}
         for _ in range(config.ppo_epochs):
             optimizer.zero_grad(set_to_none=True)
-            for number, rows in enumerate(chunks):
+            for rows in chunks:
                 idx = torch.tensor(rows, device=device)
-                last_chunk = number == len(chunks) - 1  # gradients are reduced across ranks once, here
-                with (contextlib.nullcontext() if last_chunk else accelerator.no_sync(policy)), accelerator.autocast():
-                    logp = torch.cat(policy(result.select(rows)), dim=1)
-                old_rows = logp.detach() if old is None else old[idx]
-                loss, parts = grpo_loss(logp, old_rows, None if ref is None else ref[idx], advantages[idx],
-                                        mask[idx], config.clip_eps, config.beta)
-                share = mask[idx].sum() / total_tokens  # token-weighted: equals one full-batch mean
-                with contextlib.nullcontext() if last_chunk else accelerator.no_sync(policy):
-                    accelerator.backward(loss * share * world)  # DDP averages over the ranks
+                # accumulate: gradients reduced across ranks (DDP) / the engine stepped (DeepSpeed) at the last only
+                with accelerator.accumulate(policy):
+                    with accelerator.autocast():
+                        logp = torch.cat(policy(result.select(rows)), dim=1)
+                    old_rows = logp.detach() if old is None else old[idx]
+                    loss, parts = grpo_loss(logp, old_rows, None if ref is None else ref[idx], advantages[idx],
+                                            mask[idx], config.clip_eps, config.beta)
+                    share = mask[idx].sum() / total_tokens  # token-weighted: equals one full-batch mean
+                    # x world: DDP/DeepSpeed average over ranks; x micro-batches: accelerate divides by them
+                    accelerator.backward(loss * share * world * len(chunks))
                 stats["loss"] += loss.item() * share.item() / config.ppo_epochs
                 for key in ("kl", "clip_fraction"):
                     stats[key] += parts[key] * share.item() / config.ppo_epochs
@@ -482,21 +501,31 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
             write_sample_sheet(run_dir, step + 1, result, rewards, config.group_size)
         if config.eval_every and (step + 1) % config.eval_every == 0:
-            log.log(step + 1, run_evals(got, judge, eval_sets, config, accelerator))
-        if ((step + 1) % config.save_every == 0 or step + 1 == last) and accelerator.is_main_process:
-            save_checkpoint(run_dir, step + 1, checkpoint_tensors(got.model, lora),
-                            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "rng": rng_state(), "data_position": (step + 1) * config.prompts_per_step},
-                            config.keep_last)
+            with full_parameters(policy):
+                log.log(step + 1, run_evals(got, judge, eval_sets, config, accelerator))
+        if (step + 1) % config.save_every == 0 or step + 1 == last:
+            tensors = checkpoint_tensors(policy_weights(policy, got), lora)
+            if accelerator.is_main_process:
+                save_checkpoint(run_dir, step + 1, tensors,
+                                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                 "rng": rng_state(), "data_position": (step + 1) * config.prompts_per_step},
+                                config.keep_last)
     if last < config.steps:
         return {"stopped_at": last}
 
+    with full_parameters(policy):
+        evals = run_evals(got, judge, eval_sets, config, accelerator)
     metrics = {"train/seconds": time.time() - began, "steps": config.steps,
                "perf/samples_per_s": samples_seen / max(time.time() - began, 1e-9),
-               "perf/peak_memory_mb": peak_memory_mb(device), **run_evals(got, judge, eval_sets, config, accelerator)}
+               "perf/peak_memory_mb": peak_memory_mb(device), **evals}
     log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
     log.close()
+    sharded = sharding_kind(policy) != "none"
+    weights = policy_weights(policy, got) if sharded else None
     if accelerator.is_main_process:
+        if sharded:  # a whole copy on the CPU to write from
+            got = load_policy(dataclasses.replace(config, gradient_checkpointing=False), "cpu")
+            restore_tensors(got.model, checkpoint_tensors(weights, lora), lora)
         export_policy(got, lora, config, run_dir / "model", metrics)
     return metrics
 
