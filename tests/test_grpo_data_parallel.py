@@ -18,20 +18,23 @@ import torch
 from safetensors.torch import load_file
 
 from tiny_janus import make_tiny_model
+from trainer.checkpoint import find_checkpoint
 
 DRIVER = Path(__file__).parent / "grpo_dp_driver.py"
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2
 
 
-def _run(folder: Path, model: Path, processes: int) -> None:
+def _run(folder: Path, model: Path, processes: int, *args: str, kill_rank: int | None = None) -> int:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                 "--master_port", "29517"] if processes > 1 else [sys.executable]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    done = subprocess.run([*launcher, str(DRIVER), str(folder), str(model), str(STEPS)], env=env,
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "KILL_RANK")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), **({"KILL_RANK": str(kill_rank)} if kill_rank else {}))
+    done = subprocess.run([*launcher, str(DRIVER), str(folder), str(model), *(args or [str(STEPS)])], env=env,
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    if kill_rank is None:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done.returncode
 
 
 def _training_samples(folder: Path, rank: int) -> list[tuple[str, str]]:
@@ -91,3 +94,16 @@ def test_evaluation_is_split_across_processes_and_gives_the_one_process_figures(
     judged = [[p for p, _ in json.loads((runs / "two" / f"judged-{r}.json").read_text()) if p in held_out]
               for r in (0, 1)]
     assert len(judged[0]) == len(judged[1]) == 1  # each process judged one of the two evaluation prompts
+
+
+def test_two_process_run_killed_in_one_rank_resumes_to_the_uninterrupted_weights(tmp_path, runs):
+    model = runs / "model"
+    _run(tmp_path / "straight", model, 2, "4", "2")
+    assert _run(tmp_path / "killed", model, 2, "4", "2", kill_rank=1) != 0  # rank 1 died in step 3
+    assert find_checkpoint(tmp_path / "killed" / "run").name == "step-00000002"
+    _run(tmp_path / "killed", model, 2, "4", "2", "--resume")
+    a = load_file(str(tmp_path / "straight" / "run" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "run" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6, msg=key)

@@ -225,3 +225,17 @@ def test_micro_batches_accumulate_the_gradient_of_the_whole_batch(tmp_path, tiny
         row = json.loads((tmp_path / str(micro_batch) / "run" / "metrics.jsonl").read_text().splitlines()[0])
         norms.append(row["train/grad_norm"])
     assert norms[0] > 0 and norms[1] == pytest.approx(norms[0], rel=1e-4)
+
+
+def test_run_with_a_partitioned_optimizer_refuses_to_resume_and_still_exports(tmp_path, tiny_model, monkeypatch):
+    """Under DeepSpeed / FSDP the AdamW moments are split across processes: the checkpoint keeps whole
+    weights but no optimizer state, and resuming says so instead of silently restarting the moments."""
+    import trainer.grpo
+
+    monkeypatch.setattr(trainer.grpo, "partitioned_optimizer", lambda accelerator: "FSDP")
+    config = tiny_run_config(tmp_path, tiny_model, steps=4, eval_count=1)
+    assert train_grpo(config, progress=False, judge=LongChainJudge(), stop_after=2) == {"stopped_at": 2}
+    with pytest.raises(ValueError, match="FSDP run: its optimizer state is split.*gotr1-train export"):
+        train_grpo(config, resume=True, progress=False, judge=LongChainJudge())
+    exported = export_run(tmp_path / "run", tmp_path / "exported")
+    assert load_model(exported, device="cpu").model is not None

@@ -55,7 +55,7 @@ from .evaluate import REWARDS, eval_prompts, evaluate, judge_problem, make_judge
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
 from .prompts import batch_for_step, load_prompts, source_problem
-from .sharding import full_parameters, full_state_dict, sharding_kind
+from .sharding import full_parameters, full_state_dict, partitioned_optimizer, sharding_kind
 
 LANGUAGE_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -409,6 +409,12 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     start = 0
     if resume and (found := find_checkpoint(run_dir)) is not None:
         tensors, state = load_checkpoint(found)
+        if state["optimizer"] is None:
+            raise ValueError(
+                f"{found} was written by a {state['optimizer_partitioned']} run: its optimizer state is split "
+                "across the processes and not in the checkpoint, so the run cannot be resumed yet. Its weights are "
+                f"whole: `gotr1-train export {run_dir} OUT` writes them as a model folder; start a new run from it "
+                "(model=OUT).")
         restore_tensors(got.model, tensors, lora)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -424,6 +430,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     rows = (config.prompts_per_step + config.plan_prompts_per_step) // world * config.group_size
     accelerator.gradient_accumulation_steps = math.ceil(rows / config.micro_batch)  # micro-batches per step
     policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
+    partitioned = partitioned_optimizer(accelerator)
 
     last = min(config.steps, stop_after or config.steps)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
@@ -507,9 +514,11 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
             tensors = checkpoint_tensors(policy_weights(policy, got), lora)
             if accelerator.is_main_process:
                 save_checkpoint(run_dir, step + 1, tensors,
-                                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                {"optimizer": None if partitioned else optimizer.state_dict(),
+                                 "optimizer_partitioned": partitioned, "scheduler": scheduler.state_dict(),
                                  "rng": rng_state(), "data_position": (step + 1) * config.prompts_per_step},
                                 config.keep_last)
+            accelerator.wait_for_everyone()  # no rank runs ahead of a checkpoint still being written
     if last < config.steps:
         return {"stopped_at": last}
 

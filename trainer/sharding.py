@@ -108,3 +108,18 @@ def full_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         with full_parameters(module):
             return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
     return module.state_dict()
+
+
+def partitioned_optimizer(accelerator) -> str | None:
+    """The scheme splitting the optimizer state across processes (DeepSpeed ZeRO, FSDP), or None.
+
+    Each process then holds only its part of the AdamW moments, which a
+    checkpoint written by the main process cannot hold.
+    """
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return f"DeepSpeed ZeRO-{accelerator.state.deepspeed_plugin.zero_stage}"
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return "FSDP"
+    return None
