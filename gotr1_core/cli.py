@@ -17,6 +17,7 @@ from PIL import Image
 from .images import to_pil
 from .layout import Layout, render_layout
 from .reasoning import ParsedChain, parse_chain
+from .rewards.served_judge import JudgeServerError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -210,16 +211,12 @@ def cmd_convert(args) -> int:
 
 def cmd_judge(args) -> int:
     from .reasoning import split_chains
-    from .rewards import ShapeWorldJudge
+    from .rewards import load_judge
 
-    if args.judge == "shapeworld":
-        judge = ShapeWorldJudge()
-    elif Path(args.judge).is_dir():
-        from .rewards import MLLMJudge
-
-        judge = MLLMJudge(args.judge, device=args.device)
-    else:
-        raise UsageError(f"--judge must be 'shapeworld' or a Qwen2.5-VL folder; {args.judge!r} is neither")
+    try:
+        judge = load_judge(args.judge, device=args.device)
+    except ValueError as exc:
+        raise UsageError(f"--judge: {exc}") from None
     images = []
     for name in args.images:
         try:
@@ -356,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--chain", required=True, metavar="FILE", help="chain file (one chain, or one per image joined "
                                                                   "by <|next_chain|> lines), or - for stdin")
     j.add_argument("--images", nargs="+", required=True, help="PNG/JPEG files to score")
-    j.add_argument("--judge", default="shapeworld", help="shapeworld (exact, built in) or a Qwen2.5-VL folder")
+    j.add_argument("--judge", default="shapeworld", help="shapeworld (exact, built in), a Qwen2.5-VL folder, or a judge server "
+                   "URL http://HOST:PORT/v1 (OpenAI-compatible: vLLM, SGLang, transformers serve)")
     j.add_argument("--device", default="auto", help="device for an MLLM judge")
     j.add_argument("--json", action="store_true", help="print JSON instead of a table")
     j.set_defaults(func=cmd_judge)
@@ -374,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ValueError as exc:  # bad checkpoints, prompts and settings explain themselves
+    except (ValueError, JudgeServerError) as exc:  # bad checkpoints, prompts, settings, servers explain themselves
         print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_REJECTED
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
-from gotr1_core.rewards import Judge, MLLMJudge, ShapeWorldJudge
+from gotr1_core.rewards import Judge, MLLMJudge, ServedJudge, ShapeWorldJudge
+from gotr1_core.rewards.served_judge import is_judge_url
 from gotr1_core.reasoning import split_chains
 
 from . import services
@@ -46,8 +47,8 @@ class JudgeLoader:
     RETURN_TYPES = (GOT_JUDGE,)
     RETURN_NAMES = ("judge",)
     FUNCTION = "load"
-    DESCRIPTION = ("Chooses who scores the images: the exact ShapeWorld judge (built in) or a Qwen2.5-VL folder "
-                   "in models/gotr1/judges/.")
+    DESCRIPTION = ("Chooses who scores the images: the exact ShapeWorld judge (built in), a Qwen2.5-VL folder "
+                   "in models/gotr1/judges/, or a judge server (server_url).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -58,17 +59,28 @@ class JudgeLoader:
                                "judges/<name>: a Qwen2.5-VL checkpoint asked the four reward questions."}),
                 "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto",
                                                              "tooltip": "For MLLM judges: weight dtype."}),
-            }
+            },
+            "optional": {
+                "server_url": ("STRING", {"default": "", "tooltip":
+                               "A Qwen2.5-VL behind an OpenAI-compatible server (vLLM, SGLang, transformers serve), "
+                               "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here."}),
+            },
         }
 
     @classmethod
-    def IS_CHANGED(cls, judge: str, dtype: str = "auto"):
+    def IS_CHANGED(cls, judge: str, dtype: str = "auto", server_url: str = ""):
         """Reload an MLLM judge when its folder's files change, not otherwise."""
+        if server_url.strip():
+            return server_url.strip()
         if judge == SHAPEWORLD:
             return judge
         return services.loader_is_changed(_judge_folder, judge)
 
-    def load(self, judge: str, dtype: str = "auto"):
+    def load(self, judge: str, dtype: str = "auto", server_url: str = ""):
+        if server_url.strip():
+            if not is_judge_url(server_url.strip()):
+                raise ValueError(f"server_url must look like http://HOST:PORT/v1, got {server_url!r}")
+            return (LoadedJudge(ServedJudge(server_url.strip())),)
         if judge == SHAPEWORLD:
             return (LoadedJudge(ShapeWorldJudge()),)
         folder = _judge_folder(judge)

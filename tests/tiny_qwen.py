@@ -6,6 +6,17 @@ from pathlib import Path
 
 import torch
 
+# Qwen2.5-VL's chat layout (what gotr1_core.rewards.prompts.chat writes by hand), for servers that apply the
+# folder's template: one turn per message, an image part as vision start / pad / end.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}<|im_start|>{{ message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] in ('image', 'image_url') -%}<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}<|im_end|>{{ '\\n' }}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|im_start|>assistant{{ '\\n' }}{%- endif -%}")
+
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
             "<|video_pad|>"]
 
@@ -39,4 +50,5 @@ def make_tiny_qwen(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=112 * 112).save_pretrained(str(folder))
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
     return folder

@@ -20,7 +20,7 @@ import numpy as np
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.layout import ObjectBox
 from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_chain
-from gotr1_core.rewards import ShapeWorldJudge
+from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
 from gotr1_core.shapeworld.plans import edit_layout, free_boxes, model_wording, prose_chain
 
@@ -37,15 +37,6 @@ def eval_prompts(source: str, count: int, seed: int) -> list[str]:
     return [r["prompt"] for r in load_prompts(source, count, seed + EVAL_SEED_OFFSET)]
 
 
-def make_judge(name: str, device: str = "auto"):
-    """``shapeworld`` (exact) or a local Qwen2.5-VL folder."""
-    if name == "shapeworld":
-        return ShapeWorldJudge()
-    from gotr1_core.rewards.mllm_judge import MLLMJudge
-
-    return MLLMJudge(name, device=device)
-
-
 def model_path(name: str) -> Path:
     """A model folder, or the built-in ShapeWorld model for ``builtin``."""
     if name == "builtin":
@@ -60,12 +51,6 @@ def model_problem(name: str) -> str | None:
         return None
     return (f"model: {name} is not a model folder (no config.json); use an SFT run's model/ folder, a gotr1 "
             "convert output, or builtin")
-
-
-def judge_problem(name: str) -> str | None:
-    if name == "shapeworld" or (Path(name) / "config.json").is_file():
-        return None
-    return f"judge: {name!r} is neither 'shapeworld' nor a folder with a Qwen2.5-VL config.json"
 
 
 def _names_objects(prompt: str, chain) -> bool | None:
@@ -191,7 +176,7 @@ def run_eval(config: EvalConfig) -> dict:
 
     got = load_model(model_path(config.model), device=config.device)
     prompts = eval_prompts(config.prompts, config.count, config.seed)
-    judge = make_judge(config.judge, config.device)
+    judge = load_judge(config.judge, config.device)
     if config.plans:
         metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch,
                                  cfg=config.cfg, cfg_plausibility=config.cfg_plausibility)

@@ -46,12 +46,13 @@ import torch
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, load_model, save_model
+from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
-from .evaluate import REWARDS, eval_prompts, evaluate, judge_problem, make_judge, model_path, model_problem
+from .evaluate import REWARDS, eval_prompts, evaluate, model_path, model_problem
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
 from .prompts import batch_for_step, load_prompts, source_problem
@@ -64,7 +65,7 @@ LANGUAGE_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pro
 class GRPOConfig:
     output_dir: str
     model: str                                # HF-format folder (an SFT run's model/, gotr1 convert output) or builtin
-    judge: str = "shapeworld"                 # or a local Qwen2.5-VL folder
+    judge: str = "shapeworld"                 # or a local Qwen2.5-VL folder, or http://HOST:PORT/v1 (served)
     prompts: str = "shapeworld:train"         # shapeworld:<split>, prompts.txt or prompts.jsonl
     prompt_count: int = 20000
     seed: int = 0
@@ -394,7 +395,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         ref_model = copy.deepcopy(got.model).requires_grad_(False).eval()
         ref_model.to("cpu" if config.ref_device == "cpu" else device)
         reference = dataclasses.replace(got, model=ref_model)
-    judge = judge or make_judge(config.judge, str(device))
+    judge = judge or load_judge(config.judge, str(device))
     eval_sets = eval_prompt_sets(config)
     held_out = {p for prompts in eval_sets.values() for p in prompts}
     records = [r for r in load_prompts(config.prompts, config.prompt_count, config.seed)

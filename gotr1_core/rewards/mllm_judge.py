@@ -58,7 +58,76 @@ class _Progress:
             self.callback("judging", self.answered, self.total)
 
 
-class MLLMJudge:
+class QwenQuestions:
+    """The four rewards from a Qwen2.5-VL's answers to the questions of :mod:`.prompts`.
+
+    How a question reaches the model is the subclass's: :class:`MLLMJudge`
+    runs a local checkpoint, :class:`~.served_judge.ServedJudge` asks a
+    chat-completions server. Both give ``ask`` (greedy answers, in order) and
+    ``seen_size`` (the pixels the model's boxes are in); questions, parsing
+    and matching are the same code.
+    """
+
+    def ask(self, questions: list[tuple[str, Image.Image | None]], max_new_tokens: int = 48,
+            progress: _Progress | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def seen_size(self, image: Image.Image) -> tuple[int, int]:
+        raise NotImplementedError
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def score(self, prompts_: Sequence[str], chains: Sequence[str], layouts: Sequence[Layout] | None,
+              images, callback: Callable[[str, int, int], None] | None = None) -> Rewards:
+        n = len(prompts_)
+        if not (len(chains) == n == len(images)) or (layouts is not None and len(layouts) != n):
+            raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
+        layouts = list(layouts) if layouts is not None else [Layout.from_chain(c) for c in chains]
+        progress = _Progress(callback, 3 * n + sum(len(set(layout.labels)) for layout in layouts))
+        pictures = [to_pil(images[i]) for i in range(n)]
+        notes: list[list[str]] = [[] for _ in range(n)]
+
+        def scores(questions, label):
+            values = []
+            for i, answer in enumerate(self.ask(questions, progress=progress)):
+                value, why = parse_score(answer, prompts.SCORE_SCALE)
+                if value is None:
+                    notes[i].append(f"{label}: unreadable answer ({why}); scored 0")
+                values.append(value or 0.0)
+            return values
+
+        r_sem = scores([(prompts.SEM.format(prompt=p, chain=parse_chain(c).text), None)
+                        for p, c in zip(prompts_, chains)], "R_sem")
+        plans = [to_pil(render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS)) for l in layouts]
+        r_spa = scores([(prompts.SPA.format(prompt=p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
+        r_pi = scores([(prompts.PI.format(prompt=p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
+        r_ri, detected = self._grounding(layouts, pictures, notes, progress)
+        return Rewards(r_sem, r_spa, r_ri, r_pi, explanations=notes, detected=detected)
+
+    def _grounding(self, layouts: list[Layout], pictures: list[Image.Image], notes: list[list[str]],
+                   progress: _Progress | None = None):
+        queries = [(i, label) for i, layout in enumerate(layouts) for label in dict.fromkeys(layout.labels)]
+        answers = self.ask([(prompts.GROUND.format(label=label), pictures[i]) for i, label in queries],
+                           max_new_tokens=128, progress=progress)
+        sizes = [self.seen_size(picture) for picture in pictures]
+        found: list[list[tuple[str, object]]] = [[] for _ in layouts]
+        for (i, label), answer in zip(queries, answers):
+            boxes, why = parse_boxes(answer, *sizes[i])
+            if why:
+                notes[i].append(f"R_RI: '{label}': {why}")
+            found[i] += [(label, box) for _, box in boxes]  # asked for this label: every box is that object
+        r_ri, detected = [], []
+        for i, layout in enumerate(layouts):
+            planned = [(o.label, o.box) for o in layout.objects]
+            matched = matched_iou(planned, found[i])
+            r_ri.append(sum(matched) / len(matched) if matched else 0.0)
+            if not planned:
+                notes[i].append("R_RI: no boxes planned; scored 0")
+            detected.append(Layout(tuple(ObjectBox(lbl, box) for lbl, box in found[i])))
+        return r_ri, detected
+
+
+class MLLMJudge(QwenQuestions):
     """Rewards judged by a Qwen2.5-VL checkpoint in ``path``."""
 
     name = "mllm"
@@ -144,54 +213,3 @@ class MLLMJudge:
         grid = self.images(images=[image], return_tensors="pt")["image_grid_thw"][0]
         patch = int(getattr(self.images, "patch_size", 14))
         return int(grid[2]) * patch, int(grid[1]) * patch
-
-    # -- scoring --------------------------------------------------------------------------
-
-    def score(self, prompts_: Sequence[str], chains: Sequence[str], layouts: Sequence[Layout] | None,
-              images, callback: Callable[[str, int, int], None] | None = None) -> Rewards:
-        n = len(prompts_)
-        if not (len(chains) == n == len(images)) or (layouts is not None and len(layouts) != n):
-            raise ValueError("the judge needs one prompt, chain, (layout) and image per sample")
-        layouts = list(layouts) if layouts is not None else [Layout.from_chain(c) for c in chains]
-        progress = _Progress(callback, 3 * n + sum(len(set(layout.labels)) for layout in layouts))
-        pictures = [to_pil(images[i]) for i in range(n)]
-        notes: list[list[str]] = [[] for _ in range(n)]
-
-        def scores(questions, label):
-            values = []
-            for i, answer in enumerate(self.ask(questions, progress=progress)):
-                value, why = parse_score(answer, prompts.SCORE_SCALE)
-                if value is None:
-                    notes[i].append(f"{label}: unreadable answer ({why}); scored 0")
-                values.append(value or 0.0)
-            return values
-
-        r_sem = scores([(prompts.SEM.format(prompt=p, chain=parse_chain(c).text), None)
-                        for p, c in zip(prompts_, chains)], "R_sem")
-        plans = [to_pil(render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS)) for l in layouts]
-        r_spa = scores([(prompts.SPA.format(prompt=p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
-        r_pi = scores([(prompts.PI.format(prompt=p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
-        r_ri, detected = self._grounding(layouts, pictures, notes, progress)
-        return Rewards(r_sem, r_spa, r_ri, r_pi, explanations=notes, detected=detected)
-
-    def _grounding(self, layouts: list[Layout], pictures: list[Image.Image], notes: list[list[str]],
-                   progress: _Progress | None = None):
-        queries = [(i, label) for i, layout in enumerate(layouts) for label in dict.fromkeys(layout.labels)]
-        answers = self.ask([(prompts.GROUND.format(label=label), pictures[i]) for i, label in queries],
-                           max_new_tokens=128, progress=progress)
-        sizes = [self.seen_size(picture) for picture in pictures]
-        found: list[list[tuple[str, object]]] = [[] for _ in layouts]
-        for (i, label), answer in zip(queries, answers):
-            boxes, why = parse_boxes(answer, *sizes[i])
-            if why:
-                notes[i].append(f"R_RI: '{label}': {why}")
-            found[i] += [(label, box) for _, box in boxes]  # asked for this label: every box is that object
-        r_ri, detected = [], []
-        for i, layout in enumerate(layouts):
-            planned = [(o.label, o.box) for o in layout.objects]
-            matched = matched_iou(planned, found[i])
-            r_ri.append(sum(matched) / len(matched) if matched else 0.0)
-            if not planned:
-                notes[i].append("R_RI: no boxes planned; scored 0")
-            detected.append(Layout(tuple(ObjectBox(lbl, box) for lbl, box in found[i])))
-        return r_ri, detected
