@@ -177,6 +177,13 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
     assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:heldout"
     ablation = load_config(GRPOConfig, configs / "shapeworld_grpo_train_only.yaml", ["model=builtin"])
     assert ablation.prompts == "shapeworld:train" and ablation.output_dir != shapeworld.output_dir
+    # accelerate launch configs: the trainer sets gradient accumulation (its micro-batches per step); a fixed
+    # value in a DeepSpeed config would override it and step the engine after every micro-batch.
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    for launch in sorted(configs.glob("accelerate_*.yaml")):
+        cluster = ClusterConfig.from_yaml_file(str(launch))
+        assert cluster.num_processes == 8 and "gradient_accumulation_steps" not in (cluster.deepspeed_config or {})
     # The 7B recipe names local folders a user provides; with none present, only those are reported.
     with pytest.raises(ConfigError) as info:
         load_config(GRPOConfig, configs / "gotr1_7b_grpo.yaml")
