@@ -176,7 +176,7 @@ def assert_same_outputs(a, b):
 
 def test_original_layout_loads_to_identical_model(twins):
     hf_dir, orig_dir = twins
-    hf, orig = load_model(hf_dir, device="cpu"), load_model(orig_dir, device="cpu")
+    hf, orig = load_model(hf_dir, device="cpu", understanding=True), load_model(orig_dir, device="cpu", understanding=True)
     assert set(hf.model.state_dict()) == set(orig.model.state_dict())
     for name, tensor in hf.model.state_dict().items():
         assert torch.equal(tensor, orig.model.state_dict()[name]), name  # weights: exact
@@ -202,7 +202,7 @@ def test_a_wrong_mapping_is_caught(twins, monkeypatch, mutation):
 
     monkeypatch.setattr(convert, "convert_key", wrong)
     with pytest.raises(AssertionError):
-        assert_same_outputs(load_model(hf_dir, device="cpu"), load_model(orig_dir, device="cpu"))
+        assert_same_outputs(load_model(hf_dir, device="cpu", understanding=True), load_model(orig_dir, device="cpu", understanding=True))
 
 
 def test_loaded_weights_are_owned_and_aligned(twins):
@@ -210,7 +210,7 @@ def test_loaded_weights_are_owned_and_aligned(twins):
     from gotr1_core.model.loading import ALIGNMENT
 
     for folder in twins:
-        for name, tensor in load_model(folder, device="cpu").model.state_dict().items():
+        for name, tensor in load_model(folder, device="cpu", understanding=True).model.state_dict().items():
             assert tensor.data_ptr() % ALIGNMENT == 0, name
 
 
@@ -220,7 +220,7 @@ def test_both_tokenizer_shapes_give_one_bos(twins):
     from gotr1_core.generation import encode_prompt
 
     hf_dir, orig_dir = twins
-    hf, orig = load_model(hf_dir, device="cpu"), load_model(orig_dir, device="cpu")
+    hf, orig = load_model(hf_dir, device="cpu", understanding=True), load_model(orig_dir, device="cpu", understanding=True)
     for prompt in ("a red circle", "  a red circle "):
         a, b = encode_prompt(hf, prompt), encode_prompt(orig, prompt)
         assert a == b and a[0] == hf.tokenizer.bos_token_id, prompt
@@ -232,14 +232,14 @@ def test_original_folder_loads_without_warnings(twins, caplog, recwarn):
 
     _, orig_dir = twins
     with caplog.at_level(logging.WARNING):
-        load_model(orig_dir, device="cpu")
+        load_model(orig_dir, device="cpu", understanding=True)
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [str(w.message) for w in recwarn]
 
 
 def test_tokenizer_gets_chain_tokens_like_upstream(twins):
     _, orig_dir = twins
-    got = load_model(orig_dir, device="cpu")
+    got = load_model(orig_dir, device="cpu", understanding=True)
     base = len(janus_style_tokenizer())
     ids = [got.tokenizer.convert_tokens_to_ids(t) for t in UPSTREAM_ADDED_TOKENS]
     assert ids == [base, base + 1, base + 2, base + 3]  # upstream's add_tokens order and ids
@@ -255,7 +255,7 @@ def test_convert_command_writes_an_hf_folder(twins, tmp_path, capsys):
     assert len(list(out.glob("model-*.safetensors"))) > 1 and (out / "gotr1.json").exists()
     converted = json.loads((out / "config.json").read_text())
     assert converted["model_type"] == "janus"
-    assert_same_outputs(load_model(hf_dir, device="cpu"), load_model(out, device="cpu"))
+    assert_same_outputs(load_model(hf_dir, device="cpu", understanding=True), load_model(out, device="cpu", understanding=True))
     assert main(["convert", str(orig_dir), str(out)]) == 1  # never overwrites
     assert "not empty" in capsys.readouterr().err
 
@@ -268,9 +268,9 @@ def test_legacy_bin_only_through_convert(twins, tmp_path):
         (legacy / name).write_bytes((orig_dir / name).read_bytes())
     torch.save(load_file(str(orig_dir / "model.safetensors")), str(legacy / "pytorch_model.bin"))
     with pytest.raises(CheckpointError, match="gotr1 convert"):
-        load_model(legacy, device="cpu")  # the loader (and so every node) never unpickles
+        load_model(legacy, device="cpu", understanding=True)  # the loader (and so every node) never unpickles
     out = convert_checkpoint(legacy, tmp_path / "from-bin")
-    assert_same_outputs(load_model(hf_dir, device="cpu"), load_model(out, device="cpu"))
+    assert_same_outputs(load_model(hf_dir, device="cpu", understanding=True), load_model(out, device="cpu", understanding=True))
 
 
 def test_bin_with_code_is_refused(tmp_path, twins):
@@ -299,18 +299,18 @@ def test_unknown_missing_and_misshaped_keys_are_named(twins, tmp_path):
     _, orig_dir = twins
     folder = _edit_original(orig_dir, tmp_path, lambda t: t.update({"gen_head.extra.weight": torch.zeros(2)}))
     with pytest.raises(CheckpointError, match="'gen_head.extra.weight' matches no conversion rule"):
-        load_model(folder, device="cpu")
+        load_model(folder, device="cpu", understanding=True)
     (folder / "model.safetensors").unlink()
     tensors = load_file(str(orig_dir / "model.safetensors"))
     del tensors["gen_vision_model.decoder.conv_blocks.1.res.0.conv2.weight"]
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError, match="missing from the checkpoint: model.vqmodel.decoder.up.1.block.0.conv2"):
-        load_model(folder, device="cpu")
+        load_model(folder, device="cpu", understanding=True)
     tensors = load_file(str(orig_dir / "model.safetensors"))
     tensors["gen_embed.weight"] = torch.zeros(64, 9)
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError, match=r"model.generation_embeddings.weight has shape \(64, 9\)"):
-        load_model(folder, device="cpu")
+        load_model(folder, device="cpu", understanding=True)
 
 
 def test_unknown_vision_variant_is_named(twins, tmp_path):
@@ -320,7 +320,7 @@ def test_unknown_vision_variant_is_named(twins, tmp_path):
     data["vision_config"]["params"]["model_name"] = "siglip_tiny"
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="'siglip_tiny' is not a known SigLIP variant"):
-        load_model(folder, device="cpu")
+        load_model(folder, device="cpu", understanding=True)
 
 
 def test_key_rules_on_real_names():

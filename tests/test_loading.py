@@ -184,3 +184,37 @@ def test_trained_tokenizers_read_numbers_digit_by_digit():
         assert tokenizer.decode(ids) == text
     whole = train_tokenizer(corpus, vocab_size=300, split_digits=False)  # the shipped model's kind
     assert "125" in whole.convert_ids_to_tokens(whole.encode("(125,250)", add_special_tokens=False))
+
+
+def test_generation_only_loading_leaves_the_understanding_path_out(model_dir, tmp_path):
+    from gotr1_core.generation import GenerationConfig, generate
+    from gotr1_core.model.loading import NotLoaded
+
+    lean, whole = load_model(model_dir, device="cpu"), load_model(model_dir, device="cpu", understanding=True)
+    saved = load_file(str(model_dir / "model.safetensors"))
+    skipped = {p: sum(t.numel() for k, t in saved.items() if k.startswith(p + ".")) for p in
+               ("model.vision_model", "model.aligner")}
+    assert lean.extra["not_loaded"] == skipped and all(skipped.values())  # listed by name, counted
+    assert isinstance(lean.model.model.vision_model, NotLoaded) and isinstance(lean.model.model.aligner, NotLoaded)
+    assert sum(p.numel() for p in lean.model.parameters()) == \
+        sum(p.numel() for p in whole.model.parameters()) - sum(skipped.values())
+    assert not any(k.startswith(("model.vision_model.", "model.aligner.")) for k in lean.model.state_dict())
+    with pytest.raises(RuntimeError, match="understanding=True"):
+        lean.model.model.vision_model(torch.zeros(1, 3, 8, 8))
+    config = GenerationConfig(num_samples=2, seed=4)
+    a, b = generate(lean, ["a red circle"], config), generate(whole, ["a red circle"], config)
+    assert a.chains == b.chains and torch.equal(a.image_ids, b.image_ids)  # the same images come out
+    # saved whole: the parts left out are copied from the folder the model came from
+    again = load_model(save_model(lean, tmp_path / "out"), device="cpu", understanding=True)
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name]), name
+    assert isinstance(lean.model.model.vision_model, NotLoaded)  # and the loaded model is as it was
+
+
+def test_generation_only_loading_does_not_read_the_understanding_weights(copy):
+    path = copy / "model.safetensors"
+    tensors = load_file(str(path))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("model.vision_model.")}, str(path))
+    assert load_model(copy, device="cpu").extra["not_loaded"]["model.vision_model"] > 0
+    with pytest.raises(CheckpointError, match="missing from the checkpoint: model.vision_model"):
+        load_model(copy, device="cpu", understanding=True)  # asked for, it is checked name by name as before

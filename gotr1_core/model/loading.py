@@ -7,6 +7,13 @@ against the skeleton, so a missing, truncated or mismatched file fails with an
 error that names it instead of silently leaving random weights — and assign
 the tensors in place. Never ``trust_remote_code``, never pickle.
 
+Generation does not use the understanding path (the SigLIP tower and its
+aligner, ~0.3 B parameters at 7B): unless ``understanding=True`` it is not
+read at all, and a :class:`NotLoaded` module stands in its place (listed in
+``GotModel.extra["not_loaded"]``; calling it says how to load it). Saving such
+a model copies those weights from the folder it came from, so an export is
+always whole.
+
 A model folder holds ``config.json``, ``model.safetensors`` (or shards with
 ``model.safetensors.index.json``), the tokenizer files, and optionally
 ``gotr1.json`` with the prompt template and special-token spellings
@@ -28,6 +35,8 @@ from .tokenizer import PAD, ChainTokenIds, TokenizerError, check_chain_tokens
 SPEC_FILE = "gotr1.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
+UNDERSTANDING = ("model.vision_model", "model.aligner")
+"""The understanding path of a Janus model: image-to-text only, never used to generate."""
 GOTR1_TEMPLATE = "User: Follow the caption to generate an image through a chain of thought process: {prompt}\n\nAssistant:"
 
 
@@ -164,8 +173,10 @@ def weight_files(folder: Path) -> list[Path]:
     raise CheckpointError(f"no {WEIGHTS_FILE} (or {WEIGHTS_INDEX}) in {folder}.{hint}")
 
 
-def iter_safetensors(files: list[Path], device: torch.device) -> Iterator[tuple[str, torch.Tensor, Path]]:
-    """Yield ``(name, tensor, file)``; a truncated or corrupt file raises naming it."""
+def iter_safetensors(files: list[Path], device: torch.device,
+                     wanted=lambda name: True) -> Iterator[tuple[str, torch.Tensor, Path]]:
+    """Yield ``(name, tensor, file)`` for the names ``wanted`` accepts (others are not read); a truncated or
+    corrupt file raises naming it."""
     from safetensors import safe_open
 
     where = "cpu" if torch.device(device).type == "cpu" else str(device)  # safetensors refuses "cpu:0"
@@ -173,7 +184,8 @@ def iter_safetensors(files: list[Path], device: torch.device) -> Iterator[tuple[
         try:
             with safe_open(str(path), framework="pt", device=where) as handle:
                 for name in handle.keys():
-                    yield name, handle.get_tensor(name), path
+                    if wanted(name):
+                        yield name, handle.get_tensor(name), path
         except CheckpointError:
             raise
         except Exception as exc:  # safetensors raises its own error types for damaged files
@@ -210,17 +222,24 @@ def owned_tensor(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tenso
     return tensor
 
 
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
 def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tensor, Path]],
-                 dtype: torch.dtype | None) -> None:
+                 dtype: torch.dtype | None, skip: tuple[str, ...] = ()) -> None:
     """Assign tensors to a meta-device skeleton, checking names and shapes first.
 
     Floating tensors are cast to ``dtype``; ``None`` keeps the stored dtypes.
+    Tensors under the module names in ``skip`` are neither expected nor kept.
     """
-    expected = model.state_dict()
+    expected = {k: v for k, v in model.state_dict().items() if not _under(k, skip)}
     tied = set(_tied_keys(model))
     loaded: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for name, tensor, path in tensors:
+        if _under(name, skip):
+            continue
         if name not in expected:
             unexpected.append(f"{name} ({path.name})")
             continue
@@ -305,9 +324,54 @@ def load_tokenizer(folder: Path):
                               "tokenizer.json and tokenizer_config.json") from None
 
 
+class NotLoaded(torch.nn.Module):
+    """Stands where a part of the model was not loaded; using it says how to load it."""
+
+    def __init__(self, name: str, parameters: int):
+        super().__init__()
+        self.name, self.parameters_skipped = name, parameters
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError(f"{self.name} was not loaded (generation-only loading skips the understanding path, "
+                           f"{self.parameters_skipped:,} parameters): load the model with "
+                           "load_model(..., understanding=True) to use it")
+
+    def extra_repr(self) -> str:
+        return f"{self.name}: not loaded ({self.parameters_skipped:,} parameters)"
+
+
+def _leave_out(model: torch.nn.Module, names: tuple[str, ...]) -> dict[str, int]:
+    """Put :class:`NotLoaded` where each named (meta-device) module is; returns name -> parameter count."""
+    counts = {}
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        holder = model.get_submodule(parent) if parent else model
+        module = getattr(holder, child)
+        counts[name] = sum(p.numel() for p in module.parameters())
+        setattr(holder, child, NotLoaded(name, counts[name]))
+    return counts
+
+
+def _tensor_source(folder: Path, data: dict):
+    """(config, tokenizer, tensors(device, wanted)) of a folder, HF or original layout."""
+    from .convert import is_original_config, open_original
+
+    if is_original_config(data):  # original DeepSeek / GoT-R1 layout: converted while loading
+        config, tokenizer, original_tensors = open_original(folder)
+        return config, tokenizer, lambda device, wanted: (t for t in original_tensors(device) if wanted(t[0]))
+    config = janus_config(data, folder / "config.json")
+    files = weight_files(folder)
+    return config, load_tokenizer(folder), lambda device, wanted: iter_safetensors(files, device, wanted)
+
+
 def load_model(path: str | Path, device: str | torch.device | None = "auto",
-               dtype: str | torch.dtype | None = "auto") -> GotModel:
-    """Load a model folder for generation (eval mode, no gradients)."""
+               dtype: str | torch.dtype | None = "auto", understanding: bool = False) -> GotModel:
+    """Load a model folder for generation (eval mode, no gradients).
+
+    ``understanding=True`` also loads the image-understanding path (SigLIP
+    tower + aligner), which generation never uses; without it those weights
+    are not read and ``extra["not_loaded"]`` lists them.
+    """
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"model folder not found: {folder}")
@@ -315,30 +379,62 @@ def load_model(path: str | Path, device: str | torch.device | None = "auto",
     torch_dtype = resolve_dtype(dtype, target)
     data = read_config_json(folder)
     spec = GenerationSpec.read(folder)
-    from .convert import is_original_config, open_original
-
-    if is_original_config(data):  # original DeepSeek / GoT-R1 layout: converted while loading
-        config, tokenizer, original_tensors = open_original(folder)
-        tensors = original_tensors(target)
-    else:
-        config = janus_config(data, folder / "config.json")
-        tokenizer = load_tokenizer(folder)
-        tensors = iter_safetensors(weight_files(folder), target)
+    config, tokenizer, tensors = _tensor_source(folder, data)
+    skip = () if understanding else UNDERSTANDING
     try:
         token_ids = check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token, where=f"{folder}'s tokenizer")
     except TokenizerError as exc:
         raise CheckpointError(str(exc)) from None
     model = build_skeleton(config)
-    load_weights(model, tensors, torch_dtype)
+    load_weights(model, tensors(target, lambda name: not _under(name, skip)), torch_dtype, skip)
+    not_loaded = _leave_out(model, skip)
     model.to(device=target, dtype=torch_dtype).eval().requires_grad_(False)
-    return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder)
+    return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder,
+                    extra={"not_loaded": not_loaded} if not_loaded else {})
+
+
+def _parts_put_back(got: GotModel) -> list[tuple[torch.nn.Module, str, torch.nn.Module]]:
+    """Put the modules left out at loading back, rebuilt on the CPU from the folder the model came from;
+    returns (holder, attribute, placeholder) to undo it."""
+    missing = [(name, module) for name, module in got.model.named_modules() if isinstance(module, NotLoaded)]
+    if not missing:
+        return []
+    if got.path is None:
+        raise CheckpointError(f"{', '.join(n for n, _ in missing)} not loaded and no source folder to copy them "
+                              "from; load the model with understanding=True to save it")
+    names = tuple(name for name, _ in missing)
+    config, _, tensors = _tensor_source(got.path, read_config_json(got.path))
+    whole = build_skeleton(config)
+    state = {n: owned_tensor(t, got.dtype) for n, t, _ in tensors(torch.device("cpu"), lambda n: _under(n, names))}
+    swaps = []
+    for name, placeholder in missing:
+        module = whole.get_submodule(name)
+        try:
+            module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if _under(k, (name,))},
+                                   strict=True, assign=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{got.path}: cannot read {name} back to save the model whole ({exc})") from None
+        parent, _, child = name.rpartition(".")
+        holder = got.model.get_submodule(parent) if parent else got.model
+        swaps.append((holder, child, placeholder))
+        setattr(holder, child, module)
+    return swaps
 
 
 def save_model(got: GotModel, folder: str | Path, max_shard_size: str = "4GB") -> Path:
-    """Write a model folder in the format :func:`load_model` reads (HF Janus + gotr1.json)."""
+    """Write a model folder in the format :func:`load_model` reads (HF Janus + gotr1.json).
+
+    A model loaded for generation only is written whole: the parts it left out
+    are read again from its source folder for the write.
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    got.model.save_pretrained(str(out), max_shard_size=max_shard_size, safe_serialization=True)
+    swaps = _parts_put_back(got)
+    try:
+        got.model.save_pretrained(str(out), max_shard_size=max_shard_size, safe_serialization=True)
+    finally:
+        for holder, child, placeholder in swaps:
+            setattr(holder, child, placeholder)
     got.tokenizer.save_pretrained(str(out))
     got.spec.write(out)
     return out
