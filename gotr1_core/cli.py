@@ -111,6 +111,37 @@ def _load(args):
         raise UsageError(str(exc)) from None
 
 
+def cmd_memory(args) -> int:
+    from .memory import PUBLISHED, WEIGHT_MODES, human, largest_chunk, parse_bytes, plan_memory, published_config
+    from .model.loading import GenerationSpec, _tensor_source, read_config_json
+
+    if args.quantize not in WEIGHT_MODES:
+        raise UsageError(f"--quantize: unknown weights mode {args.quantize!r}; use one of {', '.join(WEIGHT_MODES)}")
+    name = args.model or "builtin"
+    reason = args.reason_tokens
+    if name in PUBLISHED:
+        config, reason = published_config(name), reason or GenerationSpec().max_reason_tokens
+    else:
+        from .demo import builtin_model_path
+
+        folder = builtin_model_path() if name == "builtin" else Path(name).expanduser()
+        if not folder.is_dir():
+            raise UsageError(f"{name!r} is neither a model folder, 'builtin', nor one of {', '.join(PUBLISHED)}")
+        config = _tensor_source(folder, read_config_json(folder))[0]  # reads headers, not weights
+        reason = reason or GenerationSpec.read(folder).max_reason_tokens
+    options = dict(weights=args.quantize, device=args.device, cfg=not args.no_cfg, prompt_tokens=args.prompt_tokens,
+                   reason_tokens=reason, chain_given=args.chain_given, model_name=name)
+    budget = parse_bytes(args.budget) if args.budget else None
+    chunk = largest_chunk(config, budget, args.images, **options) if budget else None
+    plan = plan_memory(config, args.images, chunk=chunk, **options)
+    print(plan.table(budget))
+    for stage, peak in plan.stage_peaks.items():
+        print(f"    {stage + ' stage':<30}{human(peak):>10}")
+    if budget:
+        print(f"fits: {chunk} image(s) per chunk ({-(-args.images // chunk)} chunk(s) for {args.images})")
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from .demo import DEFAULT_PROMPT, run_demo
 
@@ -347,6 +378,20 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--device", default="auto")
     dm.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     dm.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("memory", help="the memory a generation needs (weights, key/value cache, activations, "
+                                      "VQ decode) and the largest chunk that fits a budget")
+    m.add_argument("model", nargs="?", help="model folder, 'builtin' (default), GoT-R1-1B or GoT-R1-7B")
+    m.add_argument("--images", type=int, default=1, help="images of one prompt (default 1)")
+    m.add_argument("--quantize", default="auto", metavar="MODE",
+                   help="weights mode: auto (bf16 on a GPU, fp32 on the CPU), bf16, fp16, fp32, fp8, int8, int4")
+    m.add_argument("--budget", help="memory to fit, e.g. 12GB: prints the largest chunk that fits")
+    m.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="where it runs (default cuda)")
+    m.add_argument("--prompt-tokens", type=int, default=48, help="prompt length in tokens (default 48)")
+    m.add_argument("--reason-tokens", type=int, help="chain budget (default: the model's max_reason_tokens)")
+    m.add_argument("--chain-given", action="store_true", help="draw from one given chain (no reasoning stage)")
+    m.add_argument("--no-cfg", action="store_true", help="without classifier-free guidance (cfg 1)")
+    m.set_defaults(func=cmd_memory)
 
     j = sub.add_parser("judge", help="score images with the four GoT-R1 rewards")
     j.add_argument("--prompt", required=True, help="the prompt the images follow")

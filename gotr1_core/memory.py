@@ -267,3 +267,29 @@ def largest_chunk(config, budget: int, images: int, **options) -> int:
         else:
             high = middle - 1
     return low
+
+
+# -- published models ------------------------------------------------------------------------------
+
+PUBLISHED = {  # the language model of each (DeepSeek-LLM 1.3B / 7B); Janus-Pro's SigLIP-L tower and VQ
+    "GoT-R1-1B": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=24, num_attention_heads=16),
+    "GoT-R1-7B": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=30, num_attention_heads=32),
+}
+
+
+def published_config(name: str):
+    """The ``JanusConfig`` of a published GoT-R1 / Janus-Pro size (for plans without the weights)."""
+    from transformers import JanusConfig
+
+    if name not in PUBLISHED:
+        raise ValueError(f"no published config {name!r}; known: {', '.join(PUBLISHED)}")
+    text = PUBLISHED[name]
+    hidden = text["hidden_size"]
+    return JanusConfig(
+        text_config=dict(model_type="llama", vocab_size=102400, max_position_embeddings=16384,
+                         num_key_value_heads=text["num_attention_heads"], **text),
+        vision_config=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, image_size=384,
+                           patch_size=16, mlp_ratio=4.0, projection_dim=hidden, depth=2),
+        vq_config=dict(num_embeddings=16384, embed_dim=8, base_channels=128, channel_multiplier=[1, 1, 2, 2, 4],
+                       num_res_blocks=2, projection_dim=hidden, image_token_embed_dim=hidden, num_patches=24),
+    )
