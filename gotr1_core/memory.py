@@ -186,28 +186,31 @@ def _text(config):
 
 def _stage_activations(config, stage: Stage, element: int, vocabulary: int) -> int:
     """Largest transient bytes of a stage: its prefill or one decoding step, whichever is larger."""
-    text, heads, _, _ = _text(config)
+    text = config.text_config
     hidden, inner = text.hidden_size, text.intermediate_size
     u, w = stage.unique, stage.width
-    prefill = (u * w * (4 * hidden + 3 * inner) * element          # residual, norms, q/k/v/o, MLP
-               + 2 * u * heads * w * w * element                     # attention scores and weights
+    # one layer at a time: its attention (residual, normed input, q/k, v, output) or its MLP (residual, normed
+    # input, gate, activation, up, product); fused attention kernels never hold the [w, w] scores
+    per_token = max(5 * hidden, 2 * hidden + 3 * inner) * element
+    prefill = (u * w * per_token
                + u * w * w * element                                 # the additive prefill mask
                + u * text.vocab_size * element)                      # logits of each row's last position
-    step = stage.rows * (4 * hidden + 3 * inner) * element + 3 * stage.rows * vocabulary * 4  # logits in float32
+    step = stage.rows * per_token + 3 * stage.rows * vocabulary * 4  # + logits in float32, sampled
     masks = stage.rows * (stage.width + stage.extra) * element        # the step mask, kept for the stage
     return max(prefill, step) + masks
 
 
 def vq_decode_bytes(config, images: int, element: int) -> int:
-    """The VQ decoder's feature maps for ``images`` decoded at once: at each resolution a block holds its
-    input, two convolution outputs and a normalised copy (four maps)."""
+    """The VQ decoder's feature maps for ``images`` decoded at once: at the widest resolution a residual
+    block holds its input, normalised and activated copies, two convolution outputs and the sum (seven maps,
+    as measured on the CPU)."""
     vq = config.vq_config
     side = vq.num_patches
     multipliers = list(vq.channel_multiplier)
     largest = 0
     for level, multiplier in enumerate(reversed(multipliers)):
         channels = vq.base_channels * multiplier
-        largest = max(largest, 4 * channels * (side * 2 ** level) ** 2)
+        largest = max(largest, 7 * channels * (side * 2 ** level) ** 2)
     final = 3 * (side * 2 ** (len(multipliers) - 1)) ** 2 * 4  # the float32 image
     return images * (largest * element + final)
 

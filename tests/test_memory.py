@@ -94,3 +94,24 @@ def test_sizes_and_modes_are_checked():
     with pytest.raises(ValueError, match="unknown weights mode 'int3'"):
         plan_memory(torch.nn.Module(), 1, weights="int3")
     assert human(1536) == "1.5 KB"
+
+
+@pytest.mark.parametrize("what", ["decode", "tokens"])
+def test_planned_peak_is_within_ten_percent_of_the_measured_one(tmp_path_factory, what):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path_factory.getbasetemp() / "peak-model"
+    if not folder.exists():  # 8 layers x 256, 24 x 24 image tokens: the key/value cache is tens of MB
+        make_tiny_model(folder, hidden_size=256, num_layers=8, num_heads=4, grid_size=24, codebook_size=1024,
+                        vq_channels=64, vq_levels=3)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0", "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "memory_peak_driver.py"), str(folder), "8",
+                           what], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["measured"] > 100 * 2 ** 20  # a real load, not noise
+    assert abs(result["planned"] - result["measured"]) <= 0.1 * result["measured"], result

@@ -1,0 +1,53 @@
+"""Measures the peak memory of one generation on the CPU, for test_memory.py.
+
+usage: memory_peak_driver.py MODEL_FOLDER IMAGES decode|tokens
+
+How: the process loads the model and generates once to warm up (libraries,
+kernels), frees it, and reads its resident set size (``/proc/self/statm``);
+then it loads the model again and generates ``IMAGES`` images from one given
+chain (with the VQ decode, or the image tokens only). Measured peak = the
+process's maximum resident set size (``ru_maxrss``) minus that baseline. Run
+with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed low, so every tensor is its own
+mapping, returned when freed and resident only while alive.
+Prints JSON: the measured peak and the plan's bytes for the same generation.
+"""
+
+import gc
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gotr1_core.generation import GenerationConfig, encode_chain, encode_prompt, generate  # noqa: E402
+from gotr1_core.memory import plan_memory  # noqa: E402
+from gotr1_core.model.loading import load_model  # noqa: E402
+
+PROMPT = "a red circle left of a blue square"
+CHAIN = ("a <|obj_start|>red circle<|obj_end|> <|box_start|>(100,200),(400,500)<|box_end|> left of a "
+         "<|obj_start|>blue square<|obj_end|> <|box_start|>(500,200),(900,600)<|box_end|>")
+
+
+def resident() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+if __name__ == "__main__":
+    folder, images, what = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    warm = load_model(folder, device="cpu")
+    generate(warm, PROMPT, GenerationConfig(num_samples=1, seed=0, cfg_scale=3.0), chains=CHAIN)
+    del warm
+    gc.collect()
+    baseline = resident()
+    got = load_model(folder, device="cpu")
+    generate(got, PROMPT, GenerationConfig(num_samples=images, seed=0, cfg_scale=3.0, max_batch=images),
+             chains=CHAIN, decode=what == "decode")
+    measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+    plan = plan_memory(got.model.config, images, weights="fp32", device="cpu",
+                       prompt_tokens=len(encode_prompt(got, PROMPT)), reason_tokens=len(encode_chain(got, CHAIN)) - 1,
+                       chain_given=True)
+    planned = plan.peak if what == "decode" else plan.weights + plan.stage_peaks["image tokens"]
+    print(json.dumps({"measured": measured, "planned": planned}))
