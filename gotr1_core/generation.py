@@ -132,6 +132,30 @@ class GenerationResult:
 
         return dataclasses.replace(self, **{f.name: pick(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
+    @classmethod
+    def concat(cls, parts: Sequence["GenerationResult"]) -> "GenerationResult":
+        """The rows of ``parts`` in order, as one result (chunks of one generation, say).
+
+        Reasoning tensors are right-padded to the widest part (outside
+        ``reason_mask``, so the padding value is never read); settings and
+        ``chain_given`` are the first part's.
+        """
+        parts = list(parts)
+        width = max(p.reason_ids.shape[1] for p in parts)
+        values = {}
+        for f in dataclasses.fields(cls):
+            items = [getattr(p, f.name) for p in parts]
+            if f.name.startswith("reason_"):
+                items = [torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in items]
+            first = items[0]
+            if isinstance(first, torch.Tensor):
+                values[f.name] = torch.cat(items)
+            elif isinstance(first, list):
+                values[f.name] = [v for item in items for v in item]
+            else:
+                values[f.name] = first
+        return cls(**values)
+
 
 # -- helpers ------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from gotr1_core.demo import builtin_model_path, model_prompt
-from gotr1_core.generation import GenerationConfig, GenerationResult, generate
+from gotr1_core.fitting import generate_fitting
+from gotr1_core.generation import GenerationConfig, GenerationResult, encode_prompt, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
 from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
@@ -154,6 +155,7 @@ class ReasoningPlanner:
         limit = got.spec.max_reason_tokens if max_tokens == -1 else max_tokens
         config = GenerationConfig(seed=seed, text_temperature=_or_model_default(temperature),
                                   max_reason_tokens=limit)
+        services.room_for_generation(got, len(encode_prompt(got, prompt)), config, chain_given=False)
         result = generate(got, prompt, config, images=False, callback=_progress_callback(limit))
         return (result.chains[0], result.layouts[0])
 
@@ -213,9 +215,9 @@ class Generator:
                                   text_temperature=_or_model_default(text_temperature),
                                   image_temperature=_or_model_default(image_temperature))
         steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
-        chunks = -(-batch_size // config.max_batch)
-        result: GenerationResult = generate(got, prompt, config, chains=given,
-                                            callback=_progress_callback(steps * chunks))
+        chunk = services.room_for_generation(got, len(encode_prompt(got, prompt)), config, given is not None)
+        result: GenerationResult = generate_fitting(got, prompt, config, chains=given, chunk=chunk,
+                                                    callback=_progress_callback(steps * -(-batch_size // chunk)))
         if report is None:  # the model's own chains, one report per image
             report = "\n".join(f"image {i}: {diagnostics_text(p)}" for i, p in zip(result.streams, result.parsed))
         return (result.images, join_chains(result.chains), report)

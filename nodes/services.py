@@ -96,6 +96,26 @@ def free_memory(num_bytes: int, device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def free_bytes(device: torch.device) -> int | None:
+    """Memory free on ``device`` as ComfyUI counts it (its own cache included); outside ComfyUI the device's."""
+    if IN_COMFYUI:
+        return int(_mm.get_free_memory(device))
+    from gotr1_core.fitting import free_memory_bytes
+
+    return free_memory_bytes(device)
+
+
+def room_for_generation(got, prompt_tokens: int, config, chain_given: bool) -> int:
+    """Ask ComfyUI for the memory the plan says ``config``'s whole batch needs (it unloads other models), then
+    return the images per chunk that fit in what is free."""
+    from gotr1_core.fitting import _plan_options, fitting_chunk
+    from gotr1_core.memory import plan_memory
+
+    plan = plan_memory(got.model.config, config.num_samples, **_plan_options(got, config, chain_given, prompt_tokens))
+    free_memory(plan.peak - plan.weights, got.device)
+    return fitting_chunk(got, config.num_samples, config, chain_given, prompt_tokens, free_bytes(got.device))
+
+
 class GoTR1Weights(torch.nn.Module):
     """The module ComfyUI's ModelPatcher manages: it holds the real model as a child.
 

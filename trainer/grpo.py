@@ -286,18 +286,9 @@ def joined(own: GenerationResult, planned: GenerationResult) -> GenerationResult
 
     Given chains become ordinary reasoning rows (teacher-forced like any chain,
     which costs little); the caller keeps them out of the objective with its
-    token mask. Reasoning is right-padded to the longer width (outside
-    ``reason_mask``, so the padding value is never read).
+    token mask.
     """
-    width = max(own.reason_ids.shape[1], planned.reason_ids.shape[1])
-    values = {}
-    for field in dataclasses.fields(GenerationResult):
-        a, b = getattr(own, field.name), getattr(planned, field.name)
-        if field.name.startswith("reason_"):
-            a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
-        values[field.name] = (torch.cat([a, b]) if isinstance(a, torch.Tensor) else a + b if isinstance(a, list)
-                              else a)
-    return GenerationResult(**{**values, "chain_given": False})
+    return dataclasses.replace(GenerationResult.concat([own, planned]), chain_given=False)
 
 
 def objective_mask(result: GenerationResult, sampled: int, stages: str) -> torch.Tensor:
