@@ -164,3 +164,26 @@ def test_loader_reloads_when_the_folder_changes_and_only_then(models_dir, monkey
     assert c is not a
     missing = ModelLoader.IS_CHANGED("no-such-model", "auto", "cpu")
     assert missing != missing  # NaN: always re-run, so load() reports the problem
+
+
+def test_generator_asks_model_management_for_the_planned_memory_and_fits_its_chunks(model, monkeypatch):
+    from gotr1_core import fitting, generation
+    from gotr1_core.fitting import _plan_options
+    from gotr1_core.generation import GenerationConfig, encode_prompt
+    from gotr1_core.memory import plan_memory
+
+    got = model.ready()
+    config = GenerationConfig(num_samples=6, seed=1, cfg_scale=3.0)
+    options = _plan_options(got, config, False, len(encode_prompt(got, "a red circle")))
+    plan, two = plan_memory(got.model.config, 6, **options), plan_memory(got.model.config, 6, chunk=2, **options)
+    asked = []
+    monkeypatch.setattr(services, "free_memory", lambda num_bytes, device: asked.append(num_bytes))
+    monkeypatch.setattr(services, "free_bytes", lambda device: two.peak - two.weights)  # room for 2 at a time
+    chunks = []
+    real = generation.generate
+    monkeypatch.setattr(fitting, "generate", lambda *a, **k: chunks.append(a[2].num_samples) or real(*a, **k))
+    images, _, _ = Generator().generate(model, "a red circle", batch_size=6, cfg=3.0, seed=1, text_temperature=-1,
+                                        image_temperature=-1)
+    assert asked == [plan.peak - plan.weights]  # the whole batch's need beyond the loaded weights
+    assert chunks == [2, 2, 2] and images.shape[0] == 6
+    torch.testing.assert_close(images, real(got, "a red circle", config).images, atol=1e-5, rtol=0)  # unchunked
