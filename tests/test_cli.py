@@ -155,3 +155,23 @@ def test_judge_command(tmp_path, capsys):
     assert "2.000" in capsys.readouterr().out
     assert main(["judge", "--prompt", "a pink cat", "--chain", str(chain), "--images", str(good)]) == 1
     assert "not a ShapeWorld prompt" in capsys.readouterr().err
+
+
+def test_memory_prints_the_plan_and_the_chunk_that_fits(capsys):
+    from gotr1_core.memory import plan_memory, published_config
+
+    assert main(["memory", "GoT-R1-7B", "--images", "16", "--budget", "24GB"]) == 0
+    out = capsys.readouterr().out
+    assert "key/value cache" in out and "weights" in out and "fits: 8 image(s) per chunk" in out
+    chunk8 = plan_memory(published_config("GoT-R1-7B"), 16, chunk=8)
+    assert chunk8.peak <= 24 * 1024 ** 3 < plan_memory(published_config("GoT-R1-7B"), 16, chunk=9).peak
+    assert main(["memory", "--images", "2", "--device", "cpu"]) == 0  # the built-in model by default
+    assert "builtin: 2 image(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [(["--quantize", "int3"], "unknown weights mode 'int3'"),
+                                           (["--budget", "lots"], "12GB or 800MB"),
+                                           (["--budget", "2GB", "GoT-R1-7B"], "for one image")])
+def test_memory_refuses_bad_modes_and_impossible_budgets(capsys, args, message):
+    assert main(["memory", *args]) in (1, 2)
+    assert message in capsys.readouterr().err
