@@ -3,19 +3,19 @@
 usage: memory_peak_driver.py MODEL_FOLDER IMAGES decode|tokens
 
 How: the process loads the model and generates once to warm up (libraries,
-kernels), frees it, and reads its resident set size (``/proc/self/statm``);
-then it loads the model again and generates ``IMAGES`` images from one given
-chain (with the VQ decode, or the image tokens only). Measured peak = the
-process's maximum resident set size (``ru_maxrss``) minus that baseline. Run
-with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed low, so every tensor is its own
-mapping, returned when freed and resident only while alive.
+kernels), frees it, reads its resident set size and resets the kernel's
+high-water mark (``/proc/self/clear_refs``); then it loads the model again and
+generates ``IMAGES`` images from one given chain (with the VQ decode, or the
+image tokens only). Measured peak = the high-water mark (``VmHWM``) minus that
+baseline. (Not ``ru_maxrss``: it keeps the parent's resident set at the fork,
+so under a large pytest process it reads the parent.) Run with glibc's
+``MALLOC_MMAP_THRESHOLD_`` fixed low, so every tensor is its own mapping,
+returned when freed and resident only while alive.
 Prints JSON: the measured peak and the plan's bytes for the same generation.
 """
 
 import gc
 import json
-import os
-import resource
 import sys
 from pathlib import Path
 
@@ -30,9 +30,13 @@ CHAIN = ("a <|obj_start|>red circle<|obj_end|> <|box_start|>(100,200),(400,500)<
          "<|obj_start|>blue square<|obj_end|> <|box_start|>(500,200),(900,600)<|box_end|>")
 
 
-def resident() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def status_bytes(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in bytes."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 if __name__ == "__main__":
@@ -41,11 +45,13 @@ if __name__ == "__main__":
     generate(warm, PROMPT, GenerationConfig(num_samples=1, seed=0, cfg_scale=3.0), chains=CHAIN)
     del warm
     gc.collect()
-    baseline = resident()
+    baseline = status_bytes("VmRSS")
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")  # the high-water mark starts again from here
     got = load_model(folder, device="cpu")
     generate(got, PROMPT, GenerationConfig(num_samples=images, seed=0, cfg_scale=3.0, max_batch=images),
              chains=CHAIN, decode=what == "decode")
-    measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
+    measured = status_bytes("VmHWM") - baseline
     plan = plan_memory(got.model.config, images, weights="fp32", device="cpu",
                        prompt_tokens=len(encode_prompt(got, PROMPT)), reason_tokens=len(encode_chain(got, CHAIN)) - 1,
                        chain_given=True)
