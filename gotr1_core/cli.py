@@ -398,8 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--chain", required=True, metavar="FILE", help="chain file (one chain, or one per image joined "
                                                                   "by <|next_chain|> lines), or - for stdin")
     j.add_argument("--images", nargs="+", required=True, help="PNG/JPEG files to score")
-    j.add_argument("--judge", default="shapeworld", help="shapeworld (exact, built in), a Qwen2.5-VL folder, or a judge server "
-                   "URL http://HOST:PORT/v1 (OpenAI-compatible: vLLM, SGLang, transformers serve)")
+    j.add_argument("--judge", default="shapeworld",
+                   help="shapeworld (exact, built in), a Qwen2.5-VL folder, or a judge server URL "
+                        "http://HOST:PORT/v1 (OpenAI-compatible: vLLM, SGLang, transformers serve)")
     j.add_argument("--device", default="auto", help="device for an MLLM judge")
     j.add_argument("--json", action="store_true", help="print JSON instead of a table")
     j.set_defaults(func=cmd_judge)

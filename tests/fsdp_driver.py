@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gotr1_core.generation import GenerationConfig, generate  # noqa: E402
-from gotr1_core.logprobs import sequence_logprobs  # noqa: E402
 from gotr1_core.model.loading import load_model  # noqa: E402
 from trainer.grpo import PolicyLogprobs, trainable_modules  # noqa: E402
 from trainer.sharding import full_parameters, full_state_dict, sharding_kind  # noqa: E402

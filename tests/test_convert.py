@@ -17,6 +17,11 @@ from gotr1_core.model.tokenizer import BOS, EOS, IMAGE_PLACEHOLDER, PAD
 CORPUS = ["User: Follow the caption to generate an image: a red circle\n\nAssistant: a red circle"] * 20
 
 
+
+def load_whole(folder):
+    """Conversion covers every weight: load the understanding path too."""
+    return load_model(folder, device="cpu", understanding=True)
+
 def janus_style_tokenizer(bos_post_processor: bool = True):
     """Like Janus-Pro's own tokenizer: image tokens and pad, but no chain tokens.
 
@@ -176,7 +181,7 @@ def assert_same_outputs(a, b):
 
 def test_original_layout_loads_to_identical_model(twins):
     hf_dir, orig_dir = twins
-    hf, orig = load_model(hf_dir, device="cpu", understanding=True), load_model(orig_dir, device="cpu", understanding=True)
+    hf, orig = load_whole(hf_dir), load_whole(orig_dir)
     assert set(hf.model.state_dict()) == set(orig.model.state_dict())
     for name, tensor in hf.model.state_dict().items():
         assert torch.equal(tensor, orig.model.state_dict()[name]), name  # weights: exact
@@ -202,7 +207,7 @@ def test_a_wrong_mapping_is_caught(twins, monkeypatch, mutation):
 
     monkeypatch.setattr(convert, "convert_key", wrong)
     with pytest.raises(AssertionError):
-        assert_same_outputs(load_model(hf_dir, device="cpu", understanding=True), load_model(orig_dir, device="cpu", understanding=True))
+        assert_same_outputs(load_whole(hf_dir), load_whole(orig_dir))
 
 
 def test_loaded_weights_are_owned_and_aligned(twins):
@@ -210,7 +215,7 @@ def test_loaded_weights_are_owned_and_aligned(twins):
     from gotr1_core.model.loading import ALIGNMENT
 
     for folder in twins:
-        for name, tensor in load_model(folder, device="cpu", understanding=True).model.state_dict().items():
+        for name, tensor in load_whole(folder).model.state_dict().items():
             assert tensor.data_ptr() % ALIGNMENT == 0, name
 
 
@@ -220,7 +225,7 @@ def test_both_tokenizer_shapes_give_one_bos(twins):
     from gotr1_core.generation import encode_prompt
 
     hf_dir, orig_dir = twins
-    hf, orig = load_model(hf_dir, device="cpu", understanding=True), load_model(orig_dir, device="cpu", understanding=True)
+    hf, orig = load_whole(hf_dir), load_whole(orig_dir)
     for prompt in ("a red circle", "  a red circle "):
         a, b = encode_prompt(hf, prompt), encode_prompt(orig, prompt)
         assert a == b and a[0] == hf.tokenizer.bos_token_id, prompt
@@ -232,14 +237,14 @@ def test_original_folder_loads_without_warnings(twins, caplog, recwarn):
 
     _, orig_dir = twins
     with caplog.at_level(logging.WARNING):
-        load_model(orig_dir, device="cpu", understanding=True)
+        load_whole(orig_dir)
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [str(w.message) for w in recwarn]
 
 
 def test_tokenizer_gets_chain_tokens_like_upstream(twins):
     _, orig_dir = twins
-    got = load_model(orig_dir, device="cpu", understanding=True)
+    got = load_whole(orig_dir)
     base = len(janus_style_tokenizer())
     ids = [got.tokenizer.convert_tokens_to_ids(t) for t in UPSTREAM_ADDED_TOKENS]
     assert ids == [base, base + 1, base + 2, base + 3]  # upstream's add_tokens order and ids
@@ -255,7 +260,7 @@ def test_convert_command_writes_an_hf_folder(twins, tmp_path, capsys):
     assert len(list(out.glob("model-*.safetensors"))) > 1 and (out / "gotr1.json").exists()
     converted = json.loads((out / "config.json").read_text())
     assert converted["model_type"] == "janus"
-    assert_same_outputs(load_model(hf_dir, device="cpu", understanding=True), load_model(out, device="cpu", understanding=True))
+    assert_same_outputs(load_whole(hf_dir), load_whole(out))
     assert main(["convert", str(orig_dir), str(out)]) == 1  # never overwrites
     assert "not empty" in capsys.readouterr().err
 
@@ -268,9 +273,9 @@ def test_legacy_bin_only_through_convert(twins, tmp_path):
         (legacy / name).write_bytes((orig_dir / name).read_bytes())
     torch.save(load_file(str(orig_dir / "model.safetensors")), str(legacy / "pytorch_model.bin"))
     with pytest.raises(CheckpointError, match="gotr1 convert"):
-        load_model(legacy, device="cpu", understanding=True)  # the loader (and so every node) never unpickles
+        load_whole(legacy)  # the loader (and so every node) never unpickles
     out = convert_checkpoint(legacy, tmp_path / "from-bin")
-    assert_same_outputs(load_model(hf_dir, device="cpu", understanding=True), load_model(out, device="cpu", understanding=True))
+    assert_same_outputs(load_whole(hf_dir), load_whole(out))
 
 
 def test_bin_with_code_is_refused(tmp_path, twins):
@@ -299,18 +304,18 @@ def test_unknown_missing_and_misshaped_keys_are_named(twins, tmp_path):
     _, orig_dir = twins
     folder = _edit_original(orig_dir, tmp_path, lambda t: t.update({"gen_head.extra.weight": torch.zeros(2)}))
     with pytest.raises(CheckpointError, match="'gen_head.extra.weight' matches no conversion rule"):
-        load_model(folder, device="cpu", understanding=True)
+        load_whole(folder)
     (folder / "model.safetensors").unlink()
     tensors = load_file(str(orig_dir / "model.safetensors"))
     del tensors["gen_vision_model.decoder.conv_blocks.1.res.0.conv2.weight"]
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError, match="missing from the checkpoint: model.vqmodel.decoder.up.1.block.0.conv2"):
-        load_model(folder, device="cpu", understanding=True)
+        load_whole(folder)
     tensors = load_file(str(orig_dir / "model.safetensors"))
     tensors["gen_embed.weight"] = torch.zeros(64, 9)
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError, match=r"model.generation_embeddings.weight has shape \(64, 9\)"):
-        load_model(folder, device="cpu", understanding=True)
+        load_whole(folder)
 
 
 def test_unknown_vision_variant_is_named(twins, tmp_path):
@@ -320,7 +325,7 @@ def test_unknown_vision_variant_is_named(twins, tmp_path):
     data["vision_config"]["params"]["model_name"] = "siglip_tiny"
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="'siglip_tiny' is not a known SigLIP variant"):
-        load_model(folder, device="cpu", understanding=True)
+        load_whole(folder)
 
 
 def test_key_rules_on_real_names():

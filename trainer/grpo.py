@@ -8,7 +8,7 @@ One step, top to bottom (:func:`train_grpo`):
    the same batched, KV-cached code the nodes use, without top-k/top-p so the
    sampled distribution is the one the loss differentiates. With
    ``plan_prompts_per_step`` more prompts come with a plan a person could
-   write (:func:`plan_rollout`): the model draws a group of images from it and
+   write (:func:`step_plans`): the model draws a group of images from it and
    only those image tokens train — rewarded, through R_RI, for following a
    plan that is not its own. With several processes each takes its own whole
    groups of the step (:func:`rank_share`); the loss is normalised over all of
@@ -120,8 +120,8 @@ class GRPOConfig:
         if self.plan_prompts_per_step and not all(part.startswith("shapeworld:") for part in self.prompts.split("+")):
             found.append("plan_prompts_per_step: plans are written for ShapeWorld prompts; use shapeworld:<split> "
                          f"prompts or set it to 0 (prompts: {self.prompts!r})")
-        for name in ("clip_eps", "beta", "plan_prompts_per_step", "warmup_steps", "weight_decay", "grad_clip", "lora_rank", "eval_every",
-                     "sample_every", "lora_dropout"):
+        for name in ("clip_eps", "beta", "plan_prompts_per_step", "warmup_steps", "weight_decay", "grad_clip",
+                     "lora_rank", "eval_every", "sample_every", "lora_dropout"):
             if getattr(self, name) < 0:
                 found.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.lora_rank and not self.lora_targets:
@@ -235,7 +235,7 @@ def checkpoint_tensors(state: dict[str, torch.Tensor], lora: bool) -> dict[str, 
 
 def restore_tensors(model, tensors: dict[str, torch.Tensor], lora: bool) -> None:
     left_out = tuple(name + "." for name, m in model.named_modules() if isinstance(m, NotLoaded))
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(left_out or ("\0",))}  # older checkpoints
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(left_out)}  # older checkpoints hold them
     missing, unexpected = model.load_state_dict(tensors, strict=not lora)
     expected = {k for k in model.state_dict() if "lora_" in k} if lora else set()
     if unexpected or (lora and expected - set(tensors)):
