@@ -38,11 +38,11 @@ def free_memory_bytes(device: torch.device) -> int | None:
 
 
 def weights_mode(got: GotModel) -> str:
-    return got.extra.get("weights_mode") or {torch.float32: "fp32", torch.bfloat16: "bf16",
-                                             torch.float16: "fp16"}.get(got.dtype, str(got.dtype))
+    """The memory plan's name for how the model's weights are stored."""
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[got.dtype]
 
 
-def _plan_options(got: GotModel, config: GenerationConfig, chain_given: bool, prompt_tokens: int) -> dict:
+def plan_options(got: GotModel, config: GenerationConfig, chain_given: bool, prompt_tokens: int) -> dict:
     """This generation on this model, as the memory plan's arguments (the checkpoint's defaults filled in)."""
     cfg = got.spec.cfg_scale if config.cfg_scale is None else config.cfg_scale
     return dict(weights=weights_mode(got), device=got.device.type, cfg=cfg != 1.0, prompt_tokens=prompt_tokens,
@@ -56,7 +56,7 @@ def fitting_chunk(got: GotModel, images: int, config: GenerationConfig, chain_gi
     ``config.max_batch``); unknown free memory: ``config.max_batch``."""
     if free_bytes is None:
         return min(config.max_batch, images)
-    options = _plan_options(got, config, chain_given, prompt_tokens)
+    options = plan_options(got, config, chain_given, prompt_tokens)
     weights = plan_memory(got.model.config, 1, **options).weights
     try:
         chunk = largest_chunk(got.model.config, free_bytes + weights, images, **options)
@@ -96,7 +96,7 @@ def generate_fitting(got: GotModel, prompt: str, config: GenerationConfig, chain
                 torch.cuda.empty_cache()
             if size == 1:
                 free = free_memory_bytes(got.device)
-                plan = plan_memory(got.model.config, 1, **_plan_options(got, config, chains is not None,
+                plan = plan_memory(got.model.config, 1, **plan_options(got, config, chains is not None,
                                                                         len(encode_prompt(got, prompt))))
                 raise torch.OutOfMemoryError(
                     f"{plan.model} ({plan.weights_mode} weights, {human(plan.weights)}) ran out of memory on "

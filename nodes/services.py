@@ -108,10 +108,10 @@ def free_bytes(device: torch.device) -> int | None:
 def room_for_generation(got, prompt_tokens: int, config, chain_given: bool) -> int:
     """Ask ComfyUI for the memory the plan says ``config``'s whole batch needs (it unloads other models), then
     return the images per chunk that fit in what is free."""
-    from gotr1_core.fitting import _plan_options, fitting_chunk
+    from gotr1_core.fitting import plan_options, fitting_chunk
     from gotr1_core.memory import plan_memory
 
-    plan = plan_memory(got.model.config, config.num_samples, **_plan_options(got, config, chain_given, prompt_tokens))
+    plan = plan_memory(got.model.config, config.num_samples, **plan_options(got, config, chain_given, prompt_tokens))
     free_memory(plan.peak - plan.weights, got.device)
     return fitting_chunk(got, config.num_samples, config, chain_given, prompt_tokens, free_bytes(got.device))
 

@@ -168,13 +168,13 @@ def test_loader_reloads_when_the_folder_changes_and_only_then(models_dir, monkey
 
 def test_generator_asks_model_management_for_the_planned_memory_and_fits_its_chunks(model, monkeypatch):
     from gotr1_core import fitting, generation
-    from gotr1_core.fitting import _plan_options
+    from gotr1_core.fitting import plan_options
     from gotr1_core.generation import GenerationConfig, encode_prompt
     from gotr1_core.memory import plan_memory
 
     got = model.ready()
     config = GenerationConfig(num_samples=6, seed=1, cfg_scale=3.0)
-    options = _plan_options(got, config, False, len(encode_prompt(got, "a red circle")))
+    options = plan_options(got, config, False, len(encode_prompt(got, "a red circle")))
     plan, two = plan_memory(got.model.config, 6, **options), plan_memory(got.model.config, 6, chunk=2, **options)
     asked = []
     monkeypatch.setattr(services, "free_memory", lambda num_bytes, device: asked.append(num_bytes))
