@@ -73,12 +73,16 @@ def test_two_processes_make_the_update_of_one(runs):
 def test_logged_rewards_are_those_of_every_process(runs):
     def logged(folder):
         rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
-        return [(r["step"], r["reward/total_mean"], r["train/loss"]) for r in rows if "train/loss" in r]
+        return [(r["step"], r["reward/total_mean"], r["train/loss"], r["train/grad_norm"]) for r in rows
+                if "train/loss" in r]
 
     one, two = logged(runs / "one"), logged(runs / "two")
-    assert [s for s, _, _ in one] == [s for s, _, _ in two] == list(range(1, STEPS + 1))
-    for (_, r1, l1), (_, r2, l2) in zip(one, two):
+    assert [s for s, *_ in one] == [s for s, *_ in two] == list(range(1, STEPS + 1))
+    for (_, r1, l1, g1), (_, r2, l2, g2) in zip(one, two):
         assert r2 == pytest.approx(r1, abs=1e-9) and l2 == pytest.approx(l1, abs=1e-5)
+        # the gradient itself (before clipping; AdamW's first steps barely depend on its scale, so the weights
+        # alone would not show a loss normalised per process instead of over all of them)
+        assert g2 == pytest.approx(g1, rel=1e-4)
 
 
 def test_evaluation_is_split_across_processes_and_gives_the_one_process_figures(runs):
