@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from .generation import GenerationConfig, GenerationResult, ProgressCallback, generate
-from .memory import human, largest_chunk, plan_memory
+from .memory import human, largest_chunk, plan_memory, weight_bytes
 from .model.loading import GotModel
 
 
@@ -57,9 +57,9 @@ def fitting_chunk(got: GotModel, images: int, config: GenerationConfig, chain_gi
     if free_bytes is None:
         return min(config.max_batch, images)
     options = plan_options(got, config, chain_given, prompt_tokens)
-    weights = plan_memory(got.model.config, 1, **options).weights
+    weights = weight_bytes(got.model.config, options["weights"], options["device"])
     try:
-        chunk = largest_chunk(got.model.config, free_bytes + weights, images, **options)
+        chunk = largest_chunk(got.model.config, free_bytes + weights, images, known_weight_bytes=weights, **options)
     except ValueError:
         chunk = 1  # the plan says even one may not fit: try it, and say so if it does not
     return max(1, min(chunk, config.max_batch, images))

@@ -59,8 +59,7 @@ class Stage:
     extra: int
 
 
-def kv_cache_bytes(stage: Stage, layers: int, kv_heads: int, head_dim: int, element: int,
-                   shared_prefix: bool = True) -> tuple[int, int]:
+def kv_cache_bytes(stage: Stage, layers: int, kv_heads: int, head_dim: int, element: int) -> tuple[int, int]:
     """(held while decoding, peak while setting up) key/value bytes of a stage, as ``Decoder`` allocates.
 
     The prefill writes ``unique`` rows into buffers sized for every token to
@@ -72,7 +71,7 @@ def kv_cache_bytes(stage: Stage, layers: int, kv_heads: int, head_dim: int, elem
     prefill = stage.unique * (stage.width + stage.extra)
     if stage.unique == stage.rows:
         return prefill * per_token, prefill * per_token
-    if shared_prefix and 2 * stage.unique <= stage.rows:
+    if 2 * stage.unique <= stage.rows:
         held = stage.unique * stage.width + stage.rows * stage.extra
         return held * per_token, max(prefill + stage.unique * stage.width, held) * per_token
     held = stage.rows * (stage.width + stage.extra)
@@ -178,10 +177,10 @@ def _quantized_bytes(shape: torch.Size, mode: str) -> int:
 # -- the plan ------------------------------------------------------------------------------------
 
 def _text(config):
+    """The language model's config, its key/value heads and head size."""
     text = config.text_config
-    heads = text.num_attention_heads
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    return text, heads, text.num_key_value_heads, head_dim
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return text, text.num_key_value_heads, head_dim
 
 
 def _stage_activations(config, stage: Stage, element: int, vocabulary: int) -> int:
@@ -217,13 +216,16 @@ def vq_decode_bytes(config, images: int, element: int) -> int:
 
 def plan_memory(config, images: int = 1, weights: str = "auto", device: str = "cuda", cfg: bool = True,
                 prompt_tokens: int = TYPICAL_PROMPT_TOKENS, reason_tokens: int = 600, chain_given: bool = False,
-                chunk: int | None = None, model_name: str = "model", understanding: bool = False) -> MemoryPlan:
+                chunk: int | None = None, model_name: str = "model", understanding: bool = False,
+                known_weight_bytes: int | None = None) -> MemoryPlan:
     """The memory of generating ``images`` images of one prompt, ``chunk`` at a time (default: all at once).
 
     ``reason_tokens``: the chain budget (or, with ``chain_given``, the given
     chain's length). Worst case for sampled chains: every chain of a different
     length, so no unconditional row repeats. A given chain is one prefix for
-    every image (and one for its unconditional rows).
+    every image (and one for its unconditional rows). ``known_weight_bytes``:
+    :func:`weight_bytes` of the same config and mode, already counted (it walks
+    a whole model skeleton; a search over chunk sizes counts it once).
     """
     if images < 1:
         raise ValueError(f"images must be >= 1, got {images}")
@@ -231,7 +233,7 @@ def plan_memory(config, images: int = 1, weights: str = "auto", device: str = "c
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     element = _element_bytes(compute_dtype(weights, device))
-    text, _, kv_heads, head_dim = _text(config)
+    text, kv_heads, head_dim = _text(config)
     layers = text.num_hidden_layers
     image_tokens = config.vq_config.num_patches ** 2
     codebook = config.vq_config.num_embeddings
@@ -250,8 +252,10 @@ def plan_memory(config, images: int = 1, weights: str = "auto", device: str = "c
     decode = vq_decode_bytes(config, chunk, element)
     peaks["VQ decode"] = decode
     largest = max(kv_held, key=kv_held.get)
+    if known_weight_bytes is None:
+        known_weight_bytes = weight_bytes(config, weights, device, understanding)
     return MemoryPlan(model=model_name, weights_mode=weights, device=device, images=images, chunk=chunk,
-                      weights=weight_bytes(config, weights, device, understanding), kv_cache=kv_held[largest],
+                      weights=known_weight_bytes, kv_cache=kv_held[largest],
                       activations=max(acts.values()), vq_decode=decode, stage_peaks=peaks)
 
 
@@ -265,7 +269,7 @@ def largest_chunk(config, budget: int, images: int, **options) -> int:
     low, high = 1, images
     while low < high:  # the peak grows with the chunk
         middle = (low + high + 1) // 2
-        if plan_memory(config, images, chunk=middle, **options).peak <= budget:
+        if plan_memory(config, images, chunk=middle, **{**options, "known_weight_bytes": one.weights}).peak <= budget:
             low = middle
         else:
             high = middle - 1
