@@ -145,13 +145,13 @@ def weight_bytes(config, mode: str = "auto", device: str = "cuda", understanding
     per weight, a bf16 scale and zero point per group of 128; fp8: one byte
     per weight and one scale); everything else is in the compute dtype.
     """
-    from .model.loading import UNDERSTANDING, build_skeleton
+    from .model.loading import UNDERSTANDING, build_skeleton, within
 
     element = _element_bytes(compute_dtype(mode, device))
     skeleton = build_skeleton(config)  # parameters on the meta device: sizes without memory
     total, seen = 0, set()
     for name, module in skeleton.named_modules():
-        if not understanding and any(name == p or name.startswith(p + ".") for p in UNDERSTANDING):
+        if not understanding and within(name, UNDERSTANDING):
             continue
         for pname, param in module.named_parameters(recurse=False):
             if id(param) in seen:  # tied weights are stored once

@@ -45,7 +45,7 @@ import torch
 
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.logprobs import sequence_logprobs
-from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model
+from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
@@ -234,8 +234,8 @@ def checkpoint_tensors(state: dict[str, torch.Tensor], lora: bool) -> dict[str, 
 
 
 def restore_tensors(model, tensors: dict[str, torch.Tensor], lora: bool) -> None:
-    left_out = tuple(name + "." for name, m in model.named_modules() if isinstance(m, NotLoaded))
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(left_out)}  # older checkpoints hold them
+    left_out = tuple(name for name, m in model.named_modules() if isinstance(m, NotLoaded))
+    tensors = {k: v for k, v in tensors.items() if not within(k, left_out)}  # older checkpoints hold them
     missing, unexpected = model.load_state_dict(tensors, strict=not lora)
     expected = {k for k in model.state_dict() if "lora_" in k} if lora else set()
     if unexpected or (lora and expected - set(tensors)):

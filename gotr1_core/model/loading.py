@@ -222,8 +222,9 @@ def owned_tensor(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tenso
     return tensor
 
 
-def _under(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
+def within(name: str, modules: tuple[str, ...]) -> bool:
+    """Whether the parameter or module ``name`` is one of ``modules`` or inside one of them."""
+    return any(name == m or name.startswith(m + ".") for m in modules)
 
 
 def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tensor, Path]],
@@ -233,12 +234,12 @@ def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tens
     Floating tensors are cast to ``dtype``; ``None`` keeps the stored dtypes.
     Tensors under the module names in ``skip`` are neither expected nor kept.
     """
-    expected = {k: v for k, v in model.state_dict().items() if not _under(k, skip)}
+    expected = {k: v for k, v in model.state_dict().items() if not within(k, skip)}
     tied = set(_tied_keys(model))
     loaded: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for name, tensor, path in tensors:
-        if _under(name, skip):
+        if within(name, skip):
             continue
         if name not in expected:
             unexpected.append(f"{name} ({path.name})")
@@ -386,7 +387,7 @@ def load_model(path: str | Path, device: str | torch.device | None = "auto",
     except TokenizerError as exc:
         raise CheckpointError(str(exc)) from None
     model = build_skeleton(config)
-    load_weights(model, tensors(target, lambda name: not _under(name, skip)), torch_dtype, skip)
+    load_weights(model, tensors(target, lambda name: not within(name, skip)), torch_dtype, skip)
     not_loaded = _leave_out(model, skip)
     model.to(device=target, dtype=torch_dtype).eval().requires_grad_(False)
     return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder,
@@ -405,12 +406,12 @@ def _parts_put_back(got: GotModel) -> list[tuple[torch.nn.Module, str, torch.nn.
     names = tuple(name for name, _ in missing)
     config, _, tensors = _tensor_source(got.path, read_config_json(got.path))
     whole = build_skeleton(config)
-    state = {n: owned_tensor(t, got.dtype) for n, t, _ in tensors(torch.device("cpu"), lambda n: _under(n, names))}
+    state = {n: owned_tensor(t, got.dtype) for n, t, _ in tensors(torch.device("cpu"), lambda n: within(n, names))}
     swaps = []
     for name, placeholder in missing:
         module = whole.get_submodule(name)
         try:
-            module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if _under(k, (name,))},
+            module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if within(k, (name,))},
                                    strict=True, assign=True)
         except RuntimeError as exc:
             raise CheckpointError(f"{got.path}: cannot read {name} back to save the model whole ({exc})") from None

@@ -20,12 +20,12 @@ def judge_problem(name: str) -> str | None:
     return f"judge: {name!r} is not {JUDGE_CHOICES}"
 
 
-def load_judge(name: str, device: str = "auto", model: str | None = None) -> Judge:
-    """The judge ``name`` names; ``model`` picks the served model where a server serves several."""
+def load_judge(name: str, device: str = "auto") -> Judge:
+    """The judge ``name`` names (a server's judge asks it which model it serves)."""
     if (problem := judge_problem(name)) is not None:
         raise ValueError(problem)
     if name == "shapeworld":
         return ShapeWorldJudge()
     if is_judge_url(name):
-        return ServedJudge(name, model=model)
+        return ServedJudge(name)
     return MLLMJudge(name, device=device)

@@ -92,7 +92,7 @@ class ServedJudge(QwenQuestions):
                 if exc.code < 500 and exc.code != 429:  # the request is wrong: asking again will not help
                     break
                 continue
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            except OSError as exc:  # unreachable, refused, timed out (URLError is one)
                 problem = str(getattr(exc, "reason", exc))
                 continue
             try:
@@ -109,7 +109,7 @@ class ServedJudge(QwenQuestions):
             return str(listing["data"][0]["id"])
         except (KeyError, IndexError, TypeError):
             raise JudgeServerError(f"judge server {self.url} lists no model at /models ({str(listing)[:200]}); "
-                                   "name one (judge_model / --judge-model)") from None
+                                   "name the served model: ServedJudge(url, model=NAME)") from None
 
     # -- asking ---------------------------------------------------------------------------
 
