@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,8 +58,10 @@ if __name__ == "__main__":
         whole = PolicyLogprobs(trainable(model_dir))
         opt = torch.optim.AdamW([p for p in whole.parameters() if p.requires_grad], lr=1e-2)
         step(whole, opt, reference, list(range(len(PROMPTS))), len(PROMPTS))
-        torch.save({k: v.detach().clone() for k, v in whole.state_dict().items()}, out / "unsharded.pt")
-        torch.save(generate(whole._got, PROMPTS, CONFIG).image_ids, out / "unsharded_tokens.pt")
+        save_file({k: v.detach().clone().contiguous() for k, v in whole.state_dict().items()},
+                  str(out / "unsharded.safetensors"))
+        tokens = generate(whole._got, PROMPTS, CONFIG).image_ids
+        save_file({"image_ids": tokens}, str(out / "unsharded_tokens.safetensors"))
 
     from torch.distributed.fsdp import fully_shard
 
@@ -86,8 +89,8 @@ if __name__ == "__main__":
     with full_parameters(policy):
         trained = generate(got, PROMPTS, CONFIG)
     if rank == 0:
-        torch.save({k: v.detach().clone() for k, v in state.items()}, out / "sharded.pt")
-        torch.save(trained.image_ids, out / "sharded_tokens.pt")
+        save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(out / "sharded.safetensors"))
+        save_file({"image_ids": trained.image_ids}, str(out / "sharded_tokens.safetensors"))
     try:
         report["without"] = generate(got, PROMPTS, CONFIG).image_ids.tolist()
     except Exception as exc:  # noqa: BLE001 - what happens without gathering is what the test reports
