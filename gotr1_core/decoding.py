@@ -27,7 +27,7 @@ import torch.nn.functional as F
 SWAPPED_PRODUCT_ROWS = (12, 48)
 
 
-def project(x: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
+def project(x: torch.Tensor, linear: torch.nn.Module) -> torch.Tensor:
     """``linear(x)``, in the operand order that is fastest for this many rows (values equal up to rounding).
 
     The swapped form returns a column-major result; element-wise operations and
@@ -35,7 +35,8 @@ def project(x: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
     """
     rows = x.numel() // x.shape[-1]
     low, high = SWAPPED_PRODUCT_ROWS
-    if x.device.type != "cpu" or not low <= rows <= high or torch.get_num_threads() == 1:
+    if (type(linear) is not torch.nn.Linear  # quantized layers (and LoRA-wrapped ones) compute their own way
+            or x.device.type != "cpu" or not low <= rows <= high or torch.get_num_threads() == 1):
         return linear(x)
     out = (linear.weight @ x.reshape(rows, x.shape[-1]).t()).t()  # column-major [rows, out_features]
     if linear.bias is not None:

@@ -25,14 +25,11 @@ tokens, decoding); :func:`largest_chunk` finds how many images fit a budget.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
-WEIGHT_MODES = ("auto", "bf16", "fp16", "fp32", "fp8", "int8", "int4")
-"""Storage of the language model's linear layers (``auto``: bf16 on a GPU, fp32 on the CPU)."""
-QUANTIZED_GROUP = 128
-"""int4 weights keep one bf16 scale and zero point per group of this many weights along a row."""
+from .model.quantize import QUANTIZED_MODES, WEIGHT_MODES
+
 TYPICAL_PROMPT_TOKENS = 48
 
 
@@ -134,18 +131,16 @@ def parse_bytes(text: str) -> int:
 
 # -- parameters --------------------------------------------------------------------------------
 
-QUANTIZABLE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
 def weight_bytes(config, mode: str = "auto", device: str = "cuda", understanding: bool = False) -> int:
     """Bytes of the parameters and buffers a model of ``config`` holds when loaded in ``mode``.
 
-    The language model's linear layers are stored as the mode says (int8:
-    one byte per weight and a bf16 scale per output row; int4: half a byte
-    per weight, a bf16 scale and zero point per group of 128; fp8: one byte
-    per weight and one scale); everything else is in the compute dtype.
+    The decoder layers' projections are stored as the mode says
+    (:func:`~gotr1_core.model.quantize.quantized_bytes`: fp8 and int8 one
+    byte per weight and a float32 scale per row, int4 NF4 half a byte and its
+    block statistics); everything else is in the compute dtype.
     """
     from .model.loading import UNDERSTANDING, build_skeleton, within
+    from .model.quantize import is_quantized_layer, quantized_bytes
 
     element = _element_bytes(compute_dtype(mode, device))
     skeleton = build_skeleton(config)  # parameters on the meta device: sizes without memory
@@ -157,21 +152,11 @@ def weight_bytes(config, mode: str = "auto", device: str = "cuda", understanding
             if id(param) in seen:  # tied weights are stored once
                 continue
             seen.add(id(param))
-            quantized = (mode in ("fp8", "int8", "int4") and pname == "weight" and ".layers." in name
-                         and name.rsplit(".", 1)[-1] in QUANTIZABLE)
-            total += _quantized_bytes(param.shape, mode) if quantized else param.numel() * element
+            quantized = mode in QUANTIZED_MODES and pname == "weight" and is_quantized_layer(name)
+            total += quantized_bytes(param.shape, mode) if quantized else param.numel() * element
         for buffer in module.buffers(recurse=False):
             total += buffer.numel() * (element if buffer.is_floating_point() else buffer.element_size())
     return total
-
-
-def _quantized_bytes(shape: torch.Size, mode: str) -> int:
-    rows, cols = int(shape[0]), int(math.prod(shape[1:]))
-    if mode == "int8":
-        return rows * cols + rows * 2
-    if mode == "int4":
-        return rows * cols // 2 + rows * math.ceil(cols / QUANTIZED_GROUP) * 2 * 2
-    return rows * cols + 4  # fp8: e4m3 weights, one float32 scale
 
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -244,10 +229,12 @@ def plan_memory(config, images: int = 1, weights: str = "auto", device: str = "c
     halves = 2 if cfg else 1
     unique = halves if chain_given else halves * chunk
     stages["image tokens"] = (Stage(halves * chunk, unique, width, image_tokens), codebook)
+    # a quantized layer computes with its weight cast to the compute dtype, one layer at a time
+    dequantized = text.hidden_size * text.intermediate_size * element if weights in QUANTIZED_MODES else 0
     peaks, kv_held, acts = {}, {}, {}
     for name, (stage, vocabulary) in stages.items():
         held, setup = kv_cache_bytes(stage, layers, kv_heads, head_dim, element)
-        kv_held[name], acts[name] = held, _stage_activations(config, stage, element, vocabulary)
+        kv_held[name], acts[name] = held, _stage_activations(config, stage, element, vocabulary) + dequantized
         peaks[name] = max(setup, held + acts[name])
     decode = vq_decode_bytes(config, chunk, element)
     peaks["VQ decode"] = decode

@@ -107,7 +107,8 @@ class GotModel:
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        """The compute dtype (quantized layers store their weights in another)."""
+        return self.model.get_input_embeddings().weight.dtype
 
     @property
     def grid_size(self) -> int:
@@ -228,15 +229,21 @@ def within(name: str, modules: tuple[str, ...]) -> bool:
 
 
 def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tensor, Path]],
-                 dtype: torch.dtype | None, skip: tuple[str, ...] = ()) -> None:
+                 dtype: torch.dtype | None, skip: tuple[str, ...] = (), quantize: str | None = None) -> None:
     """Assign tensors to a meta-device skeleton, checking names and shapes first.
 
     Floating tensors are cast to ``dtype``; ``None`` keeps the stored dtypes.
     Tensors under the module names in ``skip`` are neither expected nor kept.
+    With ``quantize`` (fp8, int8, int4) each decoder-layer projection is
+    replaced by its quantized form as its weight is read, so no full-precision
+    copy of those layers is ever held.
     """
+    from .quantize import is_quantized_layer, quantized_linear
+
     expected = {k: v for k, v in model.state_dict().items() if not within(k, skip)}
     tied = set(_tied_keys(model))
     loaded: dict[str, torch.Tensor] = {}
+    quantized: set[str] = set()
     unexpected: list[str] = []
     for name, tensor, path in tensors:
         if within(name, skip):
@@ -248,10 +255,17 @@ def load_weights(model: torch.nn.Module, tensors: Iterator[tuple[str, torch.Tens
         if tuple(tensor.shape) != want:
             raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config expects "
                                   f"{want}; the weights do not belong to this config.json")
+        module_name, _, kind = name.rpartition(".")
+        if quantize and kind == "weight" and is_quantized_layer(module_name):
+            parent, _, child = module_name.rpartition(".")
+            holder = model.get_submodule(parent)
+            setattr(holder, child, quantized_linear(getattr(holder, child), tensor, quantize, dtype or tensor.dtype))
+            quantized.add(name)
+            continue
         loaded[name] = owned_tensor(tensor, dtype)
     if unexpected:
         raise CheckpointError(f"weights not used by JanusForConditionalGeneration: {_summarise(unexpected)}")
-    missing = sorted(set(expected) - set(loaded) - tied)
+    missing = sorted(set(expected) - set(loaded) - quantized - tied)
     if missing:
         raise CheckpointError(f"weights missing from the checkpoint: {_summarise(missing)}")
     model.load_state_dict(loaded, strict=False, assign=True)
@@ -366,13 +380,19 @@ def _tensor_source(folder: Path, data: dict):
 
 
 def load_model(path: str | Path, device: str | torch.device | None = "auto",
-               dtype: str | torch.dtype | None = "auto", understanding: bool = False) -> GotModel:
+               dtype: str | torch.dtype | None = "auto", understanding: bool = False,
+               quantize: str | None = None) -> GotModel:
     """Load a model folder for generation (eval mode, no gradients).
 
     ``understanding=True`` also loads the image-understanding path (SigLIP
     tower + aligner), which generation never uses; without it those weights
-    are not read and ``extra["not_loaded"]`` lists them.
+    are not read and ``extra["not_loaded"]`` lists them. ``quantize`` (fp8,
+    int8, int4) stores the decoder layers' projections that way
+    (:mod:`.quantize`; ``extra["quantize"]``), computing in ``dtype``.
     """
+    from .quantize import check_mode
+
+    check_mode(quantize)
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"model folder not found: {folder}")
@@ -387,11 +407,13 @@ def load_model(path: str | Path, device: str | torch.device | None = "auto",
     except TokenizerError as exc:
         raise CheckpointError(str(exc)) from None
     model = build_skeleton(config)
-    load_weights(model, tensors(target, lambda name: not within(name, skip)), torch_dtype, skip)
+    load_weights(model, tensors(target, lambda name: not within(name, skip)), torch_dtype, skip, quantize)
     not_loaded = _leave_out(model, skip)
     model.to(device=target, dtype=torch_dtype).eval().requires_grad_(False)
-    return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder,
-                    extra={"not_loaded": not_loaded} if not_loaded else {})
+    extra = {"not_loaded": not_loaded} if not_loaded else {}
+    if quantize:
+        extra["quantize"] = quantize
+    return GotModel(model=model, tokenizer=tokenizer, spec=spec, token_ids=token_ids, path=folder, extra=extra)
 
 
 def _parts_put_back(got: GotModel) -> list[tuple[torch.nn.Module, str, torch.nn.Module]]:
@@ -428,6 +450,9 @@ def save_model(got: GotModel, folder: str | Path, max_shard_size: str = "4GB") -
     A model loaded for generation only is written whole: the parts it left out
     are read again from its source folder for the write.
     """
+    if got.extra.get("quantize"):
+        raise CheckpointError(f"this model was loaded with {got.extra['quantize']} weights; saving keeps full "
+                              "precision only: load it without quantization to save it")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     swaps = _parts_put_back(got)
