@@ -16,6 +16,7 @@ from PIL import Image
 
 from .images import to_pil
 from .layout import Layout, render_layout
+from .model.quantize import QUANTIZED_MODES
 from .reasoning import ParsedChain, parse_chain
 from .rewards.served_judge import JudgeServerError
 
@@ -104,9 +105,9 @@ def _load(args):
     from .model.loading import load_model
 
     if args.model:
-        return load_model(args.model, device=args.device, dtype=args.dtype)
+        return load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
     try:
-        return load_model(builtin_model_path(), device=args.device, dtype=args.dtype)
+        return load_model(builtin_model_path(), device=args.device, dtype=args.dtype, quantize=args.quantize)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
 
@@ -242,10 +243,13 @@ def cmd_convert(args) -> int:
 
 def cmd_judge(args) -> int:
     from .reasoning import split_chains
-    from .rewards import load_judge
+    from .rewards import is_judge_url, load_judge
 
+    if args.quantize and (args.judge == "shapeworld" or is_judge_url(args.judge)):
+        raise UsageError("--quantize applies to a Qwen2.5-VL judge folder (the exact ShapeWorld judge has no "
+                         "weights; a judge server quantizes its own)")
     try:
-        judge = load_judge(args.judge, device=args.device)
+        judge = load_judge(args.judge, device=args.device, quantize=args.quantize)
     except ValueError as exc:
         raise UsageError(f"--judge: {exc}") from None
     images = []
@@ -270,6 +274,10 @@ def cmd_judge(args) -> int:
     return EXIT_OK
 
 
+QUANTIZE_HELP = ("store the decoder layers' weights quantized: fp8, int8 (weight-only, one byte per weight) or "
+                 "int4 (NF4, half a byte); computed in --dtype")
+
+
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer); default: the built-in "
                                     "ShapeWorld model")
@@ -285,6 +293,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="rows generated together (memory knob)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE", help=QUANTIZE_HELP)
 
 
 def _pack_nodes():
@@ -377,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--device", default="auto")
     dm.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    dm.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE", help=QUANTIZE_HELP)
     dm.set_defaults(func=cmd_demo)
 
     m = sub.add_parser("memory", help="the memory a generation needs (weights, key/value cache, activations, "
@@ -402,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shapeworld (exact, built in), a Qwen2.5-VL folder, or a judge server URL "
                         "http://HOST:PORT/v1 (OpenAI-compatible: vLLM, SGLang, transformers serve)")
     j.add_argument("--device", default="auto", help="device for an MLLM judge")
+    j.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE",
+                   help="store a Qwen2.5-VL judge's language model quantized: fp8, int8 or int4")
     j.add_argument("--json", action="store_true", help="print JSON instead of a table")
     j.set_defaults(func=cmd_judge)
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
+from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
 from gotr1_core.rewards import Judge, MLLMJudge, ServedJudge, ShapeWorldJudge
 from gotr1_core.rewards.served_judge import is_judge_url
 from gotr1_core.reasoning import split_chains
@@ -57,8 +58,9 @@ class JudgeLoader:
                 "judge": ([SHAPEWORLD] + services.list_model_dirs("judges"), {
                     "tooltip": "ShapeWorld (exact): rewards from the prompt and the image's coloured shapes. "
                                "judges/<name>: a Qwen2.5-VL checkpoint asked the four reward questions."}),
-                "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto",
-                                                             "tooltip": "For MLLM judges: weight dtype."}),
+                "weights": (list(WEIGHT_MODES), {"default": "auto", "tooltip":
+                            "For MLLM judges: the weights' dtype, or fp8 / int8 / int4 storage of its language "
+                            "model (a 7B judge in 4-8 GB instead of 15)."}),
             },
             "optional": {
                 "server_url": ("STRING", {"default": "", "tooltip":
@@ -68,7 +70,7 @@ class JudgeLoader:
         }
 
     @classmethod
-    def IS_CHANGED(cls, judge: str, dtype: str = "auto", server_url: str = ""):
+    def IS_CHANGED(cls, judge: str, weights: str = "auto", server_url: str = ""):
         """Reload an MLLM judge when its folder's files change, not otherwise."""
         if server_url.strip():
             return server_url.strip()
@@ -76,7 +78,7 @@ class JudgeLoader:
             return judge
         return services.loader_is_changed(_judge_folder, judge)
 
-    def load(self, judge: str, dtype: str = "auto", server_url: str = ""):
+    def load(self, judge: str, weights: str = "auto", server_url: str = ""):
         if server_url.strip():
             if not is_judge_url(server_url.strip()):
                 raise ValueError(f"server_url must look like http://HOST:PORT/v1, got {server_url!r}")
@@ -85,11 +87,12 @@ class JudgeLoader:
             return (LoadedJudge(ShapeWorldJudge()),)
         folder = _judge_folder(judge)
         device = services.torch_device()
-        key = (str(folder), dtype, str(device), services.folder_fingerprint(folder))
+        key = (str(folder), weights, str(device), services.folder_fingerprint(folder))
         cached = _judges.get(key)
         if cached is None:
             services.make_room_for(folder, device)
-            mllm = MLLMJudge(folder, device=device, dtype=dtype)
+            dtype, quantize = split_weights_mode(weights)
+            mllm = MLLMJudge(folder, device=device, dtype=dtype, quantize=quantize)
             cached = _judges[key] = LoadedJudge(mllm, services.ManagedModel(mllm.model, device,
                                                                               services.offload_device()))
         return (cached,)

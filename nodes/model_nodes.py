@@ -12,6 +12,7 @@ from gotr1_core.fitting import generate_fitting
 from gotr1_core.generation import GenerationConfig, GenerationResult, encode_prompt, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
+from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
 from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
 
 from . import services
@@ -53,27 +54,31 @@ class ModelLoader:
                 "model": ([BUILTIN] + services.list_model_dirs(), {
                     "tooltip": "The built-in ShapeWorld model, or a model folder inside models/gotr1/ "
                                "(config.json, safetensors, tokenizer)."}),
-                "dtype": (["auto", "bf16", "fp16", "fp32"], {
-                    "default": "auto", "tooltip": "auto: bf16 on GPU (fp16 where unsupported), fp32 on CPU."}),
+                "weights": (list(WEIGHT_MODES), {
+                    "default": "auto", "tooltip": "auto: bf16 on GPU (fp16 where unsupported), fp32 on CPU. "
+                    "fp8 / int8 (one byte per weight) and int4 (NF4, half a byte) store the language model's "
+                    "layers quantized and compute in the auto dtype: for GPUs the model does not fit otherwise."}),
                 "device": (["auto", "cpu"], {
                     "default": "auto", "tooltip": "auto: ComfyUI's compute device; cpu forces the CPU."}),
             }
         }
 
     @classmethod
-    def IS_CHANGED(cls, model: str, dtype: str, device: str):
+    def IS_CHANGED(cls, model: str, weights: str, device: str):
         """Re-run when the folder's files change (say, a new export written over it), not otherwise."""
         return services.loader_is_changed(_model_folder, model)
 
-    def load(self, model: str, dtype: str, device: str):
+    def load(self, model: str, weights: str, device: str):
         folder = _model_folder(model)
+        dtype, quantize = split_weights_mode(weights)
         target = services.torch_device() if device == "auto" else torch.device("cpu")
-        key = (str(folder), dtype, str(target), services.folder_fingerprint(folder))
+        key = (str(folder), weights, str(target), services.folder_fingerprint(folder))
         cached = _loaded.get(key)
         if cached is not None:
             return (cached,)
         services.make_room_for(folder, target)
-        got = load_model(folder, device=services.offload_device(), dtype=resolve_dtype(dtype, target))
+        got = load_model(folder, device=services.offload_device(), dtype=resolve_dtype(dtype, target),
+                         quantize=quantize)
         loaded = LoadedModel(got, services.ManagedModel(got.model, target, services.offload_device()), model)
         _loaded[key] = loaded
         return (loaded,)

@@ -215,7 +215,7 @@ def test_a_bad_prompt_is_reported_with_what_to_do(server):
 def test_the_mllm_judge_runs_under_model_management(server):
     base, output = server
     graph = _workflow("best_of_n")
-    graph["2"]["inputs"].update(judge="judges/tiny-qwen", dtype="fp32")
+    graph["2"]["inputs"].update(judge="judges/tiny-qwen", weights="fp32")
     graph["3"]["inputs"]["batch_size"] = 2
     assert len(_succeeds(base, output, graph)) == 1
 

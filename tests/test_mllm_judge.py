@@ -3,6 +3,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from gotr1_core.model.loading import CheckpointError
 from gotr1_core.reasoning import Box
@@ -127,3 +128,20 @@ def test_judge_folder_must_be_qwen(tmp_path):
         MLLMJudge(make_tiny_model(tmp_path / "janus"))
     with pytest.raises(CheckpointError, match="no config.json"):
         MLLMJudge(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_a_quantized_judge_stores_its_language_model_small_and_answers_alike(judge, mode):
+    from gotr1_core.model.quantize import is_quantized_layer, stored_bytes
+
+    small = MLLMJudge(judge.path, device="cpu", max_batch=4, quantize=mode)
+    layers = [m for name, m in small.model.named_modules() if is_quantized_layer(name)]
+    assert layers and all(type(m) is not torch.nn.Linear for m in layers)
+    assert stored_bytes(small.model) < stored_bytes(judge.model)
+    ids = judge.tokenizer("Is there a red circle in the image?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        full, quantized = judge.model(input_ids=ids).logits, small.model(input_ids=ids).logits
+    # a random 32-wide model: NF4 keeps ~3 significant bits of each weight, int8 ~7
+    assert (quantized - full).abs().max() <= (0.02 if mode == "int8" else 0.3) * full.abs().max()
+    rewards = small.score([s.prompt for s in SCENES], [s.chain for s in SCENES], None, IMAGES)
+    assert len(rewards) == 3

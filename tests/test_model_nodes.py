@@ -36,6 +36,22 @@ def test_loader_lists_and_loads_once(model, models_dir, monkeypatch):
     assert bf16 is not model and bf16.got.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("weights", ["fp8", "int8", "int4"])
+def test_loader_offers_quantized_weights_and_the_generator_draws_with_them(models_dir, monkeypatch, weights):
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))
+    assert ModelLoader.INPUT_TYPES()["required"]["weights"][0] == ["auto", "bf16", "fp16", "fp32", "fp8", "int8",
+                                                                   "int4"]
+    if weights == "int4":  # 32-wide layers: NF4 needs rows in blocks of 64
+        with pytest.raises(ValueError, match="blocks of 64 weights; this model's layers are 32 wide. Use int8"):
+            ModelLoader().load("tiny-janus", weights, "cpu")
+        return
+    (quantized,) = ModelLoader().load("tiny-janus", weights, "cpu")
+    assert quantized.got.extra["quantize"] == weights and quantized.got.dtype == torch.float32
+    images, chains, _ = Generator().generate(quantized, "a red circle", batch_size=2, cfg=3.0, seed=1,
+                                             text_temperature=1.0, image_temperature=1.0)
+    assert images.shape == (2, 8, 8, 3) and len(split_chains(chains)) == 2
+
+
 @pytest.mark.parametrize("name", ["../tiny-janus", "/etc/passwd", "tiny-janus/../../x", "missing"])
 def test_loader_rejects_names_outside_the_model_folder(models_dir, monkeypatch, name):
     monkeypatch.setenv("GOTR1_MODELS_DIR", str(models_dir))

@@ -120,7 +120,7 @@ def text_to_image() -> Graph:
               "chain that places every object with a box; the Layout Viewer draws that plan; the Generator "
               "draws images from the same chain. Try prompts like 'two green triangles above a yellow "
               "circle'. cfg / temperatures of -1 use the model's own settings.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
     planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     viewer = g.add("GoTR1LayoutViewer", (740, 20), width=512, height=512, chain="")
     generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
@@ -149,7 +149,7 @@ def edit_the_plan() -> Graph:
               "and made larger): paste the planner's chain there, change any (x1,y1),(x2,y2) on the 0-1000 "
               "grid and the words around the tags as you like, and queue again. The bottom Layout Viewer draws "
               "the edited plan next to the images drawn from it.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
     planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     planned = g.add("GoTR1LayoutViewer", (740, 20), title="the model's plan", width=512, height=512, chain="")
     show_planned = g.add("PreviewImage", (1100, 20))
@@ -173,8 +173,8 @@ def best_of_n() -> Graph:
               "them with the exact ShapeWorld judge (the four GoT-R1 rewards) and draws planned vs found "
               "boxes; Select Best keeps the highest total. With a real model, pick a Qwen2.5-VL judge folder "
               "from models/gotr1/judges/ in the Judge Loader.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
-    judge = g.add("GoTR1JudgeLoader", (20, 260), judge="ShapeWorld (exact)", dtype="auto")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
+    judge = g.add("GoTR1JudgeLoader", (20, 260), judge="ShapeWorld (exact)", weights="auto")
     generator = g.add("GoTR1Generator", (380, 20), prompt=PROMPT, batch_size=8, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
     rewards = g.add("GoTR1RewardJudge", (740, 20), prompt=PROMPT)
@@ -203,7 +203,7 @@ def layout_to_sd() -> Graph:
               "Janus-Pro model in models/gotr1/: choose it in the Model Loader and give the planner the same "
               "prompt as CLIP Text Encode. For GLIGEN: load a GLIGEN model, connect it and set mode to gligen.")
     checkpoint = g.add("CheckpointLoaderSimple", (20, 300), ckpt_name="v1-5-pruned-emaonly.safetensors")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, dtype="auto", device="auto")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
     planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=plan_prompt, seed=0, temperature=-1.0, max_tokens=-1)
     positive = g.add("CLIPTextEncode", (380, 300), text=sd_prompt)
     negative = g.add("CLIPTextEncode", (380, 520), text="blurry, low quality")

@@ -117,6 +117,9 @@ def quantized_linear(linear: torch.nn.Linear, weight: torch.Tensor, mode: str,
         return ScaledLinear.quantize(weight, linear.bias, mode)
     if mode != "int4":
         raise ValueError(f"unknown quantization {mode!r}; use one of {', '.join(QUANTIZED_MODES)}")
+    if linear.in_features % NF4_BLOCK:
+        raise ValueError(f"int4 (NF4) stores each row in blocks of {NF4_BLOCK} weights; this model's layers are "
+                         f"{linear.in_features} wide. Use int8 or fp8 for it")
     bnb = _bitsandbytes()
     layer = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=False, compute_dtype=compute_dtype,
                               quant_type="nf4", device="meta")
@@ -125,6 +128,19 @@ def quantized_linear(linear: torch.nn.Linear, weight: torch.Tensor, mode: str,
     layer = layer.to(weight.device)  # bitsandbytes quantizes when the weight is moved to its device
     layer.bias = linear.bias
     return layer
+
+
+def quantize_model(model: torch.nn.Module, mode: str, compute_dtype: torch.dtype) -> torch.nn.Module:
+    """Quantize a loaded model's decoder-layer projections in place, one layer at a time (for models
+    transformers loads, like the Qwen2.5-VL judge: quantize on the CPU, then move to the GPU)."""
+    check_mode(mode)
+    for name, module in list(model.named_modules()):
+        if is_quantized_layer(name) and type(module) is torch.nn.Linear:
+            parent, _, child = name.rpartition(".")
+            with torch.no_grad():
+                setattr(model.get_submodule(parent), child,
+                        quantized_linear(module, module.weight.detach(), mode, compute_dtype))
+    return model
 
 
 def quantized_bytes(shape: tuple[int, ...], mode: str) -> int:

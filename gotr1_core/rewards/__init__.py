@@ -20,12 +20,13 @@ def judge_problem(name: str) -> str | None:
     return f"judge: {name!r} is not {JUDGE_CHOICES}"
 
 
-def load_judge(name: str, device: str = "auto") -> Judge:
-    """The judge ``name`` names (a server's judge asks it which model it serves)."""
+def load_judge(name: str, device: str = "auto", quantize: str | None = None) -> Judge:
+    """The judge ``name`` names (a server's judge asks it which model it serves); ``quantize`` stores an
+    in-process MLLM judge's language model in fp8, int8 or int4."""
     if (problem := judge_problem(name)) is not None:
         raise ValueError(problem)
     if name == "shapeworld":
         return ShapeWorldJudge()
     if is_judge_url(name):
         return ServedJudge(name)
-    return MLLMJudge(name, device=device)
+    return MLLMJudge(name, device=device, quantize=quantize)

@@ -133,8 +133,14 @@ class MLLMJudge(QwenQuestions):
     name = "mllm"
 
     def __init__(self, path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-                 max_batch: int = 8):
+                 max_batch: int = 8, quantize: str | None = None):
+        """``quantize`` (fp8, int8, int4) stores the judge's language-model projections quantized: loaded on
+        the CPU, quantized layer by layer, then moved to ``device``."""
         from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+        from ..model.quantize import check_mode, quantize_model
+
+        check_mode(quantize)
 
         folder = Path(path).expanduser()
         config = folder / "config.json"
@@ -159,6 +165,8 @@ class MLLMJudge(QwenQuestions):
         if info.get("missing_keys"):
             raise CheckpointError(f"{folder}: weights missing from the judge checkpoint: "
                                   f"{', '.join(sorted(info['missing_keys'])[:8])}")
+        if quantize:
+            quantize_model(self.model, quantize, resolve_dtype(dtype, self.device))
         self.model.to(self.device).eval().requires_grad_(False)
         self.tokenizer.padding_side = "left"
         self.merge = int(getattr(self.images, "merge_size", 2))
