@@ -17,6 +17,12 @@ public loader), then generates ``--batch`` images of one prompt, each row writin
 All greedy, so the three must produce identical tokens; the script checks that.
 Reports images/s and image tokens/s (chain + image stages + VQ decode), median of
 interleaved repeats.
+
+    python benchmarks/bench_generate.py --quantize fp8 int8 int4 [--hidden 1024]
+
+compares weights modes instead: the same model loaded in full precision and in
+each mode, ours only — parameter memory, generation time, and how many greedy
+chain and image tokens agree with full precision.
 """
 
 from __future__ import annotations
@@ -145,6 +151,33 @@ def run_all(methods: dict, got, args) -> dict:
     return {name: (statistics.median(times[name]), outputs[name]) for name in methods}
 
 
+def compare_modes(folder: Path, args) -> int:
+    """Each weights mode against full precision on the same model: memory, time, greedy agreement."""
+    from gotr1_core.model.quantize import stored_bytes
+
+    modes = ["full", *args.quantize]
+    models = {m: load_model(folder, device=args.device, dtype=args.dtype, quantize=None if m == "full" else m)
+              for m in modes}
+    full = models["full"]
+    print(f"model: {sum(p.numel() for p in full.model.parameters()) / 1e6:.1f}M params, hidden {args.hidden}, "
+          f"{args.layers} layers, device {full.device}, compute {full.dtype}, threads {torch.get_num_threads()}")
+    print(f"batch {args.batch} images, chain {args.reason_tokens} tokens each, cfg {args.cfg}, greedy\n")
+    results = run_all({m: (lambda got, *a, m=m: ours(models[m], *a)) for m in modes}, full, args)
+    base_time, (base_chains, base_images, _) = results["full"]
+    base_bytes = stored_bytes(full.model)
+    print(f"{'weights':<9}{'memory':>10}{'vs full':>9}{'seconds':>9}{'img tok/s':>11}{'speed':>8}"
+          f"{'same chains':>13}{'same image tokens':>19}")
+    for mode, (seconds, (chains, image_ids, _)) in results.items():
+        held = stored_bytes(models[mode].model)
+        chain_tokens = [(a == b) for x, y in zip(chains, base_chains) for a, b in zip(x, y)]
+        same_chain = sum(chain_tokens) / max(1, len(chain_tokens))
+        same_image = (image_ids.cpu() == base_images.cpu()).float().mean().item()
+        print(f"{mode:<9}{held / 2**20:>8.1f}MB{held / base_bytes:>8.2f}x{seconds:>9.2f}"
+              f"{args.batch * full.num_image_tokens / seconds:>11.0f}{base_time / seconds:>7.2f}x"
+              f"{same_chain:>12.1%}{same_image:>18.1%}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -159,11 +192,15 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip", nargs="*", default=[], choices=["naive", "transformers"])
+    parser.add_argument("--quantize", nargs="+", choices=["fp8", "int8", "int4"], metavar="MODE",
+                        help="compare these weights modes with full precision instead (ours only)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bench-janus"
         build_model(folder, args)
+        if args.quantize:
+            return compare_modes(folder, args)
         got = load_model(folder, device=args.device, dtype=args.dtype)
     params = sum(p.numel() for p in got.model.parameters()) / 1e6
     print(f"model: {params:.1f}M params, hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "

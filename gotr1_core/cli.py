@@ -222,6 +222,7 @@ def cmd_generate(args) -> int:
     record = {
         "prompt": prompt,
         "model": str(got.path),
+        "weights": got.extra.get("quantize") or str(got.dtype).removeprefix("torch."),
         "settings": result.settings,
         "images": [{"file": f, "seed": seed, "index": index, "chain": chain, "finished": bool(done),
                     "layout": layout.to_dict()}

@@ -126,6 +126,23 @@ def test_generate_refuses_a_chain_with_nothing_to_draw(tiny_model, tmp_path, cap
     assert "no object with a box" in err and "1:24: error: expected <|obj_end|>" in err
 
 
+def test_generate_and_plan_load_quantized_weights(tiny_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(tiny_model), "--prompt", "a red circle", "-n", "2", "--quantize", "int8",
+                 "-o", str(out)]) == 0
+    record = json.loads((out / "generation.json").read_text())
+    assert record["weights"] == "int8" and len(record["images"]) == 2
+    capsys.readouterr()
+    assert main(["plan", "--model", str(tiny_model), "--prompt", "a cat", "--quantize", "fp8", "--json",
+                 "--max-tokens", "8"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    with pytest.raises(SystemExit):
+        main(["plan", "--model", str(tiny_model), "--prompt", "a cat", "--quantize", "int3"])
+    assert "invalid choice: 'int3'" in capsys.readouterr().err
+    assert main(["judge", "--prompt", "a red circle", "--chain", "-", "--images", "x.png", "--quantize", "int8"]) == 2
+    assert "--quantize applies to a Qwen2.5-VL judge folder" in capsys.readouterr().err
+
+
 def test_plan_prints_chains(tiny_model, capsys):
     assert main(["plan", "--model", str(tiny_model), "--prompt", "a cat", "-n", "2", "--json",
                  "--max-tokens", "8"]) == 0

@@ -246,3 +246,27 @@ def test_run_with_a_partitioned_optimizer_refuses_to_resume_and_still_exports(tm
         train_grpo(config, resume=True, progress=False, judge=LongChainJudge())
     exported = export_run(tmp_path / "run", tmp_path / "exported")
     assert load_model(exported, device="cpu").model is not None
+
+
+def test_a_quantized_reference_is_stored_small_and_stays_close_to_the_starting_policy(tmp_path, tiny_model):
+    """``reference_weights: int8``: the reference is read again with int8 layers; at step 1 (policy = starting
+    weights) the KL to a full reference is 0 and to the int8 one small but not 0."""
+    from gotr1_core.model.quantize import stored_bytes
+    from trainer.grpo import frozen_reference
+
+    config = tiny_run_config(tmp_path, tiny_model, reference_weights="int8")
+    policy = load_policy(config, "cpu")
+    reference = frozen_reference(config, policy, "cpu")
+    assert reference.extra["quantize"] == "int8" and stored_bytes(reference.model) < stored_bytes(policy.model)
+    kl = {}
+    for weights in ("full", "int8"):
+        (tmp_path / weights).mkdir()
+        run = tiny_run_config(tmp_path / weights, tiny_model, steps=1, eval_count=1, reference_weights=weights)
+        train_grpo(run, progress=False, judge=LongChainJudge())
+        kl[weights] = json.loads((tmp_path / weights / "run" / "metrics.jsonl").read_text().splitlines()[0])["train/kl"]
+    assert abs(kl["full"]) < 1e-6 and 0 < kl["int8"] < 0.05, kl
+    for bad, message in (("reference_weights=nf2", "reference_weights: use full, fp8, int8, int4; got 'nf2'"),
+                         ("lora_rank=4", "reference_weights: a LoRA run's reference is its own base weights")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tiny_model}", "reference_weights=int8",
+                                           bad])

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from gotr1_core.model.quantize import QUANTIZED_MODES
+
 from . import evaluate, grpo, plot, sft, vq
 from .config import ConfigError, load_config
 
@@ -45,11 +47,14 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plans", nargs="?", const=",".join(evaluate.PLAN_KINDS), default=None,
                         help="plan following instead: draw from given plans of these kinds (comma-separated; "
                              f"default all: {','.join(evaluate.PLAN_KINDS)}), judged exactly")
+    parser.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE",
+                        help="evaluate the model with its decoder layers stored quantized: fp8, int8 or int4")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _run_eval(args) -> int:
-    fields = ("model", "prompts", "count", "judge", "seed", "device", "output", "cfg", "cfg_plausibility")
+    fields = ("model", "prompts", "count", "judge", "seed", "device", "output", "cfg", "cfg_plausibility",
+              "quantize")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:
         overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")

@@ -19,6 +19,7 @@ import numpy as np
 
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.layout import ObjectBox
+from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_chain
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
@@ -152,9 +153,12 @@ class EvalConfig:
     plans: list[str] = dataclasses.field(default_factory=list)
     cfg: float | None = None
     cfg_plausibility: float | None = None
+    quantize: str | None = None     # fp8 | int8 | int4: the model's decoder layers stored quantized
 
     def problems(self) -> list[str]:
         found = positive(self, "count", "max_batch")
+        if self.quantize not in (None, *QUANTIZED_MODES):
+            found.append(f"quantize: use one of {', '.join(QUANTIZED_MODES)}, got {self.quantize!r}")
         if self.cfg is not None and self.cfg < 0:
             found.append(f"cfg: must be >= 0 (1 turns guidance off), got {self.cfg}")
         if self.cfg_plausibility is not None and not 0 <= self.cfg_plausibility < 1:
@@ -174,7 +178,7 @@ def run_eval(config: EvalConfig) -> dict:
     """The ``eval`` command: metrics as a dict (printed as JSON), also written to ``output`` if set."""
     from gotr1_core.model.loading import load_model
 
-    got = load_model(model_path(config.model), device=config.device)
+    got = load_model(model_path(config.model), device=config.device, quantize=config.quantize)
     prompts = eval_prompts(config.prompts, config.count, config.seed)
     judge = load_judge(config.judge, config.device)
     if config.plans:

@@ -46,6 +46,7 @@ import torch
 from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
+from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
@@ -91,6 +92,7 @@ class GRPOConfig:
     mixed_precision: str = "no"               # no | bf16 | fp16
     gradient_checkpointing: bool = False
     ref_device: str = "same"                  # same | cpu (offload the reference)
+    reference_weights: str = "full"           # full | fp8 | int8 | int4: how the frozen reference is stored
     lora_rank: int = 0                        # 0: train all language-model weights
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
@@ -117,6 +119,11 @@ class GRPOConfig:
             found.append(f"mixed_precision: use no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.ref_device not in ("same", "cpu"):
             found.append(f"ref_device: use same or cpu, got {self.ref_device!r}")
+        if self.reference_weights not in ("full", *QUANTIZED_MODES):
+            found.append(f"reference_weights: use full, {', '.join(QUANTIZED_MODES)}; got {self.reference_weights!r}")
+        elif self.reference_weights != "full" and self.lora_rank:
+            found.append("reference_weights: a LoRA run's reference is its own base weights (adapters off), "
+                         "not a copy; leave it at full")
         if self.plan_prompts_per_step and not all(part.startswith("shapeworld:") for part in self.prompts.split("+")):
             found.append("plan_prompts_per_step: plans are written for ShapeWorld prompts; use shapeworld:<split> "
                          f"prompts or set it to 0 (prompts: {self.prompts!r})")
@@ -179,6 +186,16 @@ def load_policy(config: GRPOConfig, device: torch.device | str) -> GotModel:
     if config.gradient_checkpointing:
         model.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return got
+
+
+def frozen_reference(config: GRPOConfig, got: GotModel, device) -> GotModel:
+    """The KL term's reference: the starting weights, frozen — a copy of the policy, or read again from the
+    model folder with its decoder layers quantized (``reference_weights``), a quarter to an eighth of the
+    copy's memory at the price of a reference a little off the starting policy."""
+    if config.reference_weights == "full":
+        model = copy.deepcopy(got.model).requires_grad_(False).eval().to(device)
+        return dataclasses.replace(got, model=model)
+    return load_model(model_path(config.model), device=device, dtype=got.dtype, quantize=config.reference_weights)
 
 
 def _lora_layers(model):
@@ -385,9 +402,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     lora = bool(config.lora_rank)
     reference = None
     if config.beta and not lora:
-        ref_model = copy.deepcopy(got.model).requires_grad_(False).eval()
-        ref_model.to("cpu" if config.ref_device == "cpu" else device)
-        reference = dataclasses.replace(got, model=ref_model)
+        reference = frozen_reference(config, got, "cpu" if config.ref_device == "cpu" else device)
     judge = judge or load_judge(config.judge, str(device))
     eval_sets = eval_prompt_sets(config)
     held_out = {p for prompts in eval_sets.values() for p in prompts}
