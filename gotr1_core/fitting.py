@@ -39,7 +39,7 @@ def free_memory_bytes(device: torch.device) -> int | None:
 
 def weights_mode(got: GotModel) -> str:
     """The memory plan's name for how the model's weights are stored."""
-    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[got.dtype]
+    return got.extra.get("quantize") or {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[got.dtype]
 
 
 def plan_options(got: GotModel, config: GenerationConfig, chain_given: bool, prompt_tokens: int) -> dict:
@@ -82,29 +82,45 @@ def generate_fitting(got: GotModel, prompt: str, config: GenerationConfig, chain
     if chunk is None:
         free = free_bytes if free_bytes is not None else free_memory_bytes(got.device)
         chunk = fitting_chunk(got, total, config, chains is not None, len(encode_prompt(got, prompt)), free)
+
+    def run(start: int, size: int) -> GenerationResult:
+        part_config = dataclasses.replace(config, num_samples=size, first_index=config.first_index + start,
+                                          max_batch=size)
+        return generate(got, prompt, part_config, chains=chains, images=images, callback=callback)
+
+    def give_up() -> torch.OutOfMemoryError:
+        free = free_memory_bytes(got.device)
+        plan = plan_memory(got.model.config, 1, **plan_options(got, config, chains is not None,
+                                                                len(encode_prompt(got, prompt))))
+        return torch.OutOfMemoryError(
+            f"{plan.model} ({plan.weights_mode} weights, {human(plan.weights)}) ran out of memory on "
+            f"{got.device} generating one image (planned peak {human(plan.peak)}, free now "
+            f"{human(free) if free is not None else 'unknown'}). Free memory (close other models), use "
+            "smaller weights (fp8, int8, int4), or a device with more memory.")
+
+    return GenerationResult.concat(in_halving_chunks(total, chunk, run, got.device, "images", give_up, log))
+
+
+def in_halving_chunks(total: int, chunk: int, run: Callable[[int, int], object], device: torch.device, what: str,
+                      give_up: Callable[[], Exception], log: Callable[[str], None] = print) -> list:
+    """``[run(start, size), ...]`` over ``total`` items in chunks of at most ``chunk``, in order.
+
+    A chunk that runs out of memory is halved and tried again (the console
+    says so); when one item alone does not fit, ``give_up()`` is the error.
+    """
     chunk = max(1, min(chunk, total))
-    parts: list[GenerationResult] = []
-    done = 0
+    parts, done = [], 0
     while done < total:
         size = min(chunk, total - done)
-        part_config = dataclasses.replace(config, num_samples=size, first_index=config.first_index + done,
-                                          max_batch=size)
         try:
-            parts.append(generate(got, prompt, part_config, chains=chains, images=images, callback=callback))
+            parts.append(run(done, size))
         except torch.OutOfMemoryError:
-            if got.device.type == "cuda":
+            if device.type == "cuda":
                 torch.cuda.empty_cache()
             if size == 1:
-                free = free_memory_bytes(got.device)
-                plan = plan_memory(got.model.config, 1, **plan_options(got, config, chains is not None,
-                                                                        len(encode_prompt(got, prompt))))
-                raise torch.OutOfMemoryError(
-                    f"{plan.model} ({plan.weights_mode} weights, {human(plan.weights)}) ran out of memory on "
-                    f"{got.device} generating one image (planned peak {human(plan.peak)}, free now "
-                    f"{human(free) if free is not None else 'unknown'}). Free memory (close other models), use "
-                    "smaller weights (fp8, int8, int4), or a device with more memory.") from None
+                raise give_up() from None
             chunk = size // 2
-            log(f"[GoT-R1] out of memory with {size} images at once on {got.device}; retrying {chunk} at a time")
+            log(f"[GoT-R1] out of memory with {size} {what} at once on {device}; retrying {chunk} at a time")
             continue
         done += size
-    return GenerationResult.concat(parts)
+    return parts

@@ -34,9 +34,12 @@ class LoadedJudge:
     judge: Judge
     handle: services.ManagedModel | None = None
 
-    def ready(self) -> Judge:
+    def ready(self, images: torch.Tensor | None = None) -> Judge:
+        """The judge on its device; an MLLM judge is loaded together with the memory a full batch of
+        questions about ``images`` needs (ComfyUI unloads other models for both)."""
         if self.handle is not None:
-            self.handle.load()
+            working = self.judge.working_bytes(to_pil(images[0])) if images is not None and len(images) else 0
+            self.handle.load(working)
         return self.judge
 
 
@@ -170,7 +173,7 @@ class RewardJudge:
     def judge(self, judge, prompt: str, chains: str, images: torch.Tensor):
         if not isinstance(judge, LoadedJudge):
             raise TypeError(f"'judge' must come from GoT-R1 Judge Loader, got {type(judge).__name__}")
-        scorer = judge.ready()
+        scorer = judge.ready(images)
         count = int(images.shape[0])
         per_image = pair_chains(chains, count)
         rewards = scorer.score([prompt] * count, per_image, None, images, callback=_progress_callback())

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from gotr1_core.demo import builtin_model_path, model_prompt
-from gotr1_core.fitting import generate_fitting
+from gotr1_core.fitting import fitting_chunk, generate_fitting
 from gotr1_core.generation import GenerationConfig, GenerationResult, encode_prompt, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
@@ -32,8 +32,15 @@ class LoadedModel:
     handle: services.ManagedModel
     name: str
 
-    def ready(self) -> GotModel:
-        self.handle.load()
+    def ready(self, prompt: str | None = None, config: GenerationConfig | None = None,
+              chain_given: bool = False) -> GotModel:
+        """The model on its device; with a generation's ``prompt`` and ``config``, loaded together with the
+        memory the plan says that generation needs (ComfyUI unloads other models for both)."""
+        need = 0
+        if config is not None:
+            need = services.generation_need(self.got, self.handle.load_device,
+                                            len(encode_prompt(self.got, prompt)), config, chain_given)
+        self.handle.load(need)
         return self.got
 
 
@@ -153,14 +160,14 @@ class ReasoningPlanner:
         }
 
     def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int):
-        got = _check_model(model).ready()
-        prompt = model_prompt(got, prompt)
+        loaded = _check_model(model)
+        prompt = model_prompt(loaded.got, prompt)
         if max_tokens == 0 or max_tokens < -1:
             raise ValueError(f"max_tokens must be -1 (the model's own setting) or at least 1, got {max_tokens}")
-        limit = got.spec.max_reason_tokens if max_tokens == -1 else max_tokens
+        limit = loaded.got.spec.max_reason_tokens if max_tokens == -1 else max_tokens
         config = GenerationConfig(seed=seed, text_temperature=_or_model_default(temperature),
                                   max_reason_tokens=limit)
-        services.room_for_generation(got, len(encode_prompt(got, prompt)), config, chain_given=False)
+        got = loaded.ready(prompt, config)
         result = generate(got, prompt, config, images=False, callback=_progress_callback(limit))
         return (result.chains[0], result.layouts[0])
 
@@ -205,8 +212,8 @@ class Generator:
     def generate(self, model, prompt: str, batch_size: int, cfg: float, seed: int, text_temperature: float,
                  image_temperature: float, chain: str | None = None, layout: Layout | None = None,
                  first_index: int = 0):
-        got = _check_model(model).ready()
-        prompt = model_prompt(got, prompt)
+        loaded = _check_model(model)
+        prompt = model_prompt(loaded.got, prompt)
         given, report = None, None
         if chain and chain.strip():
             given, parsed = chain_to_draw(chain)  # drawn as repaired; no box at all is an error
@@ -219,8 +226,10 @@ class Generator:
                                   cfg_scale=_or_model_default(cfg),
                                   text_temperature=_or_model_default(text_temperature),
                                   image_temperature=_or_model_default(image_temperature))
+        got = loaded.ready(prompt, config, chain_given=given is not None)
         steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
-        chunk = services.room_for_generation(got, len(encode_prompt(got, prompt)), config, given is not None)
+        chunk = fitting_chunk(got, batch_size, config, given is not None, len(encode_prompt(got, prompt)),
+                              services.free_bytes(got.device))
         result: GenerationResult = generate_fitting(got, prompt, config, chains=given, chunk=chunk,
                                                     callback=_progress_callback(steps * -(-batch_size // chunk)))
         if report is None:  # the model's own chains, one report per image

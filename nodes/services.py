@@ -105,15 +105,14 @@ def free_bytes(device: torch.device) -> int | None:
     return free_memory_bytes(device)
 
 
-def room_for_generation(got, prompt_tokens: int, config, chain_given: bool) -> int:
-    """Ask ComfyUI for the memory the plan says ``config``'s whole batch needs (it unloads other models), then
-    return the images per chunk that fit in what is free."""
-    from gotr1_core.fitting import plan_options, fitting_chunk
+def generation_need(got, device: torch.device, prompt_tokens: int, config, chain_given: bool) -> int:
+    """The memory the plan says ``config``'s whole batch needs on ``device`` beside the model's weights."""
+    from gotr1_core.fitting import plan_options
     from gotr1_core.memory import plan_memory
 
-    plan = plan_memory(got.model.config, config.num_samples, **plan_options(got, config, chain_given, prompt_tokens))
-    free_memory(plan.peak - plan.weights, got.device)
-    return fitting_chunk(got, config.num_samples, config, chain_given, prompt_tokens, free_bytes(got.device))
+    options = {**plan_options(got, config, chain_given, prompt_tokens), "device": device.type}
+    plan = plan_memory(got.model.config, config.num_samples, **options)
+    return plan.peak - plan.weights
 
 
 class GoTR1Weights(torch.nn.Module):
@@ -147,15 +146,20 @@ class ManagedModel:
             self.patcher = comfy.model_patcher.ModelPatcher(GoTR1Weights(module), load_device=load_device,
                                                             offload_device=offload_device)
 
-    def load(self) -> torch.nn.Module:
+    def load(self, working_bytes: int = 0) -> torch.nn.Module:
+        """Put the model on its device with ``working_bytes`` free beside it for the run (its key/value cache,
+        activations): inside ComfyUI one ``load_models_gpu`` call, which unloads other models for both
+        and never this one."""
         if self.patcher is not None:  # pragma: no cover
             # Whole model on the device: our modules cannot run with some weights left on the offload
             # device (ComfyUI's partial loading relies on its own casting layers).
-            _mm.load_models_gpu([self.patcher], force_full_load=True)
+            _mm.load_models_gpu([self.patcher], memory_required=working_bytes, force_full_load=True)
             if any(p.device.type != self.load_device.type for p in self.module.parameters()):
                 self.module.to(self.load_device)  # --novram loads partially even when asked for all
         else:
             self.module.to(self.load_device)
+            if working_bytes:
+                free_memory(working_bytes, self.load_device)
         return self.module
 
     def offload(self) -> None:

@@ -145,3 +145,59 @@ def test_a_quantized_judge_stores_its_language_model_small_and_answers_alike(jud
     assert (quantized - full).abs().max() <= (0.02 if mode == "int8" else 0.3) * full.abs().max()
     rewards = small.score([s.prompt for s in SCENES], [s.chain for s in SCENES], None, IMAGES)
     assert len(rewards) == 3
+
+
+def test_judge_batches_fit_the_free_memory_and_halve_when_it_runs_out(judge, monkeypatch, capsys):
+    """Batches are sized from the free memory; a batch that still runs out of memory is halved and retried,
+    with the same answers as one batch; one question that does not fit is a clear error."""
+    from gotr1_core import fitting
+
+    questions = [(f"Is there a red circle number {i}?", None) for i in range(7)]
+    expected = judge.ask(questions)
+    sizes = []
+    real = judge._generate
+
+    def recording(batch, *args):
+        sizes.append(len(batch))
+        return real(batch, *args)
+
+    monkeypatch.setattr(judge, "_generate", recording)
+    monkeypatch.setattr(fitting, "free_memory_bytes", lambda device: 3 * judge.question_bytes(None, 48))
+    assert judge.ask(questions) == expected and sizes == [3, 3, 1]
+
+    def too_big_above_two(batch, *args):
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return recording(batch, *args)
+
+    sizes.clear()
+    monkeypatch.setattr(fitting, "free_memory_bytes", lambda device: None)  # unknown: max_batch (4) at a time
+    monkeypatch.setattr(judge, "_generate", too_big_above_two)
+    assert judge.ask(questions) == expected and sizes == [2, 2, 2, 1]
+    assert "out of memory with 4 questions at once on cpu; retrying 2 at a time" in capsys.readouterr().out
+    monkeypatch.setattr(judge, "_generate", lambda batch, *args: (_ for _ in ()).throw(torch.OutOfMemoryError()))
+    with pytest.raises(torch.OutOfMemoryError, match="the judge qwen .* ran out of memory on cpu answering one "
+                                                     "question.*smaller weights \\(fp8, int8, int4\\)"):
+        judge.ask(questions[:1])
+
+
+def test_an_image_question_needs_more_memory_than_a_text_one(judge):
+    from PIL import Image
+
+    text = judge.question_bytes(None, 48)
+    image = judge.question_bytes(Image.new("RGB", (384, 384)), 48)
+    assert 0 < text < image and judge.working_bytes(Image.new("RGB", (384, 384))) == 4 * judge.question_bytes(
+        Image.new("RGB", (384, 384)), 128)
+
+
+def test_reward_judge_node_loads_an_mllm_judge_with_room_for_a_batch(judge, monkeypatch):
+    from gotr1_core.images import to_pil
+    from nodes import services
+    from nodes.judge_nodes import LoadedJudge, RewardJudge
+
+    asked = []
+    monkeypatch.setattr(services, "free_memory", lambda num_bytes, device: asked.append(num_bytes))
+    loaded = LoadedJudge(judge, services.ManagedModel(judge.model, torch.device("cpu"), torch.device("cpu")))
+    images = torch.from_numpy(IMAGES[:2])
+    best, report, _ = RewardJudge().judge(loaded, SCENES[0].prompt, SCENES[0].chain, images)
+    assert asked == [judge.working_bytes(to_pil(images[0]))] and json.loads(report)["judge"] == "mllm"

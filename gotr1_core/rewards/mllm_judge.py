@@ -127,6 +127,10 @@ class QwenQuestions:
         return r_ri, detected
 
 
+QUESTION_TOKENS = 256
+"""Chat template, question and a chain: what a question's text takes besides its image (an upper estimate)."""
+
+
 class MLLMJudge(QwenQuestions):
     """Rewards judged by a Qwen2.5-VL checkpoint in ``path``."""
 
@@ -167,6 +171,7 @@ class MLLMJudge(QwenQuestions):
                                   f"{', '.join(sorted(info['missing_keys'])[:8])}")
         if quantize:
             quantize_model(self.model, quantize, resolve_dtype(dtype, self.device))
+        self.weights = quantize or str(self.model.dtype).removeprefix("torch.")
         self.model.to(self.device).eval().requires_grad_(False)
         self.tokenizer.padding_side = "left"
         self.merge = int(getattr(self.images, "merge_size", 2))
@@ -181,19 +186,59 @@ class MLLMJudge(QwenQuestions):
     def ask(self, questions: list[tuple[str, Image.Image | None]], max_new_tokens: int = 48,
             progress: _Progress | None = None) -> list[str]:
         """Greedy answers to (question, image-or-None) pairs, batched; image and text-only batches apart."""
+        from ..fitting import free_memory_bytes, in_halving_chunks
+
         self.model.to(self.device)
         answers: list[str] = [""] * len(questions)
         with_image = [i for i, (_, img) in enumerate(questions) if img is not None]
         text_only = [i for i, (_, img) in enumerate(questions) if img is None]
+        free = free_memory_bytes(self.device)
         for group in (with_image, text_only):
-            for start in range(0, len(group), self.max_batch):
-                chunk = group[start:start + self.max_batch]
+            if not group:
+                continue
+            each = self.question_bytes(questions[group[0]][1], max_new_tokens)
+            fits = self.max_batch if free is None else max(1, min(self.max_batch, free // each))
+
+            def run(start: int, size: int, group=group) -> None:
+                chunk = group[start:start + size]
                 for i, answer in zip(chunk, self._generate([questions[i] for i in chunk], max_new_tokens, progress)):
                     answers[i] = answer
                 if progress is not None:
                     progress.answered += len(chunk)
                     progress.report()
+
+            def give_up(each=each) -> torch.OutOfMemoryError:
+                left = free_memory_bytes(self.device)
+                return torch.OutOfMemoryError(
+                    f"the judge {self.path.name} ({self.weights} weights) ran out of memory on {self.device} "
+                    f"answering one question (about {each / 2**20:.0f} MB; free now "
+                    f"{'unknown' if left is None else f'{left / 2**20:.0f} MB'}). Free memory (close other "
+                    "models), load the judge with smaller weights (fp8, int8, int4), or serve it apart "
+                    "(server_url).")
+
+            in_halving_chunks(len(group), fits, run, self.device, "questions", give_up)
         return answers
+
+    def working_bytes(self, image: Image.Image) -> int:
+        """What a full batch of questions about images like ``image`` needs beside the weights (the longest
+        answers asked for: boxes, 128 tokens)."""
+        return self.max_batch * self.question_bytes(image, 128)
+
+    def question_bytes(self, image: Image.Image | None, max_new_tokens: int) -> int:
+        """About what one question in a batch adds while it is answered: its key/value cache (chat template
+        and question, the image's tokens, the answer), a step's float32 logits, and the vision tower's
+        activations for its image. An estimate to size batches with; out-of-memory still halves them."""
+        text, vision = self.model.config.text_config, self.model.config.vision_config
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        element = self.model.dtype.itemsize
+        patches = 0
+        if image is not None:
+            patch = int(getattr(self.images, "patch_size", 14))
+            width, height = self.seen_size(image)
+            patches = (width // patch) * (height // patch)
+        tokens = QUESTION_TOKENS + patches // self.merge ** 2 + max_new_tokens
+        key_values = 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * tokens * element
+        return key_values + 2 * text.vocab_size * 4 + 8 * patches * vision.hidden_size * element
 
     def _generate(self, batch: list[tuple[str, Image.Image | None]], max_new_tokens: int,
                   progress: _Progress | None = None) -> list[str]:
