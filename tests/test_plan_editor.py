@@ -1,0 +1,76 @@
+"""The Plan Editor: its JS layout logic (run under node) and what it writes, read by the Python parser."""
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import numpy as np
+
+from gotr1_core.reasoning import parse_chain
+from gotr1_core.shapeworld import parse_prompt
+from gotr1_core.shapeworld.plans import person_plan
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(NODE is None, reason="node (https://nodejs.org, Debian's nodejs) runs the JS tests")
+
+
+@needs_node
+def test_the_layout_module_passes_its_own_tests():
+    done = subprocess.run([NODE, "--test", str(WEB / "tests")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "# fail 0" in done.stdout
+
+
+def _edits(rng: random.Random, count: int) -> list:
+    """Random edit scripts, with coordinates off the grid and past the canvas edges."""
+    handles = ["n", "ne", "e", "se", "s", "sw", "w", "nw"]
+    names = ["green triangle", "small red square", "a cat", "purple  circle", "x"]
+    coordinate = lambda: rng.uniform(-200, 1200)  # noqa: E731
+    ops = []
+    for _ in range(count):
+        kind = rng.choice(["move", "resize", "nudge", "rename", "delete", "add"])
+        if kind == "move":
+            ops.append([kind, rng.randrange(9), rng.uniform(-600, 600), rng.uniform(-600, 600)])
+        elif kind == "resize":
+            ops.append([kind, rng.randrange(9), rng.choice(handles), coordinate(), coordinate()])
+        elif kind == "nudge":
+            ops.append([kind, rng.randrange(9), rng.choice(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]),
+                        rng.random() < 0.5])
+        elif kind == "rename":
+            ops.append([kind, rng.randrange(9), rng.choice(names)])
+        elif kind == "delete":
+            ops.append([kind, rng.randrange(9)])
+        else:
+            ops.append([kind, rng.choice(names), coordinate(), coordinate(), coordinate(), coordinate()])
+    return ops
+
+
+@needs_node
+def test_every_chain_the_editor_writes_parses_strictly_with_the_python_parser():
+    """Chains in the model's wording and in prose, each edited by a random script (moves and resizes past the
+    edges, adds, renames, deletes): the Python parser reads the result in strict mode and finds exactly the
+    boxes and the text the editor holds."""
+    from gotr1_core.shapeworld import generate_split
+
+    rng, plans = random.Random(7), np.random.default_rng(7)
+    scenes = generate_split("test", 60, seed=3)
+    chains = [s.chain for s in scenes] + [person_plan(parse_prompt(s.prompt), plans) for s in scenes]
+    cases = [{"chain": chain, "ops": _edits(rng, rng.randrange(1, 12))} for chain in chains]
+    done = subprocess.run([NODE, str(WEB / "tests" / "edit_driver.mjs")], input=json.dumps(cases),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout)
+    assert len(results) == len(cases)
+    for case, result in zip(cases, results):
+        assert "error" not in result, (case, result)
+        parsed = parse_chain(result["chain"], strict=True)
+        assert list(parsed.texts) == result["texts"], result["chain"]
+        found = [(o.label, b.as_tuple()) for o in parsed.objects for b in o.boxes]
+        assert found == [(b["label"], (b["x1"], b["y1"], b["x2"], b["y2"])) for b in result["boxes"]]
+    edited = sum(r["chain"] != c["chain"] for c, r in zip(cases, results))
+    assert edited >= 0.9 * len(cases)  # the scripts really change the plans
