@@ -477,6 +477,24 @@ def chain_to_draw(text: str) -> tuple[str, ParsedChain]:
     return format_chain(parsed), parsed
 
 
+def well_formed(parsed: ParsedChain) -> ParsedChain:
+    """The same objects, boxes and words, written so that the chain parses without a diagnostic.
+
+    A repaired chain can keep text between an object and its box (the box is
+    attached to the object, the text kept as its gap); here each such text
+    moves to just after the object's boxes. Editors that rewrite a plan start
+    from this form, so whatever they write back parses in strict mode.
+    """
+    texts, objects = list(parsed.texts), []
+    for i, obj in enumerate(parsed.objects):
+        moved = "".join(gap for gap in obj.gaps if gap.strip())
+        gaps = tuple(gap if not gap.strip() else " " for gap in obj.gaps)
+        objects.append(ChainObject(obj.name, obj.boxes, gaps))
+        if moved:
+            texts[i + 1] = f" {moved.strip()} {texts[i + 1]}"
+    return ParsedChain(tuple(texts), tuple(objects), parsed.ends_with_image_start)
+
+
 def diagnostics_text(parsed: ParsedChain) -> str:
     """One line per diagnostic (``line:column: severity: message [code]``), or 'no problems found'."""
     if not parsed.diagnostics:

@@ -194,6 +194,22 @@ def loader_is_changed(resolve: Callable[[str], Path], name: str):
         return float("nan")
 
 
+def temp_image(image: torch.Tensor) -> dict | None:
+    """Save one ``IMAGE`` (``[H, W, 3]`` in 0..1) as a PNG in ComfyUI's temp folder for the browser to show;
+    returns the ``/view`` address parts (filename, subfolder, type), or ``None`` outside ComfyUI."""
+    if not IN_COMFYUI:
+        return None
+    import uuid
+
+    from gotr1_core.images import to_pil
+
+    folder = Path(_folder_paths.get_temp_directory())
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"gotr1_plan_{uuid.uuid4().hex[:12]}.png"
+    to_pil(image).save(folder / name, compress_level=1)
+    return {"filename": name, "subfolder": "", "type": "temp"}
+
+
 def _default_models_dir() -> Path:
     return Path(os.environ.get("GOTR1_MODELS_DIR", Path.home() / ".cache" / "gotr1" / "models"))
 

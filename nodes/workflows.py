@@ -313,5 +313,8 @@ def run_workflow(graph: dict, output_dir: str | Path) -> dict:
             outputs[node_id] = ()
             continue
         cls = NODE_CLASS_MAPPINGS[class_type]
-        outputs[node_id] = tuple(getattr(cls(), cls.FUNCTION)(**kwargs))
+        returned = getattr(cls(), cls.FUNCTION)(**kwargs)
+        if isinstance(returned, dict):  # {"ui": what the browser is sent, "result": the outputs}
+            returned = returned["result"]
+        outputs[node_id] = tuple(returned)
     return {"outputs": outputs, "saved": saved}

@@ -74,3 +74,70 @@ def test_every_chain_the_editor_writes_parses_strictly_with_the_python_parser():
         assert found == [(b["label"], (b["x1"], b["y1"], b["x2"], b["y2"])) for b in result["boxes"]]
     edited = sum(r["chain"] != c["chain"] for c, r in zip(cases, results))
     assert edited >= 0.9 * len(cases)  # the scripts really change the plans
+
+
+@needs_node
+def test_the_canvas_reads_every_plan_the_node_sends_it():
+    """The node sends the incoming plan repaired and well formed: for damaged model output (random mutations of
+    valid chains) that chain passes the Python parser's strict mode, and the JS parser reads it and finds the
+    same boxes."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from chain_strategies import chains, mutated
+    from gotr1_core.reasoning import format_chain, well_formed
+
+    sent = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def collect(data):
+        text = data.draw(mutated(format_chain(data.draw(chains()))))
+        repaired = parse_chain(text)
+        sent.append(format_chain(well_formed(repaired)))
+        again = parse_chain(sent[-1], strict=True)  # raises on any error
+        assert [(o.label, o.boxes) for o in again.objects] == [(o.label, o.boxes) for o in repaired.objects]
+
+    collect()
+    done = subprocess.run([NODE, str(WEB / "tests" / "edit_driver.mjs")],
+                          input=json.dumps([{"chain": c, "ops": []} for c in sent]),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for chain, result in zip(sent, json.loads(done.stdout)):
+        assert "error" not in result, (chain, result)
+        expected = [(o.label, b.as_tuple()) for o in parse_chain(chain).objects for b in o.boxes]
+        assert [(b["label"], (b["x1"], b["y1"], b["x2"], b["y2"])) for b in result["boxes"]] == expected
+        assert result["chain"] == chain
+
+
+INCOMING = ("the <|obj_start|>red circle<|obj_end|> <|box_start|>(100,200),(400,500)<|box_end|> left of "
+            "<|obj_start|>blue square<|obj_end|> <|box_start|>(500,200),(900,600)")  # box never closed
+
+
+def test_the_incoming_plan_passes_through_until_edited():
+    from gotr1_core.layout import Layout
+    from nodes.plan_editor_nodes import PlanEditor
+
+    out = PlanEditor().edit(plan="", aspect_ratio="1:1", chain=INCOMING)
+    chain, layout = out["result"]
+    assert chain == INCOMING and layout == Layout.from_chain(INCOMING)  # unchanged, damage and all
+    (sent,) = out["ui"]["gotr1_plan"]
+    assert sent["edited"] is False and sent["background"] is None
+    assert parse_chain(sent["incoming"]).ok and sent["incoming"].endswith("(500,200),(900,600)<|box_end|>")
+    given = Layout.from_chain("<|obj_start|>cat<|obj_end|> <|box_start|>(1,2),(30,40)<|box_end|>")
+    chain, layout = PlanEditor().edit(plan="", aspect_ratio="4:3", layout=given)["result"]
+    assert layout is given and chain == given.to_chain()
+    chain, layout = PlanEditor().edit(plan="", aspect_ratio="1:1")["result"]
+    assert chain == "" and len(layout) == 0
+
+
+def test_an_edited_plan_replaces_the_incoming_one_and_must_be_valid():
+    from gotr1_core.layout import Layout
+    from nodes.plan_editor_nodes import PlanEditor
+
+    edited = INCOMING.replace("(100,200),(400,500)", "(130,260),(377,512)") + "<|box_end|>"
+    out = PlanEditor().edit(plan=edited, aspect_ratio="1:1", chain=INCOMING)
+    assert out["result"] == (edited, Layout.from_chain(edited)) and out["ui"]["gotr1_plan"][0]["edited"] is True
+    with pytest.raises(ValueError, match="the Plan Editor's plan is not a valid chain: .*expected <\\|box_end\\|>"
+                                         ".*press Reset"):
+        PlanEditor().edit(plan=INCOMING, aspect_ratio="1:1", chain=INCOMING)

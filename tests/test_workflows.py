@@ -118,9 +118,18 @@ def test_check_workflow_command(tmp_path, capsys):
 def test_a_broken_chain_in_the_generator_stops_the_graph_with_the_reason(tmp_path):
     """Typed into edit_the_plan's Generator: no silent near-blank images, the parser's findings instead."""
     graph = load_workflow(FOLDER / "edit_the_plan_api.json")
-    edited = next(k for k, v in graph.items() if v["class_type"] == "GoTR1Generator" and v["inputs"].get("chain"))
-    graph[edited]["inputs"]["chain"] = "<|obj_start|>red circle<|box_start|>(1,2"
+    generator = next(k for k, v in graph.items() if v["class_type"] == "GoTR1Generator")
+    graph[generator]["inputs"]["chain"] = "<|obj_start|>red circle<|box_start|>(1,2"
     with pytest.raises(ValueError, match=r"no object with a box in the chain: 1:24: error: expected <\|obj_end\|>"):
+        run_workflow(graph, tmp_path)
+
+
+def test_a_broken_plan_typed_into_the_plan_editor_stops_the_graph_with_the_reason(tmp_path):
+    graph = load_workflow(FOLDER / "edit_the_plan_api.json")
+    editor = next(k for k, v in graph.items() if v["class_type"] == "GoTR1PlanEditor")
+    graph[editor]["inputs"]["plan"] = "<|obj_start|>red circle<|box_start|>(1,2"
+    with pytest.raises(ValueError, match=r"(?s)Plan Editor's plan is not a valid chain: line 1, column 24: "
+                                         r"expected <\|obj_end\|>.*press Reset"):
         run_workflow(graph, tmp_path)
 
 

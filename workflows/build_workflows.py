@@ -144,26 +144,30 @@ enlarged to coordinates off any grid."""
 
 
 def edit_the_plan() -> Graph:
-    g = Graph("Change the layout, keep the prompt. The top row shows the model's own plan. The Generator's "
-              "'chain' box holds an edited plan, written as a person would (here the blue square is dragged up "
-              "and made larger): paste the planner's chain there, change any (x1,y1),(x2,y2) on the 0-1000 "
-              "grid and the words around the tags as you like, and queue again. The bottom Layout Viewer draws "
-              "the edited plan next to the images drawn from it.")
+    g = Graph("Change the layout, keep the prompt. The Plan Editor shows the planner's plan as boxes once the "
+              "graph has run: drag a box to move it, drag its corners or edges to resize, double-click to "
+              "rename, Add / Delete, Ctrl+Z / Ctrl+Y, arrow keys to nudge. The Generator draws the edited plan. "
+              "As shipped the editor holds an edit made by hand (the blue square dragged up and enlarged, the "
+              "words around the tags rewritten): press Reset to pass the planner's own plan through, or edit "
+              "on. The Layout Viewers show the model's plan and the plan the Generator draws.")
     loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
     planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
-    planned = g.add("GoTR1LayoutViewer", (740, 20), title="the model's plan", width=512, height=512, chain="")
-    show_planned = g.add("PreviewImage", (1100, 20))
-    edited = g.add("GoTR1LayoutViewer", (740, 300), title="the edited plan", width=512, height=512,
-                   chain=EDITED_CHAIN)
-    show_edited = g.add("PreviewImage", (1100, 300))
+    planned = g.add("GoTR1LayoutViewer", (1180, 20), title="the model's plan", width=512, height=512, chain="")
+    show_planned = g.add("PreviewImage", (1540, 20))
+    editor = g.add("GoTR1PlanEditor", (740, 20), plan=EDITED_CHAIN, aspect_ratio="1:1")
+    edited = g.add("GoTR1LayoutViewer", (1180, 300), title="the edited plan", width=512, height=512, chain="")
+    show_edited = g.add("PreviewImage", (1540, 300))
     generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
-                      text_temperature=-1.0, image_temperature=-1.0, chain=EDITED_CHAIN)
-    save = g.add("SaveImage", (740, 580), filename_prefix="gotr1_edit_the_plan")
+                      text_temperature=-1.0, image_temperature=-1.0)
+    save = g.add("SaveImage", (740, 620), filename_prefix="gotr1_edit_the_plan")
     g.link(loader, 0, planner, "model")
     g.link(planner, 1, planned, "layout")
     g.link(planned, 0, show_planned, "images")
+    g.link(planner, 0, editor, "chain")
+    g.link(editor, 1, edited, "layout")
     g.link(edited, 0, show_edited, "images")
     g.link(loader, 0, generator, "model")
+    g.link(editor, 0, generator, "chain")
     g.link(generator, 0, save, "images")
     return g
 
