@@ -2,6 +2,9 @@
 
     COMFYUI_PATH=/path/to/ComfyUI python -m pytest tests/test_comfyui_server.py
 
+With ``COMFYUI_FRONTEND_ROOT=.../comfyui_frontend_package/static`` the server
+serves that frontend (``--front-end-root``) instead of the one it bundles.
+
 ComfyUI's own requirements must be installed in the same environment. The pack
 is linked into ``custom_nodes/`` (if it is not there yet) and the server is
 started on CPU on a free port, with a temporary output folder and a temporary
@@ -32,6 +35,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 COMFYUI = os.environ.get("COMFYUI_PATH")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT")  # another comfyui-frontend-package's static/ folder
 RUNNABLE = ("text_to_image", "edit_the_plan", "best_of_n")
 EVERY = RUNNABLE + ("layout_to_sd",)
 CHECKPOINT, GLIGEN = "v1-5-pruned-emaonly.safetensors", "gligen.safetensors"  # the names layout_to_sd ships with
@@ -124,9 +128,10 @@ def server(tmp_path_factory):
                                                 for kind in ("gotr1", "checkpoints", "gligen")), encoding="utf-8")
     port = _free_port()
     log = open(output / "server.log", "w")
+    frontend = ["--front-end-root", FRONTEND_ROOT] if FRONTEND_ROOT else []  # else the bundled frontend
     process = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                                "--output-directory", str(output), "--extra-model-paths-config", str(paths)],
-                               cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
+                                "--output-directory", str(output), "--extra-model-paths-config", str(paths),
+                                *frontend], cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -380,3 +385,64 @@ def test_the_editor_loads_each_workflow_and_queues_its_api_twin(editor, name):
     strip = {node_id: {"class_type": node["class_type"], "inputs": node["inputs"]} for node_id, node in queued.items()}
     assert strip == {node_id: {"class_type": node["class_type"], "inputs": node["inputs"]}
                      for node_id, node in _workflow(name).items()}
+
+
+def _queue_and_wait(page, base: str) -> dict:
+    """Queue the editor's graph as the Queue button does; the finished prompt's history entry."""
+    prompt_id = page.evaluate("""async () => {
+        const { output, workflow } = await window.app.graphToPrompt();
+        const res = await window.app.api.queuePrompt(0, { output, workflow });
+        return res.prompt_id;
+    }""")
+    return _wait(base, prompt_id)
+
+
+def test_dragging_a_box_in_the_plan_editor_moves_that_object_in_the_generated_images(editor, server):
+    """edit_the_plan in the real editor: run it, drag the red circle down with the mouse, queue again -> the
+    exact judge finds a red circle where the box now is, in every image; the saved workflow holds the plan."""
+    from gotr1_core.reasoning import parse_chain
+    from gotr1_core.rewards import ShapeWorldJudge
+
+    base, output = server
+    ui = json.loads((ROOT / "workflows" / "edit_the_plan.json").read_text(encoding="utf-8"))
+    editor.evaluate("async (workflow) => { await window.app.loadGraphData(workflow); }", ui)
+    entry = _queue_and_wait(editor, base)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    editor.evaluate("""() => {  // the Plan Editor at scale 1 in the middle of the window
+        const node = window.app.graph._nodes.find((n) => n.type === "GoTR1PlanEditor");
+        window.app.canvas.ds.scale = 1;
+        window.app.canvas.centerOnNode(node);
+        window.app.canvas.setDirty(true, true);
+    }""")
+    editor.wait_for_timeout(500)
+    canvas = editor.locator(".gotr1-plan-editor canvas")
+    box = canvas.bounding_box()
+    before = parse_chain(editor.evaluate(
+        "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value"))
+    circle = before.objects[0].boxes[0]
+    assert before.objects[0].label == "red circle"
+
+    def screen(x, y):
+        return box["x"] + x / 1000 * box["width"], box["y"] + y / 1000 * box["height"]
+
+    start = screen((circle.x1 + circle.x2) / 2, (circle.y1 + circle.y2) / 2)
+    end = screen((circle.x1 + circle.x2) / 2, (circle.y1 + circle.y2) / 2 + 300)
+    editor.mouse.move(*start)
+    editor.mouse.down()
+    editor.mouse.move(*end, steps=12)
+    editor.mouse.up()
+    plan = editor.evaluate(
+        "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value")
+    moved = parse_chain(plan, strict=True).objects[0].boxes[0]
+    assert abs(moved.y1 - (circle.y1 + 300)) <= 3 and moved.x1 == circle.x1, (circle, moved)
+    assert moved.y2 - moved.y1 == circle.y2 - circle.y1  # moved, not resized
+
+    entry = _queue_and_wait(editor, base)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    images = np.stack(_saved(output, entry)).astype(np.float32) / 255
+    judged = ShapeWorldJudge().score(["a red circle left of a blue square"] * len(images), [plan] * len(images),
+                                     None, images)
+    assert sum(judged.correct) >= len(images) - 1 and min(judged.r_ri) >= 0.6, judged.to_list()
+    saved = editor.evaluate("() => window.app.graph.serialize()")
+    node = next(n for n in saved["nodes"] if n["type"] == "GoTR1PlanEditor")
+    assert node["widgets_values"][0] == plan

@@ -35,8 +35,8 @@ class PlanCanvas {
 
     this.root = document.createElement("div");
     this.root.className = "gotr1-plan-editor";
-    this.root.style.cssText = "display:flex;flex-direction:column;gap:3px;width:100%;height:100%";
-    const bar = document.createElement("div");
+    this.root.style.cssText = "display:flex;flex-direction:column;gap:3px;width:100%;height:100%;overflow:hidden";
+    const bar = (this.bar = document.createElement("div"));
     bar.append(
       button("Add", "add an object (its name is asked)", () => this.addObject()),
       button("Delete", "delete the selected box (Delete key)", () => this.deleteSelected()),
@@ -46,7 +46,7 @@ class PlanCanvas {
     );
     this.canvas = document.createElement("canvas");
     this.canvas.tabIndex = 0;
-    this.canvas.style.cssText = "width:100%;flex:1 1 auto;min-height:0;outline:none;background:#fff;touch-action:none";
+    this.canvas.style.cssText = "flex:none;outline:none;background:#fff;touch-action:none;align-self:center";
     this.status = document.createElement("div");
     this.status.style.cssText = "font-size:11px;opacity:0.8;white-space:nowrap;overflow:hidden;text-overflow:ellipsis";
     this.root.append(bar, this.canvas, this.status);
@@ -56,7 +56,14 @@ class PlanCanvas {
     this.canvas.addEventListener("pointerup", (e) => this.onUp(e));
     this.canvas.addEventListener("dblclick", (e) => this.onDoubleClick(e));
     this.canvas.addEventListener("keydown", (e) => this.onKey(e));
-    new ResizeObserver(() => this.draw()).observe(this.canvas);
+    new ResizeObserver(() => this.draw()).observe(this.root);
+    const shaped = this.aspectWidget?.callback;
+    if (this.aspectWidget) {
+      this.aspectWidget.callback = (...args) => {
+        shaped?.apply(this.aspectWidget, args);
+        this.draw();
+      };
+    }
     const typed = this.planWidget.callback;
     this.planWidget.callback = (...args) => {
       typed?.apply(this.planWidget, args);
@@ -226,16 +233,19 @@ class PlanCanvas {
 
   draw() {
     const plan = this.plan();
-    const width = Math.max(50, this.canvas.clientWidth);
     const image = this.background?.complete && this.background.naturalWidth ? this.background : null;
     const ratio = image ? image.naturalHeight / image.naturalWidth : ASPECTS[this.aspectWidget?.value] ?? 1;
-    const height = Math.max(50, Math.min(this.canvas.clientHeight || width * ratio, width * ratio));
-    const drawWidth = height / ratio;
-    this.canvas.style.height = "";
+    // the largest canvas of this shape that fits the widget (below the buttons, above the status line)
+    const room = this.root.clientHeight - this.bar.offsetHeight - this.status.offsetHeight - 8;
+    let drawWidth = Math.max(50, this.root.clientWidth);
+    let height = drawWidth * ratio;
+    if (room > 50 && height > room) {
+      height = room;
+      drawWidth = height / ratio;
+    }
     this.canvas.width = Math.round(drawWidth * devicePixelRatio);
     this.canvas.height = Math.round(height * devicePixelRatio);
     this.canvas.style.width = `${drawWidth}px`;
-    this.canvas.style.flex = "0 0 auto";
     this.canvas.style.height = `${height}px`;
     const g = this.canvas.getContext("2d");
     g.setTransform(devicePixelRatio, 0, 0, devicePixelRatio, 0, 0);

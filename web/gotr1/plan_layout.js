@@ -115,7 +115,7 @@ export function boxesOf(plan) {
 
 /**
  * What a point (grid units) is on: the topmost box (drawn last) whose edge, corner or inside is within
- * `tolerance` grid units. Returns {object, box, handle} with handle "move" or a compass corner/edge
+ * `tolerance` grid units (at most a quarter of the box's side, so a small box can still be moved). Returns {object, box, handle} with handle "move" or a compass corner/edge
  * ("n", "ne", "e", "se", "s", "sw", "w", "nw"), or null.
  */
 export function hitTest(plan, x, y, tolerance = 12) {
@@ -123,7 +123,8 @@ export function hitTest(plan, x, y, tolerance = 12) {
   for (let i = all.length - 1; i >= 0; i--) {
     const b = all[i];
     if (x < b.x1 - tolerance || x > b.x2 + tolerance || y < b.y1 - tolerance || y > b.y2 + tolerance) continue;
-    const near = (a, v) => Math.abs(a - v) <= tolerance;
+    const reach = Math.min(tolerance, (b.x2 - b.x1) / 4, (b.y2 - b.y1) / 4); // a small box is mostly "move"
+    const near = (a, v) => Math.abs(a - v) <= reach;
     const ns = near(y, b.y1) ? "n" : near(y, b.y2) ? "s" : "";
     const we = near(x, b.x1) ? "w" : near(x, b.x2) ? "e" : "";
     const handle = ns + we;

@@ -65,6 +65,9 @@ test("hit-testing finds the topmost box, its corners and edges", () => {
   assert.deepEqual(hitTest(plan, 905, 400), { object: 1, box: 0, handle: "e" });
   assert.deepEqual(hitTest(plan, 700, 598), { object: 1, box: 0, handle: "s" });
   assert.equal(hitTest(plan, 450, 900), null);
+  const small = withBox(plan, 0, 0, { x1: 100, y1: 100, x2: 140, y2: 140 });
+  assert.deepEqual(hitTest(small, 112, 112, 40), { object: 0, box: 0, handle: "move" }); // not a corner
+  assert.deepEqual(hitTest(small, 101, 101, 40), { object: 0, box: 0, handle: "nw" });
   const overlapping = withBox(plan, 1, 0, { x1: 200, y1: 300, x2: 600, y2: 700 }); // drawn after the circle
   assert.deepEqual(hitTest(overlapping, 300, 400), { object: 1, box: 0, handle: "move" });
 });
