@@ -415,6 +415,8 @@ def test_dragging_a_box_in_the_plan_editor_moves_that_object_in_the_generated_im
         window.app.canvas.setDirty(true, true);
     }""")
     editor.wait_for_timeout(500)
+    widget = editor.locator(".gotr1-plan-editor")
+    shot_before = widget.screenshot()
     canvas = editor.locator(".gotr1-plan-editor canvas")
     box = canvas.bounding_box()
     before = parse_chain(editor.evaluate(
@@ -446,3 +448,29 @@ def test_dragging_a_box_in_the_plan_editor_moves_that_object_in_the_generated_im
     saved = editor.evaluate("() => window.app.graph.serialize()")
     node = next(n for n in saved["nodes"] if n["type"] == "GoTR1PlanEditor")
     assert node["widgets_values"][0] == plan
+    if os.environ.get("GOTR1_SCREENSHOT"):  # the picture in workflows/examples/: editor before, after, images
+        _screenshot_sheet(Path(os.environ["GOTR1_SCREENSHOT"]), shot_before, widget.screenshot(), images)
+
+
+def _screenshot_sheet(path: Path, before: bytes, after: bytes, images: np.ndarray) -> None:
+    import io
+
+    from PIL import ImageDraw
+
+    shots = [Image.open(io.BytesIO(b)).convert("RGB") for b in (before, after)]
+    side = shots[0].height // 2
+    tiles = [Image.fromarray((im * 255).astype(np.uint8)).resize((side, side), Image.NEAREST) for im in images[:4]]
+    width = sum(s.width for s in shots) + 2 * side + 44
+    sheet = Image.new("RGB", (width, shots[0].height + 34), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = 10
+    for shot, title in zip(shots, ("the Plan Editor after the first run", "after dragging the red circle down")):
+        sheet.paste(shot, (x, 30))
+        draw.text((x, 8), title, fill="black")
+        x += shot.width + 10
+    draw.text((x, 8), "the Generator's images of the edited plan", fill="black")
+    for i, tile in enumerate(tiles):
+        left, top = x + (i % 2) * (side + 4), 30 + (i // 2) * (side + 4)
+        sheet.paste(tile, (left, top))
+        draw.rectangle((left - 1, top - 1, left + side, top + side), outline="#999999")
+    sheet.save(path)

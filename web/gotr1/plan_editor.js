@@ -300,9 +300,9 @@ app.registerExtension({
       this.addDOMWidget("plan_canvas", "gotr1_plan_canvas", this.gotr1Canvas.root, {
         serialize: false,
         hideOnZoom: false,
-        getMinHeight: () => 260,
+        getMinHeight: () => 380,
       });
-      this.setSize([Math.max(this.size[0], 420), Math.max(this.size[1], 560)]);
+      this.setSize([Math.max(this.size[0], 440), Math.max(this.size[1], 640)]);
       requestAnimationFrame(() => this.gotr1Canvas.draw());
       return result;
     };
