@@ -248,6 +248,17 @@ def render_all() -> dict[str, str]:
     return files
 
 
+def _caption(node: dict, slot: int) -> str:
+    """A picture's caption: its node's own title, else the node's name and the output it came from."""
+    from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    kind = node["class_type"]
+    if node["_meta"]["title"] != kind:
+        return node["_meta"]["title"]
+    name = NODE_DISPLAY_NAME_MAPPINGS.get(kind, kind).removeprefix("GoT-R1 ")
+    return f"{name}: {NODE_CLASS_MAPPINGS[kind].RETURN_NAMES[slot]}"
+
+
 def write_examples(folder: Path = HERE / "examples") -> list[Path]:
     """Run each runnable workflow (API format) and save one sheet of everything it saved or previewed."""
     import tempfile
@@ -256,16 +267,28 @@ def write_examples(folder: Path = HERE / "examples") -> list[Path]:
 
     from nodes.workflows import run_workflow
 
+    from PIL import ImageDraw
+
     folder.mkdir(exist_ok=True)
     written = []
     for name in RUNNABLE:
+        graph = json.loads((HERE / f"{name}_api.json").read_text(encoding="utf-8"))
         with tempfile.TemporaryDirectory() as scratch:
-            result = run_workflow(json.loads((HERE / f"{name}_api.json").read_text(encoding="utf-8")), scratch)
-            pictures = [Image.open(f).convert("RGB") for files in result["saved"].values() for f in files]
-            tiles = [p.resize((256, 256), Image.NEAREST) for p in pictures]
-        sheet = Image.new("RGB", (8 + len(tiles) * 264, 272), "white")
-        for i, tile in enumerate(tiles):
-            sheet.paste(tile, (8 + i * 264, 8))
+            result = run_workflow(graph, scratch)
+            tiles = []  # (caption, picture): each saved or previewed picture under the title of what fed it
+            for node_id, files in result["saved"].items():
+                source, slot = graph[node_id]["inputs"]["images"]
+                title = _caption(graph[source], slot)
+                for i, f in enumerate(files):
+                    caption = f"{title} {i + 1}" if len(files) > 1 else title
+                    tiles.append((caption, Image.open(f).convert("RGB").resize((256, 256), Image.NEAREST)))
+        sheet = Image.new("RGB", (8 + len(tiles) * 264, 292), "white")
+        draw = ImageDraw.Draw(sheet)
+        for i, (caption, tile) in enumerate(tiles):
+            left = 8 + i * 264
+            draw.text((left, 6), caption, fill="black")
+            sheet.paste(tile, (left, 28))
+            draw.rectangle((left - 1, 27, left + 256, 284), outline="#999999")
         sheet.save(folder / f"{name}.png")
         written.append(folder / f"{name}.png")
     return written
