@@ -68,8 +68,7 @@ class PlanEditor:
             out_chain, out_layout = plan, Layout.from_chain(parsed)
         else:
             out_chain = incoming
-            out_layout = layout if isinstance(layout, Layout) and not (chain and chain.strip()) \
-                else Layout.from_chain(incoming)
+            out_layout = layout if isinstance(layout, Layout) else Layout.from_chain(incoming)
         picture = services.temp_image(background[0]) if background is not None and len(background) else None
         ui = {"gotr1_plan": [{"incoming": shown, "edited": bool(plan.strip()), "background": picture}]}
         return {"ui": ui, "result": (out_chain, out_layout)}

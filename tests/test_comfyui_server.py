@@ -37,7 +37,7 @@ COMFYUI = os.environ.get("COMFYUI_PATH")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT")  # another comfyui-frontend-package's static/ folder
 RUNNABLE = ("text_to_image", "edit_the_plan", "best_of_n")
-EVERY = RUNNABLE + ("layout_to_sd",)
+EVERY = RUNNABLE + ("layout_to_sd", "hand_drawn_layout_to_sd")
 CHECKPOINT, GLIGEN = "v1-5-pruned-emaonly.safetensors", "gligen.safetensors"  # the names layout_to_sd ships with
 HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 pytestmark = pytest.mark.skipif(not COMFYUI, reason="set COMFYUI_PATH to a ComfyUI checkout to run")
@@ -257,10 +257,11 @@ def test_core_node_facts_match_the_server(server):
                             assert real_options.get(bound) == options[bound], (name, input_name, bound)
 
 
-def test_layout_to_sd_passes_the_servers_validation(server):
+@pytest.mark.parametrize("name", ["layout_to_sd", "hand_drawn_layout_to_sd"])
+def test_layout_to_sd_passes_the_servers_validation(server, name):
     """The server's own /prompt validation accepts the graph as shipped."""
     base, _ = server
-    response = _post(f"{base}/prompt", {"prompt": _workflow("layout_to_sd"), "client_id": "gotr1-tests"})
+    response = _post(f"{base}/prompt", {"prompt": _workflow(name), "client_id": "gotr1-tests"})
     assert response["node_errors"] == {}
     if HAS_DIFFUSERS:  # real weights: 25 steps at 512 px take minutes on a CPU; the runs below are smaller
         prompt_id = response["prompt_id"]
@@ -278,9 +279,9 @@ def test_layout_to_sd_passes_the_servers_validation(server):
 SD_SIZE = 128  # pixels: a 16x16 latent keeps a CPU run of the real SD 1.5 architecture to seconds
 
 
-def _sd_graph(mode: str, strength: float = 0.7) -> tuple[dict, dict]:
-    """layout_to_sd as shipped, in ``mode``, at SD_SIZE and 2 sampler steps; also its node ids by type."""
-    graph = _workflow("layout_to_sd")
+def _sd_graph(mode: str, strength: float = 0.7, name: str = "layout_to_sd") -> tuple[dict, dict]:
+    """A layout workflow as shipped, in ``mode``, at SD_SIZE and 2 sampler steps; also its node ids by type."""
+    graph = _workflow(name)
     ids = {node["class_type"]: node_id for node_id, node in graph.items()}
     graph[ids["EmptyLatentImage"]]["inputs"].update(width=SD_SIZE, height=SD_SIZE)
     graph[ids["KSampler"]]["inputs"]["steps"] = 2
@@ -356,6 +357,21 @@ def test_layout_to_sd_draws_what_comfyuis_own_nodes_draw(server, mode):
     plain[ids["KSampler"]]["inputs"]["positive"] = graph[ids["GoTR1LayoutToConditioning"]]["inputs"]["conditioning"]
     (without,) = _succeeds(base, output, plain)
     assert not np.array_equal(ours, without)
+
+
+@pytest.mark.skipif(not HAS_DIFFUSERS, reason="pip install diffusers to build the random SD 1.5 files")
+def test_a_hand_drawn_plan_steers_stable_diffusion_without_a_gotr1_model(server):
+    """hand_drawn_layout_to_sd: no GoT-R1 model in the graph; the Plan Editor's boxes reach the sampler as
+    ComfyUI's own area nodes would put them."""
+    from gotr1_core.layout import Layout
+
+    base, output = server
+    graph, ids = _sd_graph("area", name="hand_drawn_layout_to_sd")
+    assert not any(kind in ids for kind in ("GoTR1ModelLoader", "GoTR1ReasoningPlanner"))
+    layout = Layout.from_chain(graph[ids["GoTR1PlanEditor"]]["inputs"]["plan"])
+    (ours,) = _succeeds(base, output, graph)
+    (theirs,) = _succeeds(base, output, _with_core_nodes(graph, ids, "area", layout))
+    assert len(layout.objects) == 2 and np.array_equal(ours, theirs)
 
 
 @pytest.fixture(scope="module")

@@ -196,31 +196,24 @@ def best_of_n() -> Graph:
     return g
 
 
-def layout_to_sd() -> Graph:
-    plan_prompt = "a red circle left of a blue square"
-    sd_prompt = "a photo of a red ball left of a blue box on a wooden table, soft daylight"
-    g = Graph("A GoT-R1 plan steering a Stable Diffusion 1.5 checkpoint: the planner places the objects, "
-              "Layout To Conditioning adds one regional condition per object (its label, limited to its box) "
-              "to the prompt's conditioning, and KSampler draws. Runs as shipped with the built-in ShapeWorld "
-              "model, which plans coloured shapes: its prompt is a ShapeWorld prompt, the picture's prompt is "
-              "in CLIP Text Encode. Needs your SD 1.5 checkpoint in models/checkpoints/. With a real GoT-R1 / "
-              "Janus-Pro model in models/gotr1/: choose it in the Model Loader and give the planner the same "
-              "prompt as CLIP Text Encode. For GLIGEN: load a GLIGEN model, connect it and set mode to gligen.")
-    checkpoint = g.add("CheckpointLoaderSimple", (20, 300), ckpt_name="v1-5-pruned-emaonly.safetensors")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=plan_prompt, seed=0, temperature=-1.0, max_tokens=-1)
-    positive = g.add("CLIPTextEncode", (380, 300), text=sd_prompt)
-    negative = g.add("CLIPTextEncode", (380, 520), text="blurry, low quality")
-    regions = g.add("GoTR1LayoutToConditioning", (740, 20), mode="area", strength=1.0, width=512, height=512)
-    latent = g.add("EmptyLatentImage", (740, 520), width=512, height=512, batch_size=1)
-    sampler = g.add("KSampler", (1100, 20), seed=0, steps=25, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras",
+SD_PROMPT = "a photo of a red ball left of a blue box on a wooden table, soft daylight"
+
+
+def _stable_diffusion(g: Graph, plan: tuple[int, int]) -> None:
+    """The Stable Diffusion 1.5 half of a layout workflow: the plan's layout (node, output slot) steers KSampler
+    through Layout To Conditioning."""
+    checkpoint = g.add("CheckpointLoaderSimple", (20, 500), ckpt_name="v1-5-pruned-emaonly.safetensors")
+    positive = g.add("CLIPTextEncode", (380, 500), text=SD_PROMPT)
+    negative = g.add("CLIPTextEncode", (380, 720), text="blurry, low quality")
+    regions = g.add("GoTR1LayoutToConditioning", (1180, 20), mode="area", strength=1.0, width=512, height=512)
+    latent = g.add("EmptyLatentImage", (1180, 520), width=512, height=512, batch_size=1)
+    sampler = g.add("KSampler", (1540, 20), seed=0, steps=25, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras",
                     denoise=1.0)
-    decode = g.add("VAEDecode", (1460, 20))
-    save = g.add("SaveImage", (1460, 300), filename_prefix="gotr1_layout_to_sd")
-    g.link(loader, 0, planner, "model")
+    decode = g.add("VAEDecode", (1900, 20))
+    save = g.add("SaveImage", (1900, 300), filename_prefix="gotr1_layout_to_sd")
     g.link(checkpoint, 1, positive, "clip")
     g.link(checkpoint, 1, negative, "clip")
-    g.link(planner, 1, regions, "layout")
+    g.link(plan[0], plan[1], regions, "layout")
     g.link(checkpoint, 1, regions, "clip")
     g.link(positive, 0, regions, "conditioning")
     g.link(checkpoint, 0, sampler, "model")
@@ -230,11 +223,45 @@ def layout_to_sd() -> Graph:
     g.link(sampler, 0, decode, "samples")
     g.link(checkpoint, 2, decode, "vae")
     g.link(decode, 0, save, "images")
+
+
+def layout_to_sd() -> Graph:
+    g = Graph("A GoT-R1 plan steering a Stable Diffusion 1.5 checkpoint: the planner places the objects, the Plan "
+              "Editor shows them (drag a box to change the plan; Reset returns to the planner's), Layout To "
+              "Conditioning adds one regional condition per object (its label, limited to its box) to the "
+              "prompt's conditioning, and KSampler draws. Runs as shipped with the built-in ShapeWorld model, "
+              "which plans coloured shapes: its prompt is a ShapeWorld prompt, the picture's prompt is in CLIP "
+              "Text Encode. Needs your SD 1.5 checkpoint in models/checkpoints/. With a real GoT-R1 / Janus-Pro "
+              "model in models/gotr1/: choose it in the Model Loader and give the planner the same prompt as "
+              "CLIP Text Encode. No GoT-R1 model at all: see hand_drawn_layout_to_sd. For GLIGEN: load a GLIGEN "
+              "model, connect it and set mode to gligen.")
+    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt="a red circle left of a blue square", seed=0,
+                    temperature=-1.0, max_tokens=-1)
+    editor = g.add("GoTR1PlanEditor", (740, 20), plan="", aspect_ratio="1:1")
+    g.link(loader, 0, planner, "model")
+    g.link(planner, 0, editor, "chain")
+    _stable_diffusion(g, (editor, 1))
+    return g
+
+
+HAND_DRAWN = ("a <|obj_start|>red ball<|obj_end|> <|box_start|>(90,420),(400,730)<|box_end|> left of a "
+              "<|obj_start|>blue box<|obj_end|> <|box_start|>(560,300),(930,760)<|box_end|> on a wooden table")
+"""A plan drawn in the Plan Editor by hand, for SD_PROMPT."""
+
+
+def hand_drawn_layout_to_sd() -> Graph:
+    g = Graph("A layout drawn by hand steering a Stable Diffusion 1.5 checkpoint, no GoT-R1 model needed: draw "
+              "the boxes in the Plan Editor (Add names an object and places a box; drag to move, drag corners "
+              "to resize, double-click to rename), and Layout To Conditioning limits each object's label to "
+              "its box. Needs your SD 1.5 checkpoint in models/checkpoints/.")
+    editor = g.add("GoTR1PlanEditor", (740, 20), plan=HAND_DRAWN, aspect_ratio="1:1")
+    _stable_diffusion(g, (editor, 1))
     return g
 
 
 WORKFLOWS = {"text_to_image": text_to_image, "edit_the_plan": edit_the_plan, "best_of_n": best_of_n,
-             "layout_to_sd": layout_to_sd}
+             "layout_to_sd": layout_to_sd, "hand_drawn_layout_to_sd": hand_drawn_layout_to_sd}
 RUNNABLE = ("text_to_image", "edit_the_plan", "best_of_n")  # our nodes + core image nodes only
 
 
