@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .generation import GenerationConfig, GenerationResult, ProgressCallback, generate
+from .generation import GenerationConfig, GenerationResult, PreviewCallback, ProgressCallback, generate
 from .memory import human, largest_chunk, plan_memory, weight_bytes
 from .model.loading import GotModel
 
@@ -67,7 +67,7 @@ def fitting_chunk(got: GotModel, images: int, config: GenerationConfig, chain_gi
 
 def generate_fitting(got: GotModel, prompt: str, config: GenerationConfig, chains: str | None = None,
                      images: bool = True, chunk: int | None = None, free_bytes: int | None = None,
-                     callback: ProgressCallback | None = None,
+                     callback: ProgressCallback | None = None, preview: PreviewCallback | None = None,
                      log: Callable[[str], None] = print) -> GenerationResult:
     """``generate(got, prompt, config, chains)`` in chunks that fit (one prompt, ``config.num_samples`` images).
 
@@ -86,7 +86,7 @@ def generate_fitting(got: GotModel, prompt: str, config: GenerationConfig, chain
     def run(start: int, size: int) -> GenerationResult:
         part_config = dataclasses.replace(config, num_samples=size, first_index=config.first_index + start,
                                           max_batch=size)
-        return generate(got, prompt, part_config, chains=chains, images=images, callback=callback)
+        return generate(got, prompt, part_config, chains=chains, images=images, callback=callback, preview=preview)
 
     def give_up() -> torch.OutOfMemoryError:
         free = free_memory_bytes(got.device)

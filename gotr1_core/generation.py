@@ -39,6 +39,9 @@ from .sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, row_keys, sample
 
 ProgressCallback = Callable[[str, int, int], None]
 """``callback(stage, done, total)`` every block of tokens; raise inside it to cancel."""
+PreviewCallback = Callable[[str, torch.Tensor, int], None]
+"""``preview(stage, tokens, done)``: at the same points as the progress callback, the stage's token buffer
+(``[rows, total]``, the first ``done`` columns written) — for live previews; reading it syncs the device."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def _reason_budget(got: GotModel, prompt_ids: list[list[int]], wanted: int, imag
 
 @torch.inference_mode()
 def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
-            callback: ProgressCallback | None, image_tokens: int):
+            callback: ProgressCallback | None, image_tokens: int, preview: PreviewCallback | None = None):
     ids_t = got.token_ids
     device = got.device
     max_tokens = _reason_budget(got, prompt_ids, config.max_reason_tokens, image_tokens)
@@ -244,6 +247,8 @@ def _reason(got: GotModel, prompt_ids: list[list[int]], keys: torch.Tensor, conf
         if (t + 1) % config.check_every == 0:
             if callback:
                 callback("reasoning", t + 1, max_tokens)
+            if preview:
+                preview("reasoning", tokens, t + 1)
             if bool(done.all()):  # one host sync per block of tokens
                 break
             if bool(done.any()):
@@ -276,7 +281,7 @@ def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, plausibility: 
 
 @torch.inference_mode()
 def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
-          callback: ProgressCallback | None):
+          callback: ProgressCallback | None, preview: PreviewCallback | None = None):
     device = got.device
     pad = got.token_ids.pad
     cfg_scale = config.cfg_scale
@@ -299,8 +304,11 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
         logprobs[:, t] = lp
         if t == n_tokens - 1:
             break
-        if callback and (t + 1) % config.check_every == 0:
-            callback("image", t + 1, n_tokens)
+        if (t + 1) % config.check_every == 0:
+            if callback:
+                callback("image", t + 1, n_tokens)
+            if preview:
+                preview("image", tokens, t + 1)
         embeds = got.model.prepare_embeddings_for_image_generation(tok[:, None])
         hidden = decoder.step(torch.cat([embeds, embeds]) if use_cfg else embeds)
     return tokens, logprobs
@@ -314,6 +322,22 @@ def decode_images(got: GotModel, image_ids: torch.Tensor, max_batch: int = 16) -
         pixels = got.model.decode_image_tokens(chunk.to(got.device))
         out.append(((pixels.float().clamp(-1, 1) + 1) / 2).cpu())
     return torch.cat(out) if out else torch.empty((0, got.image_size, got.image_size, 3))
+
+
+def partial_image(got: GotModel, tokens: torch.Tensor) -> torch.Tensor:
+    """The picture of the first ``len(tokens)`` image tokens (raster order), the patches still to come grey:
+    what a live preview shows while an image is drawn. ``[H, W, 3]`` in 0..1 on the CPU."""
+    count, grid = got.num_image_tokens, got.grid_size
+    done = int(tokens.shape[0])
+    full = torch.zeros(count, dtype=torch.long)
+    full[:done] = tokens.cpu()
+    if 0 < done < count:
+        full[done:] = full[done - 1]  # a token the decoder has seen beside the drawn ones, not a random one
+    image = decode_images(got, full[None])[0]
+    patch = image.shape[0] // grid
+    todo = (torch.arange(count) >= done).view(grid, grid)
+    todo = todo.repeat_interleave(patch, 0).repeat_interleave(patch, 1)[..., None]
+    return torch.where(todo, torch.tensor(0.5), image)
 
 
 # -- public API -----------------------------------------------------------------------
@@ -349,6 +373,7 @@ def generate(
     images: bool = True,
     decode: bool = True,
     callback: ProgressCallback | None = None,
+    preview: PreviewCallback | None = None,
 ) -> GenerationResult:
     """Generate ``config.num_samples`` chains (and images) per prompt.
 
@@ -360,7 +385,8 @@ def generate(
     and ``first_index=r`` with one sample redraws row ``r`` alone. ``chains`` (one for all prompts, or one per
     prompt) skips stage 1 and conditions the image on exactly that text.
     ``images=False`` stops after the reasoning (the planner); ``decode=False``
-    keeps image tokens without running the VQ decoder.
+    keeps image tokens without running the VQ decoder. ``preview`` sees the
+    tokens so far every ``config.check_every`` tokens (:data:`PreviewCallback`).
     """
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list:
@@ -404,14 +430,14 @@ def generate(
             chunk_finished = [True] * len(chunk_reason)
         else:
             tokens, lps = _reason(got, row_prompt_ids[sl], keys, config, callback,
-                                  got.num_image_tokens + 1 if images else 0)
+                                  got.num_image_tokens + 1 if images else 0, preview)
             chunk_reason, chunk_lps, chunk_finished = _trim(got, tokens.cpu(), lps.cpu())
         reason_rows += chunk_reason
         reason_lps += chunk_lps
         finished += chunk_finished
         if images:
             cond = [p + chain_for_image(got, r) for p, r in zip(row_prompt_ids[sl], chunk_reason)]
-            tok, lp = _draw(got, cond, keys, config, callback)
+            tok, lp = _draw(got, cond, keys, config, callback, preview)
             image_ids.append(tok.cpu())
             image_lps.append(lp.cpu())
 

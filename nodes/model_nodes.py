@@ -17,6 +17,7 @@ from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
 
 from . import services
 from .layout_nodes import GOT_LAYOUT
+from .previews import LivePreview
 
 GOT_MODEL = "GOT_MODEL"
 CATEGORY = "GoT-R1"
@@ -96,7 +97,8 @@ def _model_folder(model: str):
 
 
 def _progress_callback(total_steps: int):
-    """Map generation progress onto a ComfyUI progress bar; cancel between token blocks."""
+    """Map generation progress onto a ComfyUI progress bar; cancel between token blocks. Returns the callback
+    and the bar (live previews are shown on it)."""
     bar = services.progress_bar(total_steps)
     state = {"stage": None, "base": 0, "last": 0}
 
@@ -108,7 +110,7 @@ def _progress_callback(total_steps: int):
         state["last"] = done
         bar.update_absolute(min(state["base"] + done, total_steps), total_steps)
 
-    return callback
+    return callback, bar
 
 
 def _check_model(model) -> LoadedModel:
@@ -135,6 +137,8 @@ def _or_model_default(value: float) -> float | None:
 
 
 MODEL_INPUT = (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."})
+LIVE_PREVIEW_INPUT = ("BOOLEAN", {"default": True, "tooltip": "Show the work while it happens (the image so far, "
+                                  "the chain so far); at most 5 % of the run's time goes to it."})
 PROMPT_INPUT = ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."})
 
 
@@ -156,10 +160,11 @@ class ReasoningPlanner:
                 "max_tokens": ("INT", {"default": -1, "min": -1, "max": 4096,
                                        "tooltip": "Longest chain in tokens; the chain is cut there (and where the "
                                                   "model's context ends). -1: the model's own setting."}),
-            }
+            },
+            "optional": {"live_preview": LIVE_PREVIEW_INPUT},
         }
 
-    def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int):
+    def plan(self, model, prompt: str, seed: int, temperature: float, max_tokens: int, live_preview: bool = True):
         loaded = _check_model(model)
         prompt = model_prompt(loaded.got, prompt)
         if max_tokens == 0 or max_tokens < -1:
@@ -168,7 +173,9 @@ class ReasoningPlanner:
         config = GenerationConfig(seed=seed, text_temperature=_or_model_default(temperature),
                                   max_reason_tokens=limit)
         got = loaded.ready(prompt, config)
-        result = generate(got, prompt, config, images=False, callback=_progress_callback(limit))
+        callback, _ = _progress_callback(limit)
+        result = generate(got, prompt, config, images=False, callback=callback,
+                          preview=LivePreview(got) if live_preview else None)
         return (result.chains[0], result.layouts[0])
 
 
@@ -206,12 +213,13 @@ class Generator:
                 "first_index": ("INT", {"default": 0, "min": 0, "max": 0xFFFF,
                                         "tooltip": "Number the images from here: image k of this run is image "
                                                    "first_index + k of the seed's sequence."}),
+                "live_preview": LIVE_PREVIEW_INPUT,
             },
         }
 
     def generate(self, model, prompt: str, batch_size: int, cfg: float, seed: int, text_temperature: float,
                  image_temperature: float, chain: str | None = None, layout: Layout | None = None,
-                 first_index: int = 0):
+                 first_index: int = 0, live_preview: bool = True):
         loaded = _check_model(model)
         prompt = model_prompt(loaded.got, prompt)
         given, report = None, None
@@ -230,8 +238,9 @@ class Generator:
         steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
         chunk = fitting_chunk(got, batch_size, config, given is not None, len(encode_prompt(got, prompt)),
                               services.free_bytes(got.device))
-        result: GenerationResult = generate_fitting(got, prompt, config, chains=given, chunk=chunk,
-                                                    callback=_progress_callback(steps * -(-batch_size // chunk)))
+        callback, bar = _progress_callback(steps * -(-batch_size // chunk))
+        result: GenerationResult = generate_fitting(got, prompt, config, chains=given, chunk=chunk, callback=callback,
+                                                    preview=LivePreview(got, bar) if live_preview else None)
         if report is None:  # the model's own chains, one report per image
             report = "\n".join(f"image {i}: {diagnostics_text(p)}" for i, p in zip(result.streams, result.parsed))
         return (result.images, join_chains(result.chains), report)

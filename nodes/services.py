@@ -74,6 +74,21 @@ def progress_bar(total: int):
     return _PlainProgress(total)
 
 
+def progress_text(text: str) -> None:
+    """Show ``text`` under the running node (ComfyUI's progress-text channel); nothing where there is none."""
+    if not IN_COMFYUI:
+        return
+    try:  # pragma: no cover - exercised only inside ComfyUI
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+
+        context = get_executing_context()
+        if context is not None and hasattr(PromptServer.instance, "send_progress_text"):
+            PromptServer.instance.send_progress_text(text, context.node_id)
+    except (ImportError, AttributeError):  # an older server without the channel
+        pass
+
+
 def torch_device() -> torch.device:
     """The device ComfyUI computes on (its ``--cpu`` etc. honoured), else CUDA if present."""
     if IN_COMFYUI:
