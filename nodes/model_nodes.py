@@ -174,8 +174,10 @@ class ReasoningPlanner:
                                   max_reason_tokens=limit)
         got = loaded.ready(prompt, config)
         callback, _ = _progress_callback(limit)
-        result = generate(got, prompt, config, images=False, callback=callback,
-                          preview=LivePreview(got) if live_preview else None)
+        preview = LivePreview(got) if live_preview else None
+        result = generate(got, prompt, config, images=False, callback=callback, preview=preview)
+        if preview is not None:
+            preview.finish(result.chains[0])
         return (result.chains[0], result.layouts[0])
 
 
@@ -239,8 +241,11 @@ class Generator:
         chunk = fitting_chunk(got, batch_size, config, given is not None, len(encode_prompt(got, prompt)),
                               services.free_bytes(got.device))
         callback, bar = _progress_callback(steps * -(-batch_size // chunk))
+        preview = LivePreview(got, bar) if live_preview else None
         result: GenerationResult = generate_fitting(got, prompt, config, chains=given, chunk=chunk, callback=callback,
-                                                    preview=LivePreview(got, bar) if live_preview else None)
+                                                    preview=preview)
+        if preview is not None:
+            preview.finish(None if given else result.chains[0], result.images[0])
         if report is None:  # the model's own chains, one report per image
             report = "\n".join(f"image {i}: {diagnostics_text(p)}" for i, p in zip(result.streams, result.parsed))
         return (result.images, join_chains(result.chains), report)

@@ -490,3 +490,51 @@ def _screenshot_sheet(path: Path, before: bytes, after: bytes, images: np.ndarra
         sheet.paste(tile, (left, top))
         draw.rectangle((left - 1, top - 1, left + side, top + side), outline="#999999")
     sheet.save(path)
+
+
+def _binary_messages(base: str, graph: dict) -> list[int]:
+    """Run ``graph`` with a websocket open, as the browser does; the types of the binary messages it got
+    (1: preview image, 3: progress text, 4: preview image with metadata)."""
+    import asyncio
+    import uuid
+
+    import aiohttp
+
+    client = f"gotr1-ws-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> list[int]:
+        kinds = []
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{base.replace('http', 'ws')}/ws?clientId={client}") as ws:
+                async with session.post(f"{base}/prompt", json={"prompt": graph, "client_id": client}) as r:
+                    prompt_id = (await r.json())["prompt_id"]
+                async for message in ws:
+                    if message.type == aiohttp.WSMsgType.BINARY:
+                        kinds.append(int.from_bytes(message.data[:4], "big"))
+                    elif message.type == aiohttp.WSMsgType.TEXT:
+                        event = json.loads(message.data)
+                        data = event.get("data", {})
+                        if data.get("prompt_id") == prompt_id and event["type"] in ("execution_success",
+                                                                                    "execution_error"):
+                            assert event["type"] == "execution_success", data
+                            return kinds
+        return kinds
+
+    return asyncio.run(asyncio.wait_for(run(), timeout=300))
+
+
+def test_the_generator_sends_live_previews_and_none_when_turned_off(server):
+    """A run on the real server sends preview images over the websocket while the Generator draws (and the
+    chain as progress text); with live_preview off it sends none."""
+    base, _ = server
+    graph = _workflow("text_to_image")
+    ids = {node["class_type"]: node_id for node_id, node in graph.items()}
+    generator = graph[ids["GoTR1Generator"]]["inputs"]
+    generator.update(batch_size=48, seed=4321)  # ~2 s on the CPU: long enough for previews at their 5 % share
+    kinds = _binary_messages(base, graph)
+    assert {1, 4} & set(kinds), kinds
+    generator.update(seed=4322, live_preview=False)
+    graph[ids["GoTR1ReasoningPlanner"]]["inputs"]["live_preview"] = False
+    graph[ids["GoTR1ReasoningPlanner"]]["inputs"]["seed"] = 99
+    kinds = _binary_messages(base, graph)
+    assert not {1, 3, 4} & set(kinds), kinds

@@ -18,7 +18,9 @@ CHAIN = ("a <|obj_start|>red circle<|obj_end|> <|box_start|>(100,200),(400,500)<
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return load_model(make_tiny_model(tmp_path_factory.mktemp("m") / "model", num_kv_heads=2), device="cpu")
+    # 64 wide: int4 (NF4) stores rows in blocks of 64
+    return load_model(make_tiny_model(tmp_path_factory.mktemp("m") / "model", hidden_size=64, num_kv_heads=2),
+                      device="cpu")
 
 
 class RecordingDecoder(generation.Decoder):

@@ -1,6 +1,7 @@
 """The Plan Editor: its JS layout logic (run under node) and what it writes, read by the Python parser."""
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from gotr1_core.shapeworld.plans import person_plan
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 NODE = shutil.which("node")
+if NODE is None and os.environ.get("GOTR1_REQUIRE_NODE"):  # CI installs node: its absence is a failure there
+    raise RuntimeError("GOTR1_REQUIRE_NODE is set but there is no `node` on PATH (apt-get install nodejs)")
 needs_node = pytest.mark.skipif(NODE is None, reason="node (https://nodejs.org, Debian's nodejs) runs the JS tests")
 
 

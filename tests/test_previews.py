@@ -56,7 +56,7 @@ def test_previews_reach_the_progress_bar_with_the_image_so_far(got):
 
 
 def test_previews_take_at_most_their_share_of_the_time(got, monkeypatch):
-    """A preview that is slow (50 ms) is sent only while previews have taken <= 5 % of the run so far."""
+    """A preview that is slow (50 ms) is sent only while previews have taken <= their budget of the run so far."""
     real = previews.partial_image
 
     def slow(*args):
@@ -91,9 +91,12 @@ def test_the_nodes_show_their_work_and_not_when_turned_off(monkeypatch):
     chain, _ = ReasoningPlanner().plan(model, PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     assert texts and all(chain.startswith(t) for t in texts)  # the chain as it grew
     assert [len(t) for t in texts] == sorted(len(t) for t in texts) and len(texts[0]) < len(chain)
-    Generator().generate(model, PROMPT, batch_size=2, cfg=-1.0, seed=0, text_temperature=-1.0,
-                         image_temperature=-1.0, chain=chain)
+    assert texts[-1] == chain  # and the node is left showing it whole
+    images, _, _ = Generator().generate(model, PROMPT, batch_size=2, cfg=-1.0, seed=0, text_temperature=-1.0,
+                                        image_temperature=-1.0, chain=chain)
     assert bars[-1].previews and bars[-1].previews[0][0] == "JPEG"
+    last = np.asarray(bars[-1].previews[-1][1], dtype=np.float32) / 255  # the node is left showing image 0, whole
+    assert np.abs(last - images[0].numpy()).mean() < 0.03
     texts.clear()
     ReasoningPlanner().plan(model, PROMPT, seed=0, temperature=-1.0, max_tokens=-1, live_preview=False)
     Generator().generate(model, PROMPT, batch_size=2, cfg=-1.0, seed=0, text_temperature=-1.0,
