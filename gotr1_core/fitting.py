@@ -39,7 +39,8 @@ def free_memory_bytes(device: torch.device) -> int | None:
 
 def weights_mode(got: GotModel) -> str:
     """The memory plan's name for how the model's weights are stored."""
-    return got.extra.get("quantize") or {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[got.dtype]
+    dtypes = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return got.extra.get("quantize") or dtypes[got.dtype]
 
 
 def plan_options(got: GotModel, config: GenerationConfig, chain_given: bool, prompt_tokens: int) -> dict:

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-
-from .model.quantize import QUANTIZED_MODES, WEIGHT_MODES
+from .model.quantize import QUANTIZED_MODES, WEIGHT_MODES, is_quantized_layer, quantized_bytes
 
 TYPICAL_PROMPT_TOKENS = 48
 
@@ -140,7 +138,6 @@ def weight_bytes(config, mode: str = "auto", device: str = "cuda", understanding
     block statistics); everything else is in the compute dtype.
     """
     from .model.loading import UNDERSTANDING, build_skeleton, within
-    from .model.quantize import is_quantized_layer, quantized_bytes
 
     element = _element_bytes(compute_dtype(mode, device))
     skeleton = build_skeleton(config)  # parameters on the meta device: sizes without memory
