@@ -138,7 +138,7 @@ def _or_model_default(value: float) -> float | None:
 
 MODEL_INPUT = (GOT_MODEL, {"tooltip": "From GoT-R1 Model Loader."})
 LIVE_PREVIEW_INPUT = ("BOOLEAN", {"default": True, "tooltip": "Show the work while it happens (the image so far, "
-                                  "the chain so far); at most 5 % of the run's time goes to it."})
+                                  "the chain so far); they cost about 1 % of the run's time."})
 PROMPT_INPUT = ("STRING", {"multiline": True, "default": "", "tooltip": "What the image should show."})
 
 
