@@ -5,7 +5,8 @@ usage: fsdp_driver.py MODEL_FOLDER OUT_FOLDER
 Shards the tiny Janus model as accelerate's FSDP2 does (each decoder layer,
 then the root), then on every rank: generates inside ``full_parameters`` and
 without it, takes one optimiser step on this rank's half of a batch through
-the sharded forward, and generates again. Writes ``rank-<r>.json`` and, on
+the sharded forward, and generates again; then checkpoints the optimizer state
+gathered whole and resumes it into a fresh sharded policy for a second step. Writes ``rank-<r>.json`` and, on
 rank 0, the unsharded reference (same batch, one process, whole) next to it.
 """
 
@@ -23,7 +24,9 @@ sys.path.insert(0, str(ROOT))
 from gotr1_core.generation import GenerationConfig, generate  # noqa: E402
 from gotr1_core.model.loading import load_model  # noqa: E402
 from trainer.grpo import PolicyLogprobs, trainable_modules  # noqa: E402
-from trainer.sharding import full_parameters, full_state_dict, sharding_kind  # noqa: E402
+from trainer.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from trainer.sharding import (full_optimizer_state, full_parameters, full_state_dict,  # noqa: E402
+                              load_full_optimizer_state, sharding_kind)
 
 PROMPTS = ["a red circle left of a blue square", "a green triangle", "two blue squares", "a cat"]
 CONFIG = GenerationConfig(num_samples=1, seed=5, cfg_scale=2.0)
@@ -91,6 +94,34 @@ if __name__ == "__main__":
     if rank == 0:
         save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(out / "sharded.safetensors"))
         save_file({"image_ids": trained.image_ids}, str(out / "sharded_tokens.safetensors"))
+    # Resuming from a checkpoint: the moments gathered whole, written and read back as the trainer's checkpoints
+    # hold them, loaded into a fresh sharded policy made from the step-1 weights; one more step on both. A
+    # third policy resumes the weights but not the moments (what a checkpoint without them would give).
+    moments = full_optimizer_state(policy, optimizer)
+    if rank == 0:
+        save_checkpoint(out / "run", 1, state, {"optimizer": moments}, keep_last=1)
+    dist.barrier()
+    _, saved = load_checkpoint(find_checkpoint(out / "run"))
+    resumed, fresh = [], []
+    for keep_moments, into in ((True, resumed), (False, fresh)):
+        again = PolicyLogprobs(trainable(model_dir))
+        again.load_state_dict(state)
+        for layer in again.model.model.language_model.layers:
+            fully_shard(layer)
+        fully_shard(again)
+        opt = torch.optim.AdamW([p for p in again.parameters() if p.requires_grad], lr=1e-2)
+        if keep_moments:
+            load_full_optimizer_state(again, opt, saved["optimizer"])
+        into.append((again, opt))
+    for model, opt in [(policy, optimizer), resumed[0], fresh[0]]:
+        opt.zero_grad()
+        _, image = model(reference.select(mine))
+        (-image.sum(dim=1).sum() / len(PROMPTS) * world).backward()
+        opt.step()
+    after = [full_state_dict(m) for m in (policy, resumed[0][0], fresh[0][0])]
+    gap = lambda a, b: max(float((a[k] - b[k]).abs().max()) for k in a)  # noqa: E731
+    report.update(resumed_gap=gap(after[0], after[1]), fresh_gap=gap(after[0], after[2]),
+                  saved_moments=len(saved["optimizer"]["state"]))
     try:
         report["without"] = generate(got, PROMPTS, CONFIG).image_ids.tolist()
     except Exception as exc:  # noqa: BLE001 - what happens without gathering is what the test reports

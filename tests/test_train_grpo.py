@@ -234,18 +234,41 @@ def test_micro_batches_accumulate_the_gradient_of_the_whole_batch(tmp_path, tiny
     assert norms[0] > 0 and norms[1] == pytest.approx(norms[0], rel=1e-4)
 
 
-def test_run_with_a_partitioned_optimizer_refuses_to_resume_and_still_exports(tmp_path, tiny_model, monkeypatch):
-    """Under DeepSpeed / FSDP the AdamW moments are split across processes: the checkpoint keeps whole
+def test_run_with_a_deepspeed_partitioned_optimizer_refuses_to_resume_and_still_exports(tmp_path, tiny_model,
+                                                                                         monkeypatch):
+    """Under DeepSpeed the AdamW moments live in its engine, split across processes: the checkpoint keeps whole
     weights but no optimizer state, and resuming says so instead of silently restarting the moments."""
     import trainer.grpo
 
-    monkeypatch.setattr(trainer.grpo, "partitioned_optimizer", lambda accelerator: "FSDP")
+    monkeypatch.setattr(trainer.grpo, "partitioned_optimizer", lambda accelerator: "DeepSpeed ZeRO-3")
     config = tiny_run_config(tmp_path, tiny_model, steps=4, eval_count=1)
     assert train_grpo(config, progress=False, judge=LongChainJudge(), stop_after=2) == {"stopped_at": 2}
-    with pytest.raises(ValueError, match="FSDP run: its optimizer state is split.*gotr1-train export"):
+    with pytest.raises(ValueError, match="DeepSpeed ZeRO-3 run: its optimizer state is split.*gotr1-train export"):
         train_grpo(config, resume=True, progress=False, judge=LongChainJudge())
     exported = export_run(tmp_path / "run", tmp_path / "exported")
     assert load_model(exported, device="cpu").model is not None
+
+
+def test_an_fsdp_run_checkpoints_its_moments_gathered_and_resumes_to_the_uninterrupted_weights(tmp_path, tiny_model,
+                                                                                                monkeypatch):
+    """Under FSDP the checkpoint holds the AdamW moments gathered by parameter name and a resumed run puts them
+    back after ``prepare``: stopped at step 2 and resumed, it ends with the weights of the run that was not
+    stopped. (One process here, told it is FSDP; tests/test_sharding.py resumes real FSDP2 shards.)"""
+    import trainer.grpo
+
+    monkeypatch.setattr(trainer.grpo, "partitioned_optimizer", lambda accelerator: "FSDP")
+    for name in ("whole", "stopped"):
+        (tmp_path / name).mkdir()
+    whole = tiny_run_config(tmp_path / "whole", tiny_model, steps=4, eval_count=1, save_every=2)
+    stopped = tiny_run_config(tmp_path / "stopped", tiny_model, steps=4, eval_count=1, save_every=2)
+    train_grpo(whole, progress=False, judge=LongChainJudge())
+    assert train_grpo(stopped, progress=False, judge=LongChainJudge(), stop_after=2) == {"stopped_at": 2}
+    state = json.loads((find_checkpoint(tmp_path / "stopped" / "run") / "state.json").read_text())
+    assert "optimizer_gathered" in json.dumps(state)
+    train_grpo(stopped, resume=True, progress=False, judge=LongChainJudge())
+    a = load_file(str(find_checkpoint(tmp_path / "whole" / "run") / "model.safetensors"))
+    b = load_file(str(find_checkpoint(tmp_path / "stopped" / "run") / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
 
 
 def test_a_quantized_reference_is_stored_small_and_stays_close_to_the_starting_policy(tmp_path, tiny_model):

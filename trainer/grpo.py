@@ -57,7 +57,8 @@ from .evaluate import REWARDS, eval_prompts, evaluate, model_path, model_problem
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
 from .prompts import batch_for_step, load_prompts, source_problem
-from .sharding import full_parameters, full_state_dict, partitioned_optimizer, sharding_kind
+from .sharding import (full_optimizer_state, full_parameters, full_state_dict, load_full_optimizer_state,
+                       partitioned_optimizer, sharding_kind)
 
 LANGUAGE_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -196,6 +197,23 @@ def frozen_reference(config: GRPOConfig, got: GotModel, device) -> GotModel:
         model = copy.deepcopy(got.model).requires_grad_(False).eval().to(device)
         return dataclasses.replace(got, model=model)
     return load_model(model_path(config.model), device=device, dtype=got.dtype, quantize=config.reference_weights)
+
+
+def optimizer_checkpoint(policy, optimizer, partitioned: str | None) -> dict:
+    """The optimizer state a checkpoint holds: as torch keeps it (one process, DDP: every process has all of
+    it), gathered whole by parameter name under FSDP, none under DeepSpeed.
+
+    Under FSDP each process holds the moments of its shards: they are gathered
+    (:func:`trainer.sharding.full_optimizer_state`) and put back into the new
+    shards on resume. DeepSpeed keeps them in its own engine, outside what
+    torch's state-dict functions read: such a checkpoint holds whole weights
+    and no moments, and resuming it is refused with a way forward.
+    """
+    if partitioned is None:
+        return {"optimizer": optimizer.state_dict()}
+    if partitioned == "FSDP":
+        return {"optimizer": full_optimizer_state(policy, optimizer), "optimizer_gathered": True}
+    return {"optimizer": None}
 
 
 def _lora_layers(model):
@@ -416,16 +434,20 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     log = MetricsLog(run_dir, accelerator.is_main_process)
     start = 0
+    gathered_moments = None  # an FSDP run's optimizer state, loaded into the shards once they exist
     if resume and (found := find_checkpoint(run_dir)) is not None:
         tensors, state = load_checkpoint(found)
         if state["optimizer"] is None:
             raise ValueError(
                 f"{found} was written by a {state['optimizer_partitioned']} run: its optimizer state is split "
-                "across the processes and not in the checkpoint, so the run cannot be resumed yet. Its weights are "
+                "across the processes and not in the checkpoint, so the run cannot be resumed. Its weights are "
                 f"whole: `gotr1-train export {run_dir} OUT` writes them as a model folder; start a new run from it "
                 "(model=OUT).")
         restore_tensors(got.model, tensors, lora)
-        optimizer.load_state_dict(state["optimizer"])
+        if state.get("optimizer_gathered"):
+            gathered_moments = state["optimizer"]
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         start = state["step"]
@@ -440,6 +462,9 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     accelerator.gradient_accumulation_steps = math.ceil(rows / config.micro_batch)  # micro-batches per step
     policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
     partitioned = partitioned_optimizer(accelerator)
+    inner_optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper holds torch's
+    if gathered_moments is not None:
+        load_full_optimizer_state(policy, inner_optimizer, gathered_moments)
 
     last = min(config.steps, stop_after or config.steps)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
@@ -521,10 +546,10 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
                 log.log(step + 1, run_evals(got, judge, eval_sets, config, accelerator))
         if (step + 1) % config.save_every == 0 or step + 1 == last:
             tensors = checkpoint_tensors(policy_weights(policy, got), lora)
+            moments = optimizer_checkpoint(policy, inner_optimizer, partitioned)  # every process: it gathers
             if accelerator.is_main_process:
                 save_checkpoint(run_dir, step + 1, tensors,
-                                {"optimizer": None if partitioned else optimizer.state_dict(),
-                                 "optimizer_partitioned": partitioned, "scheduler": scheduler.state_dict(),
+                                {**moments, "optimizer_partitioned": partitioned, "scheduler": scheduler.state_dict(),
                                  "rng": rng_state(), "data_position": (step + 1) * config.prompts_per_step},
                                 config.keep_last)
             accelerator.wait_for_everyone()  # no rank runs ahead of a checkpoint still being written

@@ -110,6 +110,31 @@ def full_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return module.state_dict()
 
 
+def full_optimizer_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """The whole optimizer state of an FSDP-sharded ``module`` (every process must call it: it gathers),
+    keyed by parameter name rather than by position, on the CPU of the main process (others get ``{}``).
+
+    Under FSDP each process holds the AdamW moments of its shards only; this
+    is what a checkpoint written by the main process can hold, and what
+    :func:`load_full_optimizer_state` puts back into the shards.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(module, optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_full_optimizer_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load :func:`full_optimizer_state` (read from a checkpoint by every process) into the optimizer of an
+    FSDP-sharded ``module``: each process keeps the part of the moments its shards own. A trainable weight
+    without moments is one no step has updated yet (AdamW creates them at its first gradient, and a stage
+    switch leaves some heads without one): it starts fresh, as it would have."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(module, optimizer, optim_state_dict=state,
+                             options=StateDictOptions(full_state_dict=True, strict=False))
+
+
 def partitioned_optimizer(accelerator) -> str | None:
     """The scheme splitting the optimizer state across processes (DeepSpeed ZeRO, FSDP), or None.
 
