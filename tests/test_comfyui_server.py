@@ -538,3 +538,49 @@ def test_the_generator_sends_live_previews_and_none_when_turned_off(server):
     graph[ids["GoTR1ReasoningPlanner"]]["inputs"]["seed"] = 99
     kinds = _binary_messages(base, graph)
     assert not {1, 3, 4} & set(kinds), kinds
+
+
+def test_the_plan_editor_renames_adds_deletes_and_undoes_with_mouse_and_keys(editor, server):
+    """Double-click renames (the name asked in a dialog), Add places a new object, Delete removes the selected
+    box, Ctrl+Z / Ctrl+Y walk back and forth, arrow keys nudge; every plan the canvas writes parses strictly."""
+    from gotr1_core.reasoning import parse_chain
+
+    ui = json.loads((ROOT / "workflows" / "edit_the_plan.json").read_text(encoding="utf-8"))
+    editor.evaluate("""async (workflow) => {
+        await window.app.loadGraphData(workflow);
+        const node = window.app.graph._nodes.find((n) => n.type === "GoTR1PlanEditor");
+        window.app.canvas.ds.scale = 1;
+        window.app.canvas.centerOnNode(node);
+        window.app.canvas.setDirty(true, true);
+    }""", ui)
+    editor.wait_for_timeout(500)
+    value = "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value"
+    box = editor.locator(".gotr1-plan-editor canvas").bounding_box()
+
+    def at(x, y):
+        return box["x"] + x / 1000 * box["width"], box["y"] + y / 1000 * box["height"]
+
+    start = parse_chain(editor.evaluate(value), strict=True)
+    square = start.objects[1].boxes[0]
+    answers = iter(["green square", "yellow triangle"])
+    editor.on("dialog", lambda dialog: dialog.accept(next(answers)))
+    editor.mouse.dblclick(*at((square.x1 + square.x2) / 2, (square.y1 + square.y2) / 2))
+    renamed = parse_chain(editor.evaluate(value), strict=True)
+    assert [o.label for o in renamed.objects] == ["red circle", "green square"]
+    assert renamed.text == start.text.replace("blue square", "green square")  # the words around it kept
+    editor.get_by_role("button", name="Add").click()
+    added = parse_chain(editor.evaluate(value), strict=True)
+    assert [o.label for o in added.objects] == ["red circle", "green square", "yellow triangle"]
+    editor.keyboard.press("Shift+ArrowRight")  # the new object is selected: nudge it 10 units
+    nudged = parse_chain(editor.evaluate(value), strict=True).objects[2].boxes[0]
+    assert nudged.x1 == added.objects[2].boxes[0].x1 + 10
+    editor.keyboard.press("Delete")
+    assert [o.label for o in parse_chain(editor.evaluate(value), strict=True).objects] == ["red circle",
+                                                                                          "green square"]
+    for _ in range(4):
+        editor.keyboard.press("Control+z")
+    assert parse_chain(editor.evaluate(value), strict=True) == start  # rename, add, nudge, delete undone
+    editor.keyboard.press("Control+y")
+    assert parse_chain(editor.evaluate(value), strict=True) == renamed
+    editor.get_by_role("button", name="Reset").click()
+    assert editor.evaluate(value) == ""  # the incoming plan passes through again

@@ -35,27 +35,37 @@ class PlanCanvas {
 
     this.root = document.createElement("div");
     this.root.className = "gotr1-plan-editor";
-    this.root.style.cssText = "display:flex;flex-direction:column;gap:3px;width:100%;height:100%;overflow:hidden";
+    this.root.style.cssText =
+      "position:relative;display:flex;flex-direction:column;gap:3px;width:100%;height:100%;overflow:hidden";
     const bar = (this.bar = document.createElement("div"));
+    const then = (action) => () => {
+      action();
+      this.focus(); // keys (nudge, Delete, Ctrl+Z) go on working on the plan
+    };
     bar.append(
-      button("Add", "add an object (its name is asked)", () => this.addObject()),
-      button("Delete", "delete the selected box (Delete key)", () => this.deleteSelected()),
-      button("Undo", "Ctrl+Z", () => this.undo()),
-      button("Redo", "Ctrl+Y / Ctrl+Shift+Z", () => this.redo()),
-      button("Reset", "back to the incoming plan (edits dropped)", () => this.reset()),
+      button("Add", "add an object (its name is asked)", then(() => this.addObject())),
+      button("Delete", "delete the selected box (Delete key)", then(() => this.deleteSelected())),
+      button("Undo", "Ctrl+Z", then(() => this.undo())),
+      button("Redo", "Ctrl+Y / Ctrl+Shift+Z", then(() => this.redo())),
+      button("Reset", "back to the incoming plan (edits dropped)", then(() => this.reset())),
     );
     this.canvas = document.createElement("canvas");
-    this.canvas.tabIndex = 0;
     this.canvas.style.cssText = "flex:none;outline:none;background:#fff;touch-action:none;align-self:center";
+    // Keys go to an invisible input beside the canvas: ComfyUI leaves keys typed into an input to it, so
+    // Ctrl+Z / Delete / arrows edit the plan here instead of undoing or deleting in the graph around it.
+    this.keys = document.createElement("input");
+    this.keys.readOnly = true;
+    this.keys.setAttribute("aria-label", "GoT-R1 Plan Editor keys");
+    this.keys.style.cssText = "position:absolute;left:0;top:0;width:1px;height:1px;opacity:0;pointer-events:none";
     this.status = document.createElement("div");
     this.status.style.cssText = "font-size:11px;opacity:0.8;white-space:nowrap;overflow:hidden;text-overflow:ellipsis";
-    this.root.append(bar, this.canvas, this.status);
+    this.root.append(bar, this.canvas, this.status, this.keys);
 
     this.canvas.addEventListener("pointerdown", (e) => this.onDown(e));
     this.canvas.addEventListener("pointermove", (e) => this.onMove(e));
     this.canvas.addEventListener("pointerup", (e) => this.onUp(e));
     this.canvas.addEventListener("dblclick", (e) => this.onDoubleClick(e));
-    this.canvas.addEventListener("keydown", (e) => this.onKey(e));
+    this.keys.addEventListener("keydown", (e) => this.onKey(e));
     new ResizeObserver(() => this.draw()).observe(this.root);
     const shaped = this.aspectWidget?.callback;
     if (this.aspectWidget) {
@@ -69,6 +79,10 @@ class PlanCanvas {
       typed?.apply(this.planWidget, args);
       this.draw();
     };
+  }
+
+  focus() {
+    this.keys.focus({ preventScroll: true });
   }
 
   get incoming() {
@@ -153,7 +167,7 @@ class PlanCanvas {
 
   onDown(e) {
     e.stopPropagation();
-    this.canvas.focus();
+    this.focus();
     const p = this.toGrid(e);
     const plan = this.plan();
     const hit = L.hitTest(plan, p.x, p.y, this.tolerance());
