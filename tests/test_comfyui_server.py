@@ -520,7 +520,10 @@ def _binary_messages(base: str, graph: dict) -> list[int]:
                             return kinds
         return kinds
 
-    return asyncio.run(asyncio.wait_for(run(), timeout=300))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: playwright's sync API may hold this thread's
+        return thread.submit(asyncio.run, asyncio.wait_for(run(), timeout=300)).result()
 
 
 def test_the_generator_sends_live_previews_and_none_when_turned_off(server):
