@@ -105,12 +105,12 @@ class PlanCanvas {
     return this.lastGood;
   }
 
-  commit(next, before) {
-    if (before) this.history.push(this.edited ? this.planWidget.value : "");
+  /** Make `next` the edited plan; `undoable`: the plan before it is what Undo returns to. */
+  commit(next, undoable) {
+    if (undoable) this.history.push(this.edited ? this.planWidget.value : "");
     this.planWidget.value = L.formatChain(next);
-    this.planWidget.callback?.(this.planWidget.value);
+    this.planWidget.callback?.(this.planWidget.value); // redraws (see the constructor)
     this.node.setDirtyCanvas?.(true, true);
-    this.draw();
   }
 
   restore(text) {
