@@ -3,8 +3,8 @@ the Planner's progress text.
 
 A preview costs a device sync and, for images, a VQ decode, so they are rationed by time: at most one every
 ``INTERVAL`` seconds, and never while previews have taken more than ``BUDGET`` (1 %) of the time since the
-stage began — a preview that took 10 ms waits until the stage has run a second. What a preview costs around
-it (caches it evicts) is not timed, hence 1 % for a total under 5 % (measured, see docs/generation.md).
+run began — a preview that took 10 ms waits until the run has gone on a second. What a preview costs around
+it (caches, threads) is not timed: 1 % measured +1.0 % in all, 2 % measured +4.5 % (docs/generation.md).
 Generation never waits for one.
 """
 
@@ -21,7 +21,7 @@ from gotr1_core.model.loading import GotModel
 from . import services
 
 PREVIEW_SIZE = 512  # the longest side ComfyUI shows a preview at
-BUDGET = 0.01       # of a run's time for previews: with what they cost around them (caches), under 5 %
+BUDGET = 0.01       # of a run's time for previews (what they cost around them roughly doubles it)
 INTERVAL = 0.25     # seconds between previews, at least
 
 
