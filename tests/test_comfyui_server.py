@@ -587,3 +587,29 @@ def test_the_plan_editor_renames_adds_deletes_and_undoes_with_mouse_and_keys(edi
     assert parse_chain(editor.evaluate(value), strict=True) == renamed
     editor.get_by_role("button", name="Reset").click()
     assert editor.evaluate(value) == ""  # the incoming plan passes through again
+
+
+def test_the_plan_editor_sends_its_incoming_plan_and_background_to_the_browser(server):
+    """The Plan Editor's message after a run: the planner's plan (well formed) and a background picture the
+    browser can fetch from /view — here the Generator's first image drawn from the same plan."""
+    import io
+
+    from gotr1_core.reasoning import parse_chain
+
+    base, _ = server
+    graph = _workflow("text_to_image")
+    ids = {node["class_type"]: node_id for node_id, node in graph.items()}
+    graph["50"] = {"class_type": "GoTR1PlanEditor",
+                   "inputs": {"plan": "", "aspect_ratio": "1:1", "chain": [ids["GoTR1ReasoningPlanner"], 0],
+                              "background": [ids["GoTR1Generator"], 0]}}
+    graph["51"] = {"class_type": "GoTR1LayoutViewer", "inputs": {"width": 64, "height": 64, "layout": ["50", 1]}}
+    graph["52"] = {"class_type": "PreviewImage", "inputs": {"images": ["51", 0]}}
+    entry = _run(base, graph)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (sent,) = entry["outputs"]["50"]["gotr1_plan"]
+    assert sent["edited"] is False and parse_chain(sent["incoming"], strict=True).objects
+    picture = sent["background"]
+    query = f"filename={picture['filename']}&subfolder={picture['subfolder']}&type={picture['type']}"
+    with urllib.request.urlopen(f"{base}/view?{query}", timeout=10) as response:
+        image = Image.open(io.BytesIO(response.read()))
+    assert image.size == (64, 64) and np.asarray(image.convert("RGB")).std() > 0
