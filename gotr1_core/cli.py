@@ -198,6 +198,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from .fitting import weights_mode
     from .generation import generate
 
     chain = None
@@ -222,7 +223,7 @@ def cmd_generate(args) -> int:
     record = {
         "prompt": prompt,
         "model": str(got.path),
-        "weights": got.extra.get("quantize") or str(got.dtype).removeprefix("torch."),
+        "weights": weights_mode(got),
         "settings": result.settings,
         "images": [{"file": f, "seed": seed, "index": index, "chain": chain, "finished": bool(done),
                     "layout": layout.to_dict()}

@@ -58,6 +58,10 @@ class _Progress:
             self.callback("judging", self.answered, self.total)
 
 
+GROUND_TOKENS = 128
+"""Answer length allowed for the grounding question (boxes); the score questions get the default 48."""
+
+
 class QwenQuestions:
     """The four rewards from a Qwen2.5-VL's answers to the questions of :mod:`.prompts`.
 
@@ -108,7 +112,7 @@ class QwenQuestions:
                    progress: _Progress | None = None):
         queries = [(i, label) for i, layout in enumerate(layouts) for label in dict.fromkeys(layout.labels)]
         answers = self.ask([(prompts.GROUND.format(label=label), pictures[i]) for i, label in queries],
-                           max_new_tokens=128, progress=progress)
+                           max_new_tokens=GROUND_TOKENS, progress=progress)
         sizes = [self.seen_size(picture) for picture in pictures]
         found: list[list[tuple[str, object]]] = [[] for _ in layouts]
         for (i, label), answer in zip(queries, answers):
@@ -221,8 +225,8 @@ class MLLMJudge(QwenQuestions):
 
     def working_bytes(self, image: Image.Image) -> int:
         """What a full batch of questions about images like ``image`` needs beside the weights (the longest
-        answers asked for: boxes, 128 tokens)."""
-        return self.max_batch * self.question_bytes(image, 128)
+        answers asked for: boxes)."""
+        return self.max_batch * self.question_bytes(image, GROUND_TOKENS)
 
     def question_bytes(self, image: Image.Image | None, max_new_tokens: int) -> int:
         """About what one question in a batch adds while it is answered: its key/value cache (chat template
