@@ -123,7 +123,7 @@ def text_to_image() -> Graph:
     loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
     planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
     viewer = g.add("GoTR1LayoutViewer", (740, 20), width=512, height=512, chain="")
-    generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
+    generator = g.add("GoTR1Generator", (380, 360), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
     preview = g.add("PreviewImage", (1100, 20))
     save = g.add("SaveImage", (740, 300), filename_prefix="gotr1_text_to_image")
@@ -157,7 +157,7 @@ def edit_the_plan() -> Graph:
     editor = g.add("GoTR1PlanEditor", (740, 20), plan=EDITED_CHAIN, aspect_ratio="1:1")
     edited = g.add("GoTR1LayoutViewer", (1180, 300), title="the edited plan", width=512, height=512, chain="")
     show_edited = g.add("PreviewImage", (1540, 300))
-    generator = g.add("GoTR1Generator", (380, 300), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
+    generator = g.add("GoTR1Generator", (380, 360), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
     save = g.add("SaveImage", (740, 620), filename_prefix="gotr1_edit_the_plan")
     g.link(loader, 0, planner, "model")
