@@ -348,8 +348,13 @@ def encode_prompt(got: GotModel, prompt: str) -> list[int]:
     return encode_prompt_ids(got.tokenizer, got.spec.format_prompt(prompt))
 
 
-def encode_chain(got: GotModel, chain: str) -> list[int]:
-    """Token ids of a user-written chain, always ending with the image-start token."""
+def encode_chain(got: GotModel, chain: str, prompt: str | None = None) -> list[int]:
+    """Token ids of a user-written chain, always ending with the image-start token; reworded first for a
+    model that draws given plans in its own wording (``plan_wording`` in ``gotr1.json``)."""
+    if got.spec.plan_wording == "shapeworld":
+        from .shapeworld.plans import reworded  # the world is only needed by its own models
+
+        chain = reworded(prompt or "", chain)
     ids = got.tokenizer.encode(chain.rstrip(), add_special_tokens=False)
     if not ids or ids[-1] != got.token_ids.image_start:
         ids.append(got.token_ids.image_start)
@@ -383,7 +388,8 @@ def generate(
     is the same whatever the batch size or chunking, every row of a call has
     a stream of its own (a prompt listed twice gets two different samples),
     and ``first_index=r`` with one sample redraws row ``r`` alone. ``chains`` (one for all prompts, or one per
-    prompt) skips stage 1 and conditions the image on exactly that text.
+    prompt) skips stage 1 and conditions the image on that text (:func:`encode_chain`; ``chains`` of the
+    result keep it as given, ``reason_ids`` hold what the image was conditioned on).
     ``images=False`` stops after the reasoning (the planner); ``decode=False``
     keeps image tokens without running the VQ decoder. ``preview`` sees the
     tokens so far every ``config.check_every`` tokens (:data:`PreviewCallback`).
@@ -425,7 +431,7 @@ def generate(
         sl = slice(start, start + config.max_batch)
         keys = keys_all[sl]
         if all(given):
-            chunk_reason = [encode_chain(got, c) for c in row_chain[sl]]
+            chunk_reason = [encode_chain(got, c, p) for c, p in zip(row_chain[sl], row_prompts[sl])]
             chunk_lps = [torch.zeros(len(r)) for r in chunk_reason]
             chunk_finished = [True] * len(chunk_reason)
         else:

@@ -162,6 +162,9 @@ def test_generation_spec_file_is_validated(copy):
     (copy / "gotr1.json").write_text(json.dumps({"prompt_template": "no placeholder"}))
     with pytest.raises(CheckpointError, match="exactly once"):
         load_model(copy, device="cpu")
+    (copy / "gotr1.json").write_text(json.dumps({"plan_wording": "poetic"}))
+    with pytest.raises(CheckpointError, match="plan_wording must be one of as_written, shapeworld, got 'poetic'"):
+        load_model(copy, device="cpu")
     # Trailing whitespace dropped, leading kept, as the GoT-R1 release prompts its models.
     assert GenerationSpec().format_prompt("  a cat \n") == (
         "User: Follow the caption to generate an image through a chain of thought process:   a cat\n\nAssistant:")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from gotr1_core.layout import Layout, ObjectBox, relation
 from gotr1_core.reasoning import GRID, Box, parse_chain
@@ -14,6 +15,7 @@ from gotr1_core.shapeworld.plans import (
     free_boxes,
     model_wording,
     prose_chain,
+    reworded,
     valid_plan,
 )
 from trainer.evaluate import PLAN_KINDS, _with_boxes, evaluate_plans, plans_for
@@ -79,6 +81,27 @@ def test_the_models_own_wording_is_kept_when_its_boxes_are_replaced():
     assert list(Layout.from_chain(chain).objects) == moved
 
 
+def test_rewording_keeps_the_objects_and_boxes_and_gives_the_models_own_wording():
+    rng = np.random.default_rng(3)
+    for scene in SCENES:
+        objects = list(scene.layout.objects)
+        assert reworded(scene.prompt, scene.chain) == scene.chain  # the model's wording comes back unchanged
+        prose = prose_chain(objects, scene.spec, rng)
+        assert reworded(scene.prompt, prose) == scene.chain, prose
+    pair = next(s for s in SCENES if s.spec.relation)
+    # the relation word is the prompt's, however the prompt phrases it; a prompt the world cannot read gets a list
+    assert f" {pair.spec.relation} " in reworded(pair.prompt.replace("left of", "to the left of"), pair.chain)
+    listed = reworded("a dragon", pair.chain)
+    assert pair.spec.relation not in listed and " and " in listed
+    assert Layout.from_chain(listed) == pair.layout
+    # several boxes after one tag become one tag each; a chain with no tags is left as it is
+    two = "<|obj_start|>red circle<|obj_end|><|box_start|>(0,0),(250,250)<|box_end|><|box_start|>(500,500),(750,750)" \
+          "<|box_end|> here<begin_of_image>"
+    assert reworded("two red circles", two) == model_wording(
+        [ObjectBox("red circle", Box(0, 0, 250, 250)), ObjectBox("red circle", Box(500, 500, 750, 750))], None)
+    assert reworded("a red circle", "just words") == "just words"
+
+
 @pytest.fixture(scope="module")
 def builtin():
     from gotr1_core.demo import builtin_model_path
@@ -114,3 +137,26 @@ def test_eval_command_takes_plan_kinds(capsys):
     assert "unknown kinds ['doodle']" in capsys.readouterr().err
     assert main(["eval", "builtin", "--cfg", "-2"]) == 1
     assert "cfg: must be >= 0" in capsys.readouterr().err
+
+
+def test_the_builtin_model_draws_a_given_plan_from_its_own_wording(builtin):
+    """A prose plan conditions the image exactly as its reworded form does (same tokens, same image), while
+    the result keeps the plan as it was given; a model that reads plans as written sees the prose."""
+    import dataclasses
+
+    from gotr1_core.generation import GenerationConfig, encode_chain, generate
+
+    scenes = [s for s in SCENES if s.spec.num_objects >= 2][:4]
+    rng = np.random.default_rng(4)
+    prose = [prose_chain(list(s.layout.objects), s.spec, rng) for s in scenes]
+    prompts = [s.prompt for s in scenes]
+    config = GenerationConfig(seed=3, max_batch=4)
+    assert builtin.spec.plan_wording == "shapeworld"
+    given = generate(builtin, prompts, config, chains=prose, decode=False)
+    own = generate(builtin, prompts, config, chains=[s.chain for s in scenes], decode=False)
+    assert given.chains == prose
+    assert torch.equal(given.reason_ids, own.reason_ids) and torch.equal(given.image_ids, own.image_ids)
+    as_written = dataclasses.replace(builtin, spec=dataclasses.replace(builtin.spec, plan_wording="as_written"))
+    ids = encode_chain(as_written, prose[0], prompts[0])
+    assert ids == builtin.tokenizer.encode(prose[0], add_special_tokens=False) != encode_chain(builtin, prose[0],
+                                                                                               prompts[0])

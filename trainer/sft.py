@@ -133,7 +133,7 @@ def build_model(config: SFTConfig, vq_config: VQConfig, scenes, chains: list[tup
     spec = GenerationSpec(max_reason_tokens=160, cfg_scale=config.eval_cfg,
                           cfg_plausibility=config.eval_cfg_plausibility,
                           text_temperature=config.eval_text_temperature,
-                          image_temperature=config.eval_image_temperature)
+                          image_temperature=config.eval_image_temperature, plan_wording="shapeworld")
     tokenizer = train_tokenizer(world_corpus(scenes[:4000], chains[:4000], spec), vocab_size=config.vocab_size,
                                 split_digits=config.split_digits)
     ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id,

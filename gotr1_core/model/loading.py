@@ -37,6 +37,7 @@ WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 UNDERSTANDING = ("model.vision_model", "model.aligner")
 """The understanding path of a Janus model: image-to-text only, never used to generate."""
+PLAN_WORDINGS = ("as_written", "shapeworld")
 GOTR1_TEMPLATE = "User: Follow the caption to generate an image through a chain of thought process: {prompt}\n\nAssistant:"
 
 
@@ -50,7 +51,11 @@ class GenerationSpec:
 
     ``prompt_template`` wraps the user's prompt (``{prompt}``) in the chat
     format the model was trained on; BOS is put in front when it is encoded
-    (:func:`~gotr1_core.model.tokenizer.encode_prompt_ids`).
+    (:func:`~gotr1_core.model.tokenizer.encode_prompt_ids`). ``plan_wording``
+    says how a plan given to the model is read: ``as_written``, or
+    ``shapeworld`` — its tagged objects and boxes reworded into the ShapeWorld
+    template first (the built-in model,
+    :func:`~gotr1_core.shapeworld.plans.reworded`).
     """
 
     prompt_template: str = GOTR1_TEMPLATE
@@ -61,10 +66,13 @@ class GenerationSpec:
     cfg_plausibility: float = 0.0
     text_temperature: float = 1.0
     image_temperature: float = 1.0
+    plan_wording: str = "as_written"
 
     def __post_init__(self) -> None:
         if self.prompt_template.count("{prompt}") != 1:
             raise CheckpointError(f"prompt_template must contain '{{prompt}}' exactly once: {self.prompt_template!r}")
+        if self.plan_wording not in PLAN_WORDINGS:
+            raise CheckpointError(f"plan_wording must be one of {', '.join(PLAN_WORDINGS)}, got {self.plan_wording!r}")
 
     def format_prompt(self, prompt: str) -> str:
         """Trailing whitespace is dropped, leading kept: as the GoT-R1 release prompts its models."""

@@ -17,6 +17,9 @@ following them, not only on following its own:
   coordinates, still valid.
 * :func:`person_plan` — one of those at random (the plans GRPO's plan
   rollouts hand the model).
+* :func:`reworded` — the other way: any plan's tagged objects and boxes back in the model's own
+  wording, which is what the built-in model draws a given plan from (``plan_wording`` in its
+  ``gotr1.json``).
 
 *Valid* (:func:`valid_plan`): one box per object of the prompt (boxes are on
 the grid, so inside the canvas), boxes apart by at least :data:`MIN_GAP`
@@ -29,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..layout import ObjectBox, relation
-from ..reasoning import BOX_END, BOX_START, GRID, IMAGE_START, OBJ_END, OBJ_START, Box
-from .world import SceneSpec
+from ..reasoning import BOX_END, BOX_START, GRID, IMAGE_START, OBJ_END, OBJ_START, Box, parse_chain
+from .world import SceneSpec, ShapeWorldPromptError, parse_prompt
 
 MIN_SIDE, MAX_SIDE = 240, 380
 """Box sides of the plans written here, in grid units: about 15 to 24 pixels of a 64 px scene (the world
@@ -80,14 +83,34 @@ def prose_chain(objects: list[ObjectBox], spec: SceneSpec, rng: np.random.Genera
     return _pick(rng, OPENINGS) + body + _pick(rng, CLOSINGS) + IMAGE_START
 
 
-def model_wording(objects: list[ObjectBox], spec: SceneSpec) -> str:
-    """The chain in the world's own template (what the ground-truth chains look like)."""
+def model_wording(objects: list[ObjectBox], spec: SceneSpec | None) -> str:
+    """The chain in the world's own template (what the ground-truth chains look like); the relation word
+    is ``spec``'s (none without a spec)."""
     tagged = [f"{OBJ_START}{o.label}{OBJ_END} {BOX_START}{o.box.format()}{BOX_END}" for o in objects]
-    if spec.relation is not None and len(tagged) == 2:
+    if spec is not None and spec.relation is not None and len(tagged) == 2:
         body = f"{tagged[0]} {spec.relation} {tagged[1]}"
     else:
         body = tagged[0] if len(tagged) == 1 else ", ".join(tagged[:-1]) + " and " + tagged[-1]
     return body + IMAGE_START
+
+
+def reworded(prompt: str, chain: str) -> str:
+    """``chain``'s tagged objects and boxes, in order, in the model's own wording (:func:`model_wording`);
+    the words around the tags are dropped. A chain with no tagged object comes back as it is.
+
+    Why: in this world everything a plan says is in its tags and boxes, and the model's image stage
+    follows a plan in its own wording best (held-out compositions: 84.9 % of plans in prose drawn fully
+    correct as written, 88.3 % reworded; docs/shapeworld.md). The relation word is the prompt's, as in
+    the model's own chains; a prompt the world does not read gets the plain list.
+    """
+    objects = [ObjectBox(o.name, box) for o in parse_chain(chain).objects for box in o.boxes]
+    if not objects:
+        return chain
+    try:
+        spec = parse_prompt(prompt)
+    except ShapeWorldPromptError:
+        spec = None
+    return model_wording(objects, spec)
 
 
 def _apart(a: Box, b: Box) -> bool:
