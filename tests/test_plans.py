@@ -18,7 +18,7 @@ from gotr1_core.shapeworld.plans import (
     reworded,
     valid_plan,
 )
-from trainer.evaluate import PLAN_KINDS, _with_boxes, evaluate_plans, plans_for
+from trainer.evaluate import PLAN_KINDS, _with_boxes, evaluate, evaluate_plans, plans_for
 
 SCENES = generate_split("test", 60, seed=5)
 
@@ -126,6 +126,24 @@ def test_plan_following_is_measured_per_kind(builtin):
         plans_for(builtin, prompts, "doodle", seed=0, max_batch=16)
 
 
+def test_several_samples_per_prompt_and_per_plan_are_each_judged(builtin):
+    from gotr1_core.rewards import ShapeWorldJudge
+
+    seen = []
+
+    class Recording(ShapeWorldJudge):
+        def score(self, prompts, chains, layouts, images):
+            seen.append((list(prompts), list(chains)))
+            return super().score(prompts, chains, layouts, images)
+
+    prompts = [s.prompt for s in SCENES[:2]]
+    evaluate(builtin, Recording(), prompts, samples=3)
+    assert seen[-1][0] == [prompts[0]] * 3 + [prompts[1]] * 3
+    evaluate_plans(builtin, Recording(), prompts, ("free",), samples=2)
+    judged, plans = seen[-1]
+    assert judged == [prompts[0]] * 2 + [prompts[1]] * 2 and plans[0] == plans[1] != plans[2] == plans[3]
+
+
 def test_eval_command_takes_plan_kinds(capsys):
     from trainer.cli import main
 
@@ -137,6 +155,8 @@ def test_eval_command_takes_plan_kinds(capsys):
     assert "unknown kinds ['doodle']" in capsys.readouterr().err
     assert main(["eval", "builtin", "--cfg", "-2"]) == 1
     assert "cfg: must be >= 0" in capsys.readouterr().err
+    assert main(["eval", "builtin", "--samples", "0"]) == 1
+    assert "samples: must be > 0" in capsys.readouterr().err
 
 
 def test_the_builtin_model_draws_a_given_plan_from_its_own_wording(builtin):

@@ -177,6 +177,12 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
     assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:heldout"
     ablation = load_config(GRPOConfig, configs / "shapeworld_grpo_train_only.yaml", ["model=builtin"])
     assert ablation.prompts == "shapeworld:train" and ablation.output_dir != shapeworld.output_dir
+    # the second stage starts where the first ends and weights held-out compositions twice
+    with pytest.raises(ConfigError) as info:
+        load_config(GRPOConfig, configs / "shapeworld_grpo_heldout.yaml")
+    assert len(info.value.problems) == 1 and shapeworld.output_dir + "/model" in info.value.problems[0]
+    second = load_config(GRPOConfig, configs / "shapeworld_grpo_heldout.yaml", ["model=builtin"])
+    assert second.prompts.split("+").count("shapeworld:heldout") == 2 and second.output_dir != shapeworld.output_dir
     # accelerate launch configs: the trainer sets gradient accumulation (its micro-batches per step); a fixed
     # value in a DeepSpeed config would override it and step the engine after every micro-batch.
     from accelerate.commands.config.config_args import ClusterConfig

@@ -35,7 +35,9 @@ def training_command(config_class, train, example: str):
 def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model folder (or 'builtin')")
     parser.add_argument("--prompts", default="shapeworld:heldout", help="shapeworld:<split>, a .txt or a .jsonl file")
-    parser.add_argument("--count", type=int, default=200, help="prompts to judge (one sample each)")
+    parser.add_argument("--count", type=int, default=200, help="prompts to judge")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="images per prompt (or per plan), each judged: more samples, less noise")
     parser.add_argument("--judge", default="shapeworld", help="'shapeworld' or a local Qwen2.5-VL folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -53,7 +55,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_eval(args) -> int:
-    fields = ("model", "prompts", "count", "judge", "seed", "device", "output", "cfg", "cfg_plausibility",
+    fields = ("model", "prompts", "count", "samples", "judge", "seed", "device", "output", "cfg", "cfg_plausibility",
               "quantize")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:

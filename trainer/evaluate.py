@@ -63,12 +63,14 @@ def _names_objects(prompt: str, chain) -> bool | None:
 
 
 def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
-             cfg: float | None = None, cfg_plausibility: float | None = None, first_index: int = 0) -> dict:
-    """Mean rewards, fully-correct share and chain checks of one sample per prompt (``cfg``,
+             cfg: float | None = None, cfg_plausibility: float | None = None, first_index: int = 0,
+             samples: int = 1) -> dict:
+    """Mean rewards, fully-correct share and chain checks of ``samples`` samples per prompt (``cfg``,
     ``cfg_plausibility``: the model's own guidance settings unless given; ``first_index``: the global row of
     the first prompt, when a process evaluates a share of a set)."""
-    result = generate(got, prompts, GenerationConfig(num_samples=1, seed=seed, max_batch=max_batch, cfg_scale=cfg,
-                                                     cfg_plausibility=cfg_plausibility, first_index=first_index))
+    result = generate(got, prompts, GenerationConfig(num_samples=samples, seed=seed, max_batch=max_batch,
+                                                     cfg_scale=cfg, cfg_plausibility=cfg_plausibility,
+                                                     first_index=first_index))
     rewards = judge.score(result.prompts, result.chains, None, result.images)
     metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in REWARDS}
     if rewards.correct is not None:
@@ -124,15 +126,16 @@ def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> 
 
 
 def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64,
-                   cfg: float | None = None, cfg_plausibility: float | None = None) -> dict:
+                   cfg: float | None = None, cfg_plausibility: float | None = None, samples: int = 1) -> dict:
     """Per plan kind: how often the image drawn from the given plan is fully correct, and mean R_RI
-    (how well it follows the plan's boxes), one sample per plan, the model's own settings."""
+    (how well it follows the plan's boxes), ``samples`` images per plan, the model's own settings."""
     metrics = {}
     for kind in kinds:
         pairs = plans_for(got, prompts, kind, seed, max_batch)
         prompts_k, chains = [p for p, _ in pairs], [c for _, c in pairs]
-        result = generate(got, prompts_k, GenerationConfig(seed=seed, max_batch=max_batch, cfg_scale=cfg,
-                                                           cfg_plausibility=cfg_plausibility), chains=chains)
+        result = generate(got, prompts_k, GenerationConfig(num_samples=samples, seed=seed, max_batch=max_batch,
+                                                           cfg_scale=cfg, cfg_plausibility=cfg_plausibility),
+                          chains=chains)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         metrics[f"plans/{kind}/correct"] = float(np.mean(rewards.correct))
         metrics[f"plans/{kind}/r_ri"] = float(np.mean(rewards.r_ri))
@@ -145,6 +148,7 @@ class EvalConfig:
     model: str
     prompts: str = "shapeworld:heldout"
     count: int = 200
+    samples: int = 1
     judge: str = "shapeworld"
     seed: int = 0
     max_batch: int = 64
@@ -156,7 +160,7 @@ class EvalConfig:
     quantize: str | None = None     # fp8 | int8 | int4: the model's decoder layers stored quantized
 
     def problems(self) -> list[str]:
-        found = positive(self, "count", "max_batch")
+        found = positive(self, "count", "samples", "max_batch")
         if self.quantize not in (None, *QUANTIZED_MODES):
             found.append(f"quantize: use one of {', '.join(QUANTIZED_MODES)}, got {self.quantize!r}")
         if self.cfg is not None and self.cfg < 0:
@@ -183,11 +187,12 @@ def run_eval(config: EvalConfig) -> dict:
     judge = load_judge(config.judge, config.device)
     if config.plans:
         metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch,
-                                 cfg=config.cfg, cfg_plausibility=config.cfg_plausibility)
+                                 cfg=config.cfg, cfg_plausibility=config.cfg_plausibility, samples=config.samples)
     else:
         metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch, cfg=config.cfg,
-                           cfg_plausibility=config.cfg_plausibility)
-    metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), **metrics}
+                           cfg_plausibility=config.cfg_plausibility, samples=config.samples)
+    metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), "samples": config.samples,
+               **metrics}
     if config.output:
         Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
