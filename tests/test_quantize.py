@@ -8,7 +8,6 @@ from gotr1_core.demo import builtin_model_path
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import CheckpointError, load_model, save_model
-from gotr1_core.reasoning import parse_chain
 from gotr1_core.model.quantize import (PROJECTIONS, ScaledLinear, is_quantized_layer, split_weights_mode,
                                        stored_bytes)
 
