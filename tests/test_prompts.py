@@ -68,3 +68,35 @@ def test_plot_draws_logged_curves_and_keeps_the_last_value_of_a_redone_step(tmp_
         assert image.size[1] > 2 * 200
     with pytest.raises(FileNotFoundError, match="run folder"):
         read_series(tmp_path / "nothing", "x")
+
+
+def test_plot_fits_a_spike_label_and_draws_log_panels(tmp_path):
+    """A KL spike's label (4.57e+04) is drawn whole (the sheet widens past the usual margin rather than cut
+    it), and on a log panel the spike no longer flattens the rest of the curve onto the bottom edge."""
+    import json
+
+    import numpy as np
+    from PIL import Image, ImageFont
+
+    from trainer.plot import MARGIN, PANEL_W, plot_run
+
+    rows = [{"step": s, "train/kl": 45712.0 if s == 7 else 0.001 * s} for s in range(1, 21)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = plot_run(tmp_path, ["train/kl"], tmp_path / "curve.png")
+    label = ImageFont.load_default(size=13).getlength("4.57e+04")
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert image.size[0] >= MARGIN + PANEL_W + 4 + label
+    right_of_panel = pixels[:, MARGIN + PANEL_W + 2:]
+    assert (right_of_panel[:, -3:] == 255).all()  # nothing drawn at the very edge: the label ends inside
+
+    def end_height(log_keys):  # height of the curve's last steps (0.016..0.02) above the panel's bottom, 0..1
+        path = plot_run(tmp_path, ["train/kl"], tmp_path / "c.png", log_keys=log_keys)
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB")).astype(int)
+        panel = np.nonzero((np.abs(rgb[:, MARGIN] - 160) < 5).all(-1))[0]  # the panel frame's left edge
+        column = rgb[panel.min():panel.max() + 1, MARGIN + PANEL_W - 6]
+        drawn = np.nonzero((np.abs(column - [20, 60, 160]).sum(-1) < 30))[0] + panel.min()
+        return (panel.max() - drawn.mean()) / (panel.max() - panel.min())
+
+    assert end_height(()) < 0.02 and end_height(["train/kl"]) > 0.1

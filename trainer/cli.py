@@ -90,12 +90,15 @@ def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="curves.png")
     parser.add_argument("--keys", nargs="+", default=["reward/total_mean", "reward/correct", "train/kl"],
                         help="metrics to draw, one panel each")
+    parser.add_argument("--log-keys", nargs="+", default=["train/kl"],
+                        help="of those, the ones drawn on a log scale (a KL spike would flatten a linear panel); "
+                             "--log-keys with no names draws every panel linear")
     parser.add_argument("--title")
 
 
 def _run_plot(args) -> int:
     try:
-        out = plot.plot_run(args.run, args.keys, args.output, title=args.title)
+        out = plot.plot_run(args.run, args.keys, args.output, title=args.title, log_keys=args.log_keys)
     except FileNotFoundError as exc:
         print(f"gotr1-train plot: {exc}", file=sys.stderr)
         return 1

@@ -38,32 +38,46 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
+def _scaled(values: np.ndarray, log: bool) -> tuple[np.ndarray, float, float]:
+    """(values as drawn, labelled bottom, labelled top): log10 of the values for a log panel, whose
+    values at or below 0 are drawn at the smallest positive one."""
+    if log and values.max() > 0:
+        lo = float(values[values > 0].min())
+        return np.log10(np.maximum(values, lo)), lo, float(values.max())
+    return values, float(values.min()), float(values.max())
+
+
 def plot_run(run_dir: str | Path, keys: list[str], output: str | Path, title: str | None = None,
-             window: int = 10) -> Path:
+             window: int = 10, log_keys: tuple[str, ...] | list[str] = ()) -> Path:
+    """One panel per key, keys in ``log_keys`` on a log scale so one spike does not flatten the rest."""
     font = ImageFont.load_default(size=13)
-    sheet = Image.new("RGB", (PANEL_W + 2 * MARGIN, 36 + len(keys) * (PANEL_H + MARGIN)), "white")
+    panels = []
+    for key in keys:
+        steps, values = read_series(run_dir, key)
+        panels.append((key, steps, *(_scaled(values, key in log_keys) if len(steps) else (values, 0.0, 0.0))))
+    right = max([MARGIN] + [int(font.getlength(f"{v:.3g}")) + 10 for *_, lo, hi in panels for v in (lo, hi)])
+    sheet = Image.new("RGB", (MARGIN + PANEL_W + right, 36 + len(keys) * (PANEL_H + MARGIN)), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((MARGIN, 10), title or str(run_dir), fill="black", font=font)
-    for row, key in enumerate(keys):
-        steps, values = read_series(run_dir, key)
+    for row, (key, steps, values, lo, hi) in enumerate(panels):
         top = 36 + row * (PANEL_H + MARGIN)
         box = (MARGIN, top + 18, MARGIN + PANEL_W, top + 18 + PANEL_H - 30)
         draw.rectangle(box, outline=(160, 160, 160))
-        draw.text((MARGIN, top), key, fill="black", font=font)
+        draw.text((MARGIN, top), key + (" (log scale)" if key in log_keys else ""), fill="black", font=font)
         if len(steps) == 0:
             draw.text((box[0] + 8, box[1] + 8), "no values logged", fill=(150, 0, 0), font=font)
             continue
-        lo, hi = float(values.min()), float(values.max())
-        if hi - lo < 1e-9:
-            lo, hi = lo - 0.5, hi + 0.5
+        bottom, ceiling = float(values.min()), float(values.max())
+        if ceiling - bottom < 1e-9:  # a flat line sits mid-panel
+            bottom, ceiling = bottom - 0.5, ceiling + 0.5
         s0, s1 = float(steps.min()), float(max(steps.max(), steps.min() + 1))
 
         def xy(s, v):
             return (box[0] + (s - s0) / (s1 - s0) * (box[2] - box[0]),
-                    box[3] - (v - lo) / (hi - lo) * (box[3] - box[1]))
+                    box[3] - (v - bottom) / (ceiling - bottom) * (box[3] - box[1]))
 
-        for series, colour, width in ((values, (170, 190, 230), 1), (_smooth(values, window), (20, 60, 160), 2)):
-            points = [xy(s, v) for s, v in zip(steps, series)]
+        for curve, colour, width in ((values, (170, 190, 230), 1), (_smooth(values, window), (20, 60, 160), 2)):
+            points = [xy(s, v) for s, v in zip(steps, curve)]
             if len(points) > 1:
                 draw.line(points, fill=colour, width=width)
             else:
@@ -71,7 +85,8 @@ def plot_run(run_dir: str | Path, keys: list[str], output: str | Path, title: st
         draw.text((box[2] + 4, box[1] - 6), f"{hi:.3g}", fill="black", font=font)
         draw.text((box[2] + 4, box[3] - 8), f"{lo:.3g}", fill="black", font=font)
         draw.text((box[0], box[3] + 4), f"step {int(s0)}", fill="black", font=font)
-        draw.text((box[2] - 60, box[3] + 4), f"step {int(s1)}", fill="black", font=font)
+        last = f"step {int(s1)}"
+        draw.text((box[2] - font.getlength(last), box[3] + 4), last, fill="black", font=font)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
