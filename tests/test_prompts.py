@@ -90,8 +90,7 @@ def test_plot_fits_a_spike_label_and_draws_log_panels(tmp_path):
     right_of_panel = pixels[:, MARGIN + PANEL_W + 2:]
     assert (right_of_panel[:, -3:] == 255).all()  # nothing drawn at the very edge: the label ends inside
 
-    def end_height(log_keys):  # height of the curve's last steps (0.016..0.02) above the panel's bottom, 0..1
-        path = plot_run(tmp_path, ["train/kl"], tmp_path / "c.png", log_keys=log_keys)
+    def end_height(path):  # height of the curve's last steps (0.016..0.02) above the panel's bottom, 0..1
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB")).astype(int)
         panel = np.nonzero((np.abs(rgb[:, MARGIN] - 160) < 5).all(-1))[0]  # the panel frame's left edge
@@ -99,4 +98,10 @@ def test_plot_fits_a_spike_label_and_draws_log_panels(tmp_path):
         drawn = np.nonzero((np.abs(column - [20, 60, 160]).sum(-1) < 30))[0] + panel.min()
         return (panel.max() - drawn.mean()) / (panel.max() - panel.min())
 
-    assert end_height(()) < 0.02 and end_height(["train/kl"]) > 0.1
+    assert end_height(out) < 0.02
+    assert end_height(plot_run(tmp_path, ["train/kl"], tmp_path / "c.png", log_keys=["train/kl"])) > 0.1
+
+    from trainer.cli import main  # the command draws train/kl on a log scale unless told otherwise
+    assert main(["plot", str(tmp_path), "--keys", "train/kl", "-o", str(tmp_path / "log.png")]) == 0
+    assert main(["plot", str(tmp_path), "--keys", "train/kl", "--log-keys", "-o", str(tmp_path / "lin.png")]) == 0
+    assert end_height(tmp_path / "log.png") > 0.1 and end_height(tmp_path / "lin.png") < 0.02

@@ -90,7 +90,7 @@ def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="curves.png")
     parser.add_argument("--keys", nargs="+", default=["reward/total_mean", "reward/correct", "train/kl"],
                         help="metrics to draw, one panel each")
-    parser.add_argument("--log-keys", nargs="+", default=["train/kl"],
+    parser.add_argument("--log-keys", nargs="*", default=["train/kl"],
                         help="of those, the ones drawn on a log scale (a KL spike would flatten a linear panel); "
                              "--log-keys with no names draws every panel linear")
     parser.add_argument("--title")
