@@ -100,7 +100,7 @@ def reworded(prompt: str, chain: str) -> str:
 
     Why: in this world everything a plan says is in its tags and boxes, and the model's image stage
     follows a plan in its own wording best (the shipped model draws prose plans of held-out compositions
-    fully correct 86.3 % of the time as written, 90.7 % reworded; docs/shapeworld.md). The relation word
+    fully correct 87.0 % of the time as written, 92.7 % reworded; docs/shapeworld.md). The relation word
     is the prompt's, as in the model's own chains; a prompt the world does not read gets the plain list.
     """
     objects = [ObjectBox(o.name, box) for o in parse_chain(chain).objects for box in o.boxes]
