@@ -8,6 +8,8 @@ from gotr1_core.demo import builtin_model_path
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import CheckpointError, load_model, save_model
+from gotr1_core.reasoning import GRID
+from gotr1_core.shapeworld.scenes import CANVAS, STEP
 from gotr1_core.model.quantize import (PROJECTIONS, ScaledLinear, is_quantized_layer, split_weights_mode,
                                        stored_bytes)
 
@@ -125,7 +127,7 @@ def test_the_builtin_model_plans_and_draws_alike_in_every_mode(mode):
     quantized = generate(load_model(builtin_model_path(), device="cpu", quantize=mode), prompts, config)
     assert [[o.name for o in c.objects] for c in quantized.parsed] == [[o.name for o in c.objects] for c in full.parsed]
     if mode != "int4":
-        step = 1000 / 32  # one lattice step (2 px of 64) in grid units
+        step = GRID * STEP / CANVAS  # one lattice step (2 px of 64) in grid units
         for q, f in zip(quantized.parsed, full.parsed):
             for qo, fo in zip(q.objects, f.objects):
                 assert all(abs(a - b) <= 2 * step for qb, fb in zip(qo.boxes, fo.boxes)

@@ -38,13 +38,16 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def _scaled(values: np.ndarray, log: bool) -> tuple[np.ndarray, float, float]:
-    """(values as drawn, labelled bottom, labelled top): log10 of the values for a log panel, whose
-    values at or below 0 are drawn at the smallest positive one."""
-    if log and values.max() > 0:
+def _scaled(values: np.ndarray, log: bool) -> tuple[np.ndarray, float, float, bool]:
+    """(values as drawn, labelled bottom, labelled top, drawn on a log scale): log10 of the values for a
+    log panel, whose values at or below 0 are drawn at the smallest positive one; a series with nothing
+    above 0 (or nothing at all) stays linear."""
+    if log and len(values) and values.max() > 0:
         lo = float(values[values > 0].min())
-        return np.log10(np.maximum(values, lo)), lo, float(values.max())
-    return values, float(values.min()), float(values.max())
+        return np.log10(np.maximum(values, lo)), lo, float(values.max()), True
+    if not len(values):
+        return values, 0.0, 0.0, False
+    return values, float(values.min()), float(values.max()), False
 
 
 def plot_run(run_dir: str | Path, keys: list[str], output: str | Path, title: str | None = None,
@@ -54,16 +57,16 @@ def plot_run(run_dir: str | Path, keys: list[str], output: str | Path, title: st
     panels = []
     for key in keys:
         steps, values = read_series(run_dir, key)
-        panels.append((key, steps, *(_scaled(values, key in log_keys) if len(steps) else (values, 0.0, 0.0))))
-    right = max([MARGIN] + [int(font.getlength(f"{v:.3g}")) + 10 for *_, lo, hi in panels for v in (lo, hi)])
+        panels.append((key, steps, *_scaled(values, key in log_keys)))
+    right = max([MARGIN] + [int(font.getlength(f"{v:.3g}")) + 10 for *_, lo, hi, _ in panels for v in (lo, hi)])
     sheet = Image.new("RGB", (MARGIN + PANEL_W + right, 36 + len(keys) * (PANEL_H + MARGIN)), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((MARGIN, 10), title or str(run_dir), fill="black", font=font)
-    for row, (key, steps, values, lo, hi) in enumerate(panels):
+    for row, (key, steps, values, lo, hi, log) in enumerate(panels):
         top = 36 + row * (PANEL_H + MARGIN)
         box = (MARGIN, top + 18, MARGIN + PANEL_W, top + 18 + PANEL_H - 30)
         draw.rectangle(box, outline=(160, 160, 160))
-        draw.text((MARGIN, top), key + (" (log scale)" if key in log_keys else ""), fill="black", font=font)
+        draw.text((MARGIN, top), key + (" (log scale)" if log else ""), fill="black", font=font)
         if len(steps) == 0:
             draw.text((box[0] + 8, box[1] + 8), "no values logged", fill=(150, 0, 0), font=font)
             continue
