@@ -74,3 +74,29 @@ def test_gradient_pushes_up_good_samples():
     loss, _ = grpo_loss(logp, logp.detach(), None, torch.tensor([1.0, -1.0]), torch.ones(2, 4, dtype=torch.bool))
     loss.backward()
     assert (logp.grad[0] < 0).all() and (logp.grad[1] > 0).all()  # descent raises logp of the better sample
+
+
+def test_rollout_variety_by_hand():
+    """Entropy from the sampled tokens' log-probs (masked reasoning tokens only) and distinct plans per group, the
+    plans compared as the world draws them."""
+    from types import SimpleNamespace
+
+    from gotr1_core.layout import Layout
+    from trainer.grpo import rollout_variety, variety_stats
+
+    def plan(x):
+        return Layout.from_chain(f"<|obj_start|>red circle<|obj_end|><|box_start|>({x},100),({x + 300},400)<|box_end|>")
+
+    result = SimpleNamespace(
+        prompts=["a red circle"] * 4,
+        layouts=[plan(100), plan(101), plan(500), plan(500)],  # 101 is drawn as 100: group 1 has 1 plan, group 2 one
+        reason_mask=torch.tensor([[True, True, False]] * 4),
+        reason_logprobs=torch.tensor([[-1.0, -2.0, -9.0]] * 4),  # the masked -9 is not a token
+        image_logprobs=torch.tensor([[-0.5, -1.5]] * 4))
+    sums = rollout_variety(result, group_size=2)
+    assert sums == {"chain_nll": 12.0, "chain_tokens": 8.0, "image_nll": 8.0, "image_tokens": 8.0,
+                    "distinct_plans": 2.0, "groups": 2.0}
+    assert variety_stats(sums) == {"policy/entropy_chain": 1.5, "policy/entropy_image": 1.0,
+                                   "policy/distinct_plans": 1.0}
+    result.layouts[3] = plan(700)
+    assert variety_stats(rollout_variety(result, 2))["policy/distinct_plans"] == 1.5

@@ -16,7 +16,7 @@ from gotr1_core.shapeworld.plans import person_plan, valid_plan
 from trainer.config import ConfigError, load_config
 from trainer.evaluate import eval_prompts
 from trainer.grpo import GRPOConfig, joined, objective_mask, step_plans, train_grpo
-from trainer.prompts import load_prompts
+from trainer.prompts import training_records
 
 from grpo_helpers import LongChainJudge, tiny_run_config
 from tiny_janus import make_tiny_model
@@ -94,9 +94,7 @@ def test_plan_rollouts_draw_from_the_steps_person_plans(tmp_path, tiny):
     train_grpo(config, progress=False, judge=judge)
     own, planned = judge.calls[:2]
     assert len(own) == 4 and len(planned) == 4
-    held_out = set(eval_prompts("shapeworld:test", 1, config.seed))
-    records = [r for r in load_prompts(config.prompts, config.prompt_count, config.seed)
-               if r["prompt"] not in held_out]
+    records = training_records(config.prompts, config.prompt_count, config.seed, eval_prompts("shapeworld:test", 1))
     assert planned == [(r["prompt"], r["chain"]) for r in step_plans(records, 0, config) for _ in range(2)]
     logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert logged["plans/r_ri_mean"] == pytest.approx(1.0) and "reward/total_mean" in logged

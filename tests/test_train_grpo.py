@@ -49,6 +49,8 @@ def test_smoke_grpo_raises_the_reward_of_fixed_prompts(tmp_path, tiny_model):
     for key in ("reward/total_mean", "reward/r_sem_std", "train/kl", "train/clip_fraction", "train/lr",
                 "perf/samples_per_s", "perf/peak_memory_mb"):
         assert key in rows[0], key
+    assert all(r["policy/entropy_chain"] > 0 and r["policy/entropy_image"] > 0 for r in rows if "train/loss" in r)
+    assert all(1 <= r["policy/distinct_plans"] <= config.group_size for r in rows if "train/loss" in r)
     card = json.loads((tmp_path / "run" / "model" / "model_card.json").read_text())
     assert card["trained_with"] == "gotr1-train grpo" and card["config"]["steps"] == 8
     assert metrics["eval/held_out/total"] == pytest.approx(card["metrics"]["eval/held_out/total"])
@@ -174,7 +176,7 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
         load_config(GRPOConfig, configs / "shapeworld_grpo.yaml")
     assert len(info.value.problems) == 1 and "runs/shapeworld-sft/model" in info.value.problems[0]
     shapeworld = load_config(GRPOConfig, configs / "shapeworld_grpo.yaml", ["model=builtin"])
-    assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:heldout"
+    assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:rl_heldout"
     ablation = load_config(GRPOConfig, configs / "shapeworld_grpo_train_only.yaml", ["model=builtin"])
     assert ablation.prompts == "shapeworld:train" and ablation.output_dir != shapeworld.output_dir
     # the second stage starts where the first ends and weights held-out compositions twice
@@ -182,7 +184,7 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
         load_config(GRPOConfig, configs / "shapeworld_grpo_heldout.yaml")
     assert len(info.value.problems) == 1 and shapeworld.output_dir + "/model" in info.value.problems[0]
     second = load_config(GRPOConfig, configs / "shapeworld_grpo_heldout.yaml", ["model=builtin"])
-    assert second.prompts.split("+").count("shapeworld:heldout") == 2 and second.output_dir != shapeworld.output_dir
+    assert second.prompts.split("+").count("shapeworld:rl_heldout") == 2 and second.output_dir != shapeworld.output_dir
     # accelerate launch configs: the trainer sets gradient accumulation (its micro-batches per step); a fixed
     # value in a DeepSpeed config would override it and step the engine after every micro-batch.
     from accelerate.commands.config.config_args import ClusterConfig

@@ -11,6 +11,7 @@ import json
 import sys
 
 from gotr1_core.model.quantize import QUANTIZED_MODES
+from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
 from . import evaluate, grpo, plot, sft, vq
 from .config import ConfigError, load_config
@@ -34,14 +35,22 @@ def training_command(config_class, train, example: str):
 
 def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model folder (or 'builtin')")
-    parser.add_argument("--prompts", default="shapeworld:heldout", help="shapeworld:<split>, a .txt or a .jsonl file")
-    parser.add_argument("--count", type=int, default=200, help="prompts to judge")
-    parser.add_argument("--samples", type=int, default=1,
-                        help="images per prompt (or per plan), each judged: more samples, less noise")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--split", choices=EVALUATION_SPLITS,
+                        help="a ShapeWorld evaluation split: its fixed list of distinct scenes (shapeworld:SPLIT)")
+    source.add_argument("--prompts", help="shapeworld:<split>, a .txt or a .jsonl file (default shapeworld:heldout)")
+    parser.add_argument("--count", type=int, default=300, help="prompts (scenes) to judge (default 300)")
+    parser.add_argument("--samples", type=int, default=8,
+                        help="images per prompt (or per plan), each judged; two or more also measure diversity "
+                             "(default 8)")
     parser.add_argument("--judge", default="shapeworld", help="'shapeworld' or a local Qwen2.5-VL folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-seed", type=int, dest="sample_seed",
+                        help="seed of the images and the model's own plans (never changes which scenes)")
+    parser.add_argument("--plan-seed", type=int, dest="plan_seed", help="seed of the plans handed over with --plans")
+    parser.add_argument("--seed", type=int, help="both seeds at once")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="also write the metrics JSON here")
+    parser.add_argument("--disagreements", help="write a PNG of images on which the two judges disagree")
     parser.add_argument("--cfg", type=float, help="guidance scale of the image stage (default: the model's own)")
     parser.add_argument("--cfg-plausibility", type=float, dest="cfg_plausibility",
                         help="guide only among image tokens at least this likely relative to the conditional "
@@ -54,9 +63,22 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list) and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(f"{v:.3f}" for v in value) + "]"
+    return str(value)
+
+
 def _run_eval(args) -> int:
-    fields = ("model", "prompts", "count", "samples", "judge", "seed", "device", "output", "cfg", "cfg_plausibility",
-              "quantize")
+    if args.seed is not None:
+        args.sample_seed = args.sample_seed if args.sample_seed is not None else args.seed
+        args.plan_seed = args.plan_seed if args.plan_seed is not None else args.seed
+    if args.split:
+        args.prompts = f"shapeworld:{args.split}"
+    fields = ("model", "prompts", "count", "samples", "judge", "sample_seed", "plan_seed", "device", "output",
+              "disagreements", "cfg", "cfg_plausibility", "quantize")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:
         overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")
@@ -66,7 +88,7 @@ def _run_eval(args) -> int:
     else:
         width = max(len(k) for k in metrics)
         for key, value in metrics.items():
-            print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+            print(f"{key:<{width}}  {_value(value)}")
     return 0
 
 
@@ -88,7 +110,9 @@ def _run_export(args) -> int:
 def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a gotr1-train run folder (holds metrics.jsonl)")
     parser.add_argument("-o", "--output", default="curves.png")
-    parser.add_argument("--keys", nargs="+", default=["reward/total_mean", "reward/correct", "train/kl"],
+    parser.add_argument("--keys", nargs="+", default=["reward/total_mean", "reward/correct", "train/kl",
+                                                      "policy/entropy_chain", "policy/entropy_image",
+                                                      "policy/distinct_plans"],
                         help="metrics to draw, one panel each")
     parser.add_argument("--log-keys", nargs="*", default=["train/kl"],
                         help="of those, the ones drawn on a log scale (a KL spike would flatten a linear panel); "

@@ -1,18 +1,23 @@
 """``gotr1-train eval``: judge a model on a split or a prompt file.
 
-One sample per prompt with the model's own generation defaults (``gotr1.json``),
-scored by the configured judge. Reports the share of fully correct images
-(where the judge can tell), the mean of each reward, and for ShapeWorld
-prompts how often the chain parses cleanly and names exactly the prompt's
-objects. With ``plans``, the model is given plans a person could write
-instead (:data:`PLAN_KINDS`) and judged on following them. The same function
-evaluates SFT and GRPO runs, so their figures compare.
+``samples`` images per prompt with the model's own generation defaults
+(``gotr1.json``). For ShapeWorld prompts two judges read every image: the
+exact judge (GRPO's reward: ``correct`` and the four rewards) and the
+independent render-back judge (:mod:`gotr1_core.shapeworld.renderback`:
+``renderback_correct``, the headline), with 95 % intervals over distinct
+scenes (:mod:`trainer.intervals`), how often the judges agree, how often the
+chain parses cleanly and names exactly the prompt's objects, and with two or
+more samples the diversity of the samples against the world's own sampler
+(:mod:`gotr1_core.shapeworld.diversity`). With ``plans``, the model is given
+plans a person could write instead (:data:`PLAN_KINDS`) and judged on
+following them. The same functions evaluate SFT and GRPO runs, so their
+figures compare.
 """
-
 from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +28,19 @@ from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_chain
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
+from gotr1_core.shapeworld.diversity import diversity_report
 from gotr1_core.shapeworld.plans import edit_layout, free_boxes, model_wording, prose_chain
+from gotr1_core.shapeworld.renderback import RenderBackJudge
 
 from .config import positive
+from .intervals import bootstrap_interval, per_scene
 from .prompts import load_prompts, source_problem
 
 REWARDS = ("total", "r_sem", "r_spa", "r_ri", "r_pi")
-EVAL_SEED_OFFSET = 101
-"""Evaluation scenes are drawn with ``seed + EVAL_SEED_OFFSET``: apart from a run's training draws, and the
-same for ``sft``, ``grpo`` and ``eval`` so their figures are on the same prompts."""
-
-
-def eval_prompts(source: str, count: int, seed: int) -> list[str]:
-    return [r["prompt"] for r in load_prompts(source, count, seed + EVAL_SEED_OFFSET)]
+def eval_prompts(source: str, count: int) -> list[str]:
+    """The prompts of an evaluation source: a ShapeWorld evaluation split's fixed list of distinct scenes (the same
+    for ``sft``, ``grpo`` and ``eval`` and every seed, so figures compare), or a file's first ``count``."""
+    return [r["prompt"] for r in load_prompts(source, count)]
 
 
 def model_path(name: str) -> Path:
@@ -62,24 +67,74 @@ def _names_objects(prompt: str, chain) -> bool | None:
     return sorted(o.label for o in chain.objects) == sorted(spec.object_names())
 
 
-def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
-             cfg: float | None = None, cfg_plausibility: float | None = None, first_index: int = 0,
-             samples: int = 1) -> dict:
-    """Mean rewards, fully-correct share and chain checks of ``samples`` samples per prompt (``cfg``,
-    ``cfg_plausibility``: the model's own guidance settings unless given; ``first_index``: the global row of
-    the first prompt, when a process evaluates a share of a set)."""
-    result = generate(got, prompts, GenerationConfig(num_samples=samples, seed=seed, max_batch=max_batch,
-                                                     cfg_scale=cfg, cfg_plausibility=cfg_plausibility,
-                                                     first_index=first_index))
-    rewards = judge.score(result.prompts, result.chains, None, result.images)
+def shapeworld_specs(prompts: list[str]) -> list | None:
+    """The scene spec of every prompt, or None when any prompt is not a ShapeWorld prompt."""
+    try:
+        return [parse_prompt(p) for p in prompts]
+    except ShapeWorldPromptError:
+        return None
+
+
+def _generate(got, prompts, seed, max_batch, cfg, cfg_plausibility, first_index=0, samples=1, chains=None):
+    return generate(got, prompts, GenerationConfig(num_samples=samples, seed=seed, max_batch=max_batch,
+                                                   cfg_scale=cfg, cfg_plausibility=cfg_plausibility,
+                                                   first_index=first_index), chains=chains)
+
+
+def judged_metrics(result, rewards, renderback: list[bool] | None, prefix: str = "") -> dict:
+    """Means over samples: the judge's rewards and verdict (``correct``: the exact judge, GRPO's reward, for
+    ShapeWorld), the independent render-back judge's verdict (``renderback_correct``) and chain checks."""
     metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in REWARDS}
     if rewards.correct is not None:
         metrics[f"{prefix}correct"] = float(np.mean(rewards.correct))
+    if renderback is not None:
+        metrics[f"{prefix}renderback_correct"] = float(np.mean(renderback))
     metrics[f"{prefix}chains_clean"] = float(np.mean([not parse_chain(c).diagnostics for c in result.chains]))
     named = [_names_objects(p, c) for p, c in zip(result.prompts, result.parsed)]
     if all(n is not None for n in named):
         metrics[f"{prefix}chains_name_objects"] = float(np.mean(named))
     return metrics
+
+
+def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, seed: int = 0) -> dict:
+    """What only a whole evaluation set can give: intervals of the verdicts over distinct scenes (each scene's
+    mean over its samples is one observation), how often the two judges agree, and with two or more samples per
+    prompt the diversity figures against the world's sampler (:mod:`gotr1_core.shapeworld.diversity`)."""
+    figures = {"scenes": len(result.prompts) // samples}
+    verdicts = {"correct": rewards.correct, "renderback_correct": renderback}
+    for name, values in verdicts.items():
+        if values is not None:
+            low, high = bootstrap_interval(per_scene(values, samples))
+            figures[f"{name}_ci"] = [low, high]
+    if rewards.correct is not None and renderback is not None:
+        figures["judges_agree"] = float(np.mean(np.asarray(rewards.correct) == np.asarray(renderback)))
+    specs = shapeworld_specs(result.prompts[::samples])
+    if samples >= 2 and specs is not None:
+        layouts, images = result.layouts, list(result.images)
+        groups = [slice(i * samples, (i + 1) * samples) for i in range(len(specs))]
+        report = diversity_report(specs, [layouts[g] for g in groups], [images[g] for g in groups], seed=seed)
+        figures.update({f"diversity/{k}": v for k, v in report.items()})
+    return figures
+
+
+def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
+             cfg: float | None = None, cfg_plausibility: float | None = None, first_index: int = 0,
+             samples: int = 1) -> dict:
+    """Mean rewards, fully-correct shares (the judge's and, for ShapeWorld prompts, the render-back judge's) and
+    chain checks of ``samples`` samples per prompt (``cfg``, ``cfg_plausibility``: the model's own guidance
+    settings unless given; ``first_index``: the global row of the first prompt, when a process evaluates a share
+    of a set). Means only, so shares from several processes combine; :func:`run_eval` adds intervals and
+    diversity."""
+    result = _generate(got, prompts, seed, max_batch, cfg, cfg_plausibility, first_index, samples)
+    rewards = judge.score(result.prompts, result.chains, None, result.images)
+    return judged_metrics(result, rewards, renderback_verdicts(result), prefix)
+
+
+def renderback_verdicts(result) -> list[bool] | None:
+    """The render-back judge's verdict per image, or None when the prompts are not ShapeWorld prompts."""
+    if shapeworld_specs(list(dict.fromkeys(result.prompts))) is None:
+        return None
+    return RenderBackJudge().correct(result.prompts, result.images)
 
 
 # -- plan following --------------------------------------------------------------------------
@@ -102,7 +157,8 @@ def _with_boxes(parsed: ParsedChain, objects: list[ObjectBox]) -> str:
 
 
 def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> list[tuple[str, str]]:
-    """(prompt, plan chain) pairs of one kind; prompts whose plan cannot be made this way are left out."""
+    """(prompt, plan chain) pairs of one kind, drawn from ``seed`` (the plan seed); prompts whose plan cannot be made
+    this way are left out."""
     if kind not in PLAN_KINDS:
         raise ValueError(f"unknown plan kind {kind!r}; use some of {', '.join(PLAN_KINDS)}")
     specs = [parse_prompt(p) for p in prompts]  # plans are made for ShapeWorld prompts
@@ -126,34 +182,64 @@ def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> 
 
 
 def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64,
-                   cfg: float | None = None, cfg_plausibility: float | None = None, samples: int = 1) -> dict:
-    """Per plan kind: how often the image drawn from the given plan is fully correct, and mean R_RI
-    (how well it follows the plan's boxes), ``samples`` images per plan, the model's own settings."""
+                   cfg: float | None = None, cfg_plausibility: float | None = None, samples: int = 1,
+                   plan_seed: int = 0) -> dict:
+    """Per plan kind: how often the image drawn from the given plan is fully correct (both judges, with intervals
+    over plans) and mean R_RI (how well it follows the plan's boxes), ``samples`` images per plan drawn from
+    ``seed``, plans drawn from ``plan_seed``, the model's own settings."""
     metrics = {}
     for kind in kinds:
-        pairs = plans_for(got, prompts, kind, seed, max_batch)
-        prompts_k, chains = [p for p, _ in pairs], [c for _, c in pairs]
-        result = generate(got, prompts_k, GenerationConfig(num_samples=samples, seed=seed, max_batch=max_batch,
-                                                           cfg_scale=cfg, cfg_plausibility=cfg_plausibility),
-                          chains=chains)
+        pairs = plans_for(got, prompts, kind, plan_seed, max_batch)
+        result = _generate(got, [p for p, _ in pairs], seed, max_batch, cfg, cfg_plausibility, samples=samples,
+                           chains=[c for _, c in pairs])
         rewards = judge.score(result.prompts, result.chains, None, result.images)
-        metrics[f"plans/{kind}/correct"] = float(np.mean(rewards.correct))
-        metrics[f"plans/{kind}/r_ri"] = float(np.mean(rewards.r_ri))
+        renderback = renderback_verdicts(result)
+        figures = {**judged_metrics(result, rewards, renderback), **scene_figures(result, rewards, renderback, 1)}
+        for key in ("correct", "correct_ci", "renderback_correct", "renderback_correct_ci", "r_ri"):
+            metrics[f"plans/{kind}/{key}"] = figures[key]
         metrics[f"plans/{kind}/count"] = len(pairs)
     return metrics
+
+
+def disagreement_sheet(result, rewards, verdicts, limit: int = 24, columns: int = 6):
+    """A PNG sheet of images where the exact judge and the render-back judge disagree: each image enlarged, its
+    prompt, both verdicts and the render-back judge's first problem. None when they always agree."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from gotr1_core.images import to_uint8
+
+    rows = [i for i, v in enumerate(verdicts) if bool(rewards.correct[i]) != v.correct][:limit]
+    if not rows:
+        return None
+    tile, text_height = 192, 64
+    font = ImageFont.load_default(size=12)
+    sheet = Image.new("RGB", (columns * (tile + 8) + 8, -(-len(rows) // columns) * (tile + text_height) + 8), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, i in enumerate(rows):
+        x, y = 8 + (k % columns) * (tile + 8), 8 + (k // columns) * (tile + text_height)
+        sheet.paste(Image.fromarray(to_uint8(result.images[i])).resize((tile, tile), Image.NEAREST), (x, y))
+        verdict = verdicts[i]
+        why = verdict.problems[0] if verdict.problems else ""
+        lines = textwrap.wrap(result.prompts[i], 30)[:2] + [
+            f"exact {'correct' if rewards.correct[i] else 'wrong'}, render-back "
+            f"{'correct' if verdict.correct else 'wrong'}", *textwrap.wrap(why, 30)[:1]]
+        draw.multiline_text((x, y + tile + 2), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=1)
+    return sheet
 
 
 @dataclasses.dataclass
 class EvalConfig:
     model: str
     prompts: str = "shapeworld:heldout"
-    count: int = 200
-    samples: int = 1
+    count: int = 300
+    samples: int = 8
     judge: str = "shapeworld"
-    seed: int = 0
+    sample_seed: int = 0            # the images (and the model's own plans) drawn: never which scenes
+    plan_seed: int = 0              # the plans handed over with ``plans``
     max_batch: int = 64
     device: str = "auto"
     output: str | None = None
+    disagreements: str | None = None   # a PNG of images the two judges disagree on
     plans: list[str] = dataclasses.field(default_factory=list)
     cfg: float | None = None
     cfg_plausibility: float | None = None
@@ -172,6 +258,8 @@ class EvalConfig:
             found.append(f"plans: unknown kinds {unknown}; use some of {', '.join(PLAN_KINDS)}")
         if self.plans and self.judge != "shapeworld":
             found.append("plans: plan following is judged by the exact ShapeWorld judge (judge: shapeworld)")
+        if self.disagreements and self.plans:
+            found.append("disagreements: drawn for the model's own plans; leave out plans")
         for problem in (model_problem(self.model), source_problem(self.prompts), judge_problem(self.judge)):
             if problem:
                 found.append(problem)
@@ -179,20 +267,35 @@ class EvalConfig:
 
 
 def run_eval(config: EvalConfig) -> dict:
-    """The ``eval`` command: metrics as a dict (printed as JSON), also written to ``output`` if set."""
+    """The ``eval`` command: metrics as a dict (printed), also written as JSON to ``output`` if set.
+
+    The prompts of a ShapeWorld evaluation split are its fixed list of distinct
+    scenes; the seeds change what is drawn for them, never which they are.
+    """
     from gotr1_core.model.loading import load_model
 
     got = load_model(model_path(config.model), device=config.device, quantize=config.quantize)
-    prompts = eval_prompts(config.prompts, config.count, config.seed)
+    prompts = eval_prompts(config.prompts, config.count)
     judge = load_judge(config.judge, config.device)
     if config.plans:
-        metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.seed, max_batch=config.max_batch,
-                                 cfg=config.cfg, cfg_plausibility=config.cfg_plausibility, samples=config.samples)
+        metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.sample_seed,
+                                 max_batch=config.max_batch, cfg=config.cfg, cfg_plausibility=config.cfg_plausibility,
+                                 samples=config.samples, plan_seed=config.plan_seed)
     else:
-        metrics = evaluate(got, judge, prompts, seed=config.seed, max_batch=config.max_batch, cfg=config.cfg,
-                           cfg_plausibility=config.cfg_plausibility, samples=config.samples)
+        result = _generate(got, prompts, config.sample_seed, config.max_batch, config.cfg, config.cfg_plausibility,
+                           samples=config.samples)
+        rewards = judge.score(result.prompts, result.chains, None, result.images)
+        verdicts = (RenderBackJudge().verdicts(result.prompts, result.images)
+                    if shapeworld_specs(prompts) is not None else None)
+        renderback = None if verdicts is None else [v.correct for v in verdicts]
+        metrics = {**judged_metrics(result, rewards, renderback),
+                   **scene_figures(result, rewards, renderback, config.samples)}
+        if config.disagreements and verdicts is not None and rewards.correct is not None:
+            sheet = disagreement_sheet(result, rewards, verdicts)
+            if sheet is not None:
+                sheet.save(config.disagreements)
     metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), "samples": config.samples,
-               **metrics}
+               "sample_seed": config.sample_seed, **metrics}
     if config.output:
         Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics

@@ -22,8 +22,11 @@ One step, top to bottom (:func:`train_grpo`):
    and image tokens (teacher-forced, CFG-combined exactly as sampled), the
    clipped importance ratio against the rollout policy and a k3 KL to the
    frozen reference (:func:`trainer.grpo_math.grpo_loss`).
-5. **Keep.** Log scalars, write a sample sheet now and then, checkpoint
-   atomically every ``save_every`` steps.
+5. **Keep.** Log scalars — rewards, loss, KL, and the policy's per-token
+   entropy (chain and image apart) and distinct plans per group
+   (:func:`rollout_variety`), which show entropy collapse while it happens —
+   write a sample sheet now and then, checkpoint atomically every
+   ``save_every`` steps.
 
 At the end the policy (LoRA merged) is exported as an HF-format folder the
 Model Loader node and ``gotr1 generate`` load, with a model card.
@@ -48,15 +51,16 @@ from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.rewards import judge_problem, load_judge
-from gotr1_core.shapeworld import parse_prompt
+from gotr1_core.shapeworld import ShapeWorldPromptError, parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
+from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
 from .evaluate import REWARDS, eval_prompts, evaluate, model_path, model_problem
 from .grpo_math import group_advantages, grpo_loss, token_mask
 from .metrics import MetricsLog
-from .prompts import batch_for_step, load_prompts, source_problem
+from .prompts import batch_for_step, source_problem, training_records
 from .sharding import (full_optimizer_state, full_parameters, full_state_dict, load_full_optimizer_state,
                        partitioned_optimizer, sharding_kind)
 
@@ -98,7 +102,7 @@ class GRPOConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_targets: list[str] = dataclasses.field(default_factory=lambda: list(LANGUAGE_TARGETS))
-    eval_prompts: list[str] = dataclasses.field(default_factory=lambda: ["shapeworld:test", "shapeworld:heldout"])
+    eval_prompts: list[str] = dataclasses.field(default_factory=lambda: [f"shapeworld:{s}" for s in EVALUATION_SPLITS])
     eval_count: int = 200
     eval_every: int = 0                       # 0: evaluate at the end only
     save_every: int = 25
@@ -386,6 +390,48 @@ def reward_stats(rewards, advantages: torch.Tensor) -> dict[str, float]:
     return stats
 
 
+def rollout_variety(result: GenerationResult, group_size: int) -> dict[str, float]:
+    """Sums that show entropy collapse while it happens, over rows that planned for themselves: the sampled
+    tokens' negative log-probs and their counts (chain and image apart), and distinct plans per group.
+
+    ``-log p`` of a sampled token under the distribution it was drawn from
+    (temperature and guidance included, as the rollout recorded it) averages
+    to that distribution's entropy, so the per-token entropy costs no extra
+    forward pass. Plans are compared as the world draws them for ShapeWorld
+    prompts (:func:`~gotr1_core.shapeworld.diversity.layout_signature`), as
+    written otherwise.
+    """
+    from gotr1_core.shapeworld.diversity import layout_signature
+
+    def signature(prompt: str, layout) -> tuple:
+        if is_shapeworld(prompt):
+            return layout_signature(layout)
+        return tuple(sorted((o.label, o.box) for o in layout.objects))
+
+    layouts = result.layouts
+    groups = range(0, len(result.prompts), group_size)
+    distinct = [len({signature(result.prompts[g], x) for x in layouts[g:g + group_size]}) for g in groups]
+    mask = result.reason_mask
+    return {"chain_nll": float(-(result.reason_logprobs * mask).sum()), "chain_tokens": float(mask.sum()),
+            "image_nll": float(-result.image_logprobs.sum()), "image_tokens": float(result.image_logprobs.numel()),
+            "distinct_plans": float(sum(distinct)), "groups": float(len(distinct))}
+
+
+def variety_stats(sums: dict[str, float]) -> dict[str, float]:
+    """Per-token entropies and mean distinct plans per group from :func:`rollout_variety`'s sums (of all ranks)."""
+    return {"policy/entropy_chain": sums["chain_nll"] / max(sums["chain_tokens"], 1.0),
+            "policy/entropy_image": sums["image_nll"] / max(sums["image_tokens"], 1.0),
+            "policy/distinct_plans": sums["distinct_plans"] / max(sums["groups"], 1.0)}
+
+
+def is_shapeworld(prompt: str) -> bool:
+    try:
+        parse_prompt(prompt)
+    except ShapeWorldPromptError:
+        return False
+    return True
+
+
 def plan_stats(rewards) -> dict[str, float]:
     """How well the plan rollouts' images follow the given plans."""
     stats = {"plans/r_ri_mean": float(np.mean(rewards.r_ri)), "plans/total_mean": float(np.mean(rewards.total))}
@@ -423,11 +469,8 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         reference = frozen_reference(config, got, "cpu" if config.ref_device == "cpu" else device)
     judge = judge or load_judge(config.judge, str(device))
     eval_sets = eval_prompt_sets(config)
-    held_out = {p for prompts in eval_sets.values() for p in prompts}
-    records = [r for r in load_prompts(config.prompts, config.prompt_count, config.seed)
-               if r["prompt"] not in held_out]  # never train on an evaluation prompt
-    if not records:
-        raise ValueError(f"every training prompt of {config.prompts} is also an evaluation prompt")
+    records = training_records(config.prompts, config.prompt_count, config.seed,  # no evaluation scene, any wording
+                               [p for prompts in eval_sets.values() for p in prompts])
 
     params = [p for p in got.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
@@ -476,6 +519,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
                                       config.generation(step), rank, world)
         with full_parameters(policy):  # whole weights for decoding even when training shards them
             result, rewards = rollout(got, judge, [r["prompt"] for r in mine], generation)
+            variety = rollout_variety(result, config.group_size)
             plan_rewards = None
             if config.plan_prompts_per_step:  # rows after the own-plan rows of every rank
                 planned, plan_generation = rank_share(
@@ -528,12 +572,15 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         # 5. log, show, keep (figures of every rank)
         stats.update({k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
                       for k, v in stats.items() if k != "grad_norm"})
+        variety = {k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
+                   for k, v in variety.items()}
         every_reward, every_advantage = gathered(accelerator, rewards), accelerator.gather(advantages[:len(rewards)])
         every_plan_reward = None if plan_rewards is None else gathered(accelerator, plan_rewards)
         n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
         samples_seen += n
         if (step + 1) % config.log_every == 0 or step + 1 == last:
             values = {**reward_stats(every_reward, every_advantage), **{f"train/{k}": v for k, v in stats.items()},
+                      **variety_stats(variety),
                       **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
                       "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
                       "perf/peak_memory_mb": peak_memory_mb(device)}
@@ -578,7 +625,7 @@ def eval_prompt_sets(config: GRPOConfig) -> dict[str, list[str]]:
     sets = {}
     for source in config.eval_prompts:
         name = source.split(":", 1)[1] if source.startswith("shapeworld:") else Path(source).stem
-        sets[name] = eval_prompts(source, config.eval_count, config.seed)
+        sets[name] = eval_prompts(source, config.eval_count)
     return sets
 
 

@@ -38,7 +38,7 @@ from gotr1_core.model.configs import small_janus_config
 from gotr1_core.model.loading import GenerationSpec, GotModel, save_model
 from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, encode_prompt_ids, train_tokenizer
 from gotr1_core.rewards import ShapeWorldJudge
-from gotr1_core.shapeworld import generate_split
+from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS, generate_split
 from gotr1_core.shapeworld.plans import model_wording, prose_chain
 from gotr1_core.shapeworld.scenes import any_plan_box
 
@@ -277,8 +277,8 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
     got = GotModel(model=trained, tokenizer=tokenizer, spec=spec,
                    token_ids=check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token))
     metrics = {"train/seconds": time.time() - began, "steps": config.steps}
-    for split in ("test", "heldout"):
-        prompts = eval_prompts(f"shapeworld:{split}", config.eval_scenes, config.seed)
+    for split in EVALUATION_SPLITS:
+        prompts = eval_prompts(f"shapeworld:{split}", config.eval_scenes)
         metrics.update(evaluate(got, ShapeWorldJudge(), prompts, seed=config.seed, prefix=f"{split}/"))
     log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
     log.close()

@@ -38,7 +38,7 @@ from safetensors.torch import load_file
 
 from gotr1_core.model.configs import small_janus_config
 from gotr1_core.rewards import ShapeWorldJudge
-from gotr1_core.shapeworld import generate_split
+from gotr1_core.shapeworld.scenes import evaluation_scenes, generate_split
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import positive, save_config
@@ -224,14 +224,15 @@ def train_vq(config: VQConfig, resume: bool = False, progress: bool = True, stop
     tokenizer, optimizer = accelerator.prepare(tokenizer, optimizer)
     tokenizer.train()
 
-    # The tokenizer is the image vocabulary, so it sees every colour-shape pair: half its pictures come from
-    # the held-out distribution (other seeds than the evaluation's). Held-out pairs stay unseen by SFT only.
+    # The tokenizer is the image vocabulary, so it sees the held-out colour-shape pairs: half its pictures are
+    # compositions with them that are not evaluation scenes (rl_heldout); held-out pairs stay unseen by SFT only.
+    # Zero-shot pairs it never sees; its evaluation pictures are the evaluation splits' fixed scenes.
     half = config.train_scenes // 2
     pictures = generate_split("train", half, config.seed) + \
-        generate_split("heldout", config.train_scenes - half, config.seed + 1000)
+        generate_split("rl_heldout", config.train_scenes - half, config.seed + 1000)
     train = torch.from_numpy(np.stack([s.render() for s in pictures]))
-    held = generate_split("test", config.eval_scenes // 2, config.seed) + \
-        generate_split("heldout", config.eval_scenes - config.eval_scenes // 2, config.seed)
+    held = evaluation_scenes("test", config.eval_scenes // 2) + \
+        evaluation_scenes("heldout", config.eval_scenes - config.eval_scenes // 2)
     log = MetricsLog(run_dir, accelerator.is_main_process)
     generator = torch.Generator().manual_seed(config.seed)
     last = min(config.steps, stop_after or config.steps)

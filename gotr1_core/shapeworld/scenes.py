@@ -20,18 +20,32 @@ what ground-truth chains give: their boxes are the drawn pixel boxes exactly).
 :func:`any_plan_box` goes the other way: a random integer box the world draws as
 a given pixel box, the kind of plan a person writes.
 
-Splits are deterministic from a seed. ``train`` and ``test`` draw from the same
-distribution, in which a :data:`HELDOUT_PAIRS` colour-shape pair only ever
-appears alone ("a red triangle"); every ``heldout`` scene puts at least one of
-them among other objects, in counts or in relations — compositions the model
-never saw, to measure compositional generalisation. (Each pair is seen once on
-its own so that its picture pieces are in the generator's vocabulary: an image
-token is a colour-and-shape piece, and a piece never emitted in training cannot
-be composed from others.)
+Splits (:func:`split_of`) partition the scenes by what they are, not by how
+a prompt words them (:func:`~gotr1_core.shapeworld.world.scene_key`), so no
+evaluation scene can reach training in another wording, whatever the seed:
+
+* ``train`` — scenes of the :data:`TRAIN_PAIRS`, plus every single object of
+  the :data:`HELDOUT_PAIRS` alone ("a red triangle"); SFT images, VQ images and
+  RL prompts come from here.
+* ``test`` — scenes of the same kind as ``train`` that a fixed hash of the key
+  reserves for evaluation (:data:`EVAL_SHARE` of the multi-object ones).
+* ``rl_heldout`` — compositions with a held-out pair (no SFT image shows one):
+  RL prompts and VQ images only.
+* ``heldout`` — the compositions with a held-out pair the hash reserves: never
+  trained on; RL may see *other* scenes with those pairs as prompts.
+* ``zeroshot`` — every scene with a :data:`ZEROSHOT_PAIRS` pair: in no
+  training data at all (no SFT image, no RL prompt, no VQ image).
+
+Single objects are never reserved (the world has only 18), so ``test`` and
+``heldout`` measure multi-object scenes. Each held-out pair is seen once on
+its own so that its picture pieces are in the generator's vocabulary: an
+image token is a colour-and-shape piece, and a piece never emitted in training
+cannot be composed from others. A zero-shot pair is not even that.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,7 +56,7 @@ from PIL import Image, ImageDraw
 from ..layout import Layout, ObjectBox, from_pixel_box, relation
 from ..reasoning import GRID, Box
 from .plans import model_wording
-from .world import COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, Group, SceneSpec, format_prompt, parse_prompt
+from .world import COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, Group, SceneSpec, format_prompt, parse_prompt, scene_key
 
 CANVAS = 64
 BACKGROUND = (255, 255, 255)
@@ -51,8 +65,18 @@ STEP = 2                   # box edges sit on even pixels
 MIN_SIDE_PX, MAX_SIDE_PX = 16, 24
 GAP_PX = 8                 # background pixels between two shapes: one patch, a plan's MIN_GAP
 HELDOUT_PAIRS = frozenset({("red", "triangle"), ("green", "square"), ("blue", "circle")})
-SPLITS = {"train": 0, "test": 1, "heldout": 2}
+ZEROSHOT_PAIRS = frozenset({("yellow", "square"), ("cyan", "triangle"), ("purple", "circle")})
+"""Each colour misses one shape in each set, and each shape one colour per set of three: every colour and shape is
+still trained, in four of its pairs."""
 ALL_PAIRS = tuple((c, s) for c in COLOURS for s in SHAPES)
+TRAIN_PAIRS = tuple(p for p in ALL_PAIRS if p not in HELDOUT_PAIRS | ZEROSHOT_PAIRS)
+SPLITS = {"train": 0, "test": 1, "heldout": 2, "zeroshot": 3, "rl_heldout": 4}
+EVALUATION_SPLITS = ("test", "heldout", "zeroshot")
+TRAINING_SPLITS = ("train", "rl_heldout")
+EVAL_SHARE = 0.3
+"""Share of multi-object scene keys reserved for evaluation (``test`` / ``heldout``), by a fixed hash of the key."""
+EVAL_SCENE_SEED = 20261206
+"""The one seed of the fixed evaluation lists (:func:`evaluation_scenes`): a run's seed changes samples, not scenes."""
 
 
 @dataclass(frozen=True)
@@ -184,17 +208,36 @@ def scene_for_prompt(prompt: str, seed: int = 0) -> Scene:
     return layout_for(parse_prompt(prompt), np.random.default_rng(seed))
 
 
-def _sample_spec(rng: np.random.Generator, pairs: list[tuple[str, str]], must: list[tuple[str, str]] | None):
-    """A random spec over ``pairs``; ``must`` (held-out pairs) forces a composition with one of them.
+def reserved_for_evaluation(key: str) -> bool:
+    """Whether a fixed hash of the scene key puts it in the evaluation share (the same in every version)."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < EVAL_SHARE
 
-    Without ``must``, a single-object scene may use any pair (held-out pairs are seen alone).
-    """
-    if must:
-        kind = rng.choice(["count", "conjunction", "relation"], p=[0.25, 0.3, 0.45])
-    else:
-        kind = rng.choice(["single", "count", "conjunction", "relation"], p=[0.2, 0.2, 0.25, 0.35])
-    if kind == "single" and not must:
-        return SceneSpec((Group(1, *ALL_PAIRS[int(rng.integers(len(ALL_PAIRS)))]),), None)
+
+def split_of(spec: SceneSpec) -> str:
+    """The split a scene belongs to, in any wording (see the module docstring): exactly one per scene."""
+    pairs = spec.pairs
+    if pairs & ZEROSHOT_PAIRS:
+        return "zeroshot"
+    if spec.num_objects == 1:
+        return "train"
+    reserved = reserved_for_evaluation(scene_key(spec))
+    if pairs & HELDOUT_PAIRS:
+        return "heldout" if reserved else "rl_heldout"
+    return "test" if reserved else "train"
+
+
+def _sample_spec(rng: np.random.Generator, pairs: list[tuple[str, str]], must: list[tuple[str, str]] | None,
+                 singles: bool):
+    """A random spec over ``pairs``; ``must`` forces one of its pairs into the scene (with ``singles``, as a single
+    object sometimes); without ``must``, a single object is any pair of ``pairs`` or the held-out pairs."""
+    kinds, weights = ["single", "count", "conjunction", "relation"], [0.2, 0.2, 0.25, 0.35]
+    if not singles:
+        kinds, weights = kinds[1:], [0.25, 0.3, 0.45]
+    kind = rng.choice(kinds, p=weights)
+    if kind == "single":
+        options = list(must) if must else [*pairs, *sorted(HELDOUT_PAIRS)]
+        return SceneSpec((Group(1, *options[int(rng.integers(len(options)))]),), None)
     n_groups = {"count": 1, "conjunction": int(rng.integers(2, 4)), "relation": 2}[str(kind)]
     chosen: list[tuple[str, str]] = []
     if must:
@@ -217,14 +260,42 @@ def _sample_spec(rng: np.random.Generator, pairs: list[tuple[str, str]], must: l
     return SceneSpec(groups, rel)
 
 
-def generate_split(split: str, count: int, seed: int = 0) -> list[Scene]:
-    """``count`` scenes of a split; the same (split, count, seed) always gives the same scenes."""
+def _split_sampler(split: str):
+    """(pairs, must, singles) of the sampler whose scenes :func:`split_of` sorts into ``split`` (others rejected)."""
+    held = sorted(HELDOUT_PAIRS)
+    return {"train": (list(TRAIN_PAIRS), None, True),
+            "test": (list(TRAIN_PAIRS), None, False),
+            "heldout": ([*TRAIN_PAIRS, *held], held, False),
+            "rl_heldout": ([*TRAIN_PAIRS, *held], held, False),
+            "zeroshot": ([*TRAIN_PAIRS, *sorted(ZEROSHOT_PAIRS)], sorted(ZEROSHOT_PAIRS), True)}[split]
+
+
+def generate_split(split: str, count: int, seed: int = 0, distinct: bool = False) -> list[Scene]:
+    """``count`` scenes of a split, each with a random layout; the same arguments always give the same scenes.
+
+    Every scene satisfies ``split_of(scene.spec) == split``. With ``distinct``
+    no two share a scene key (raises when the split has fewer than ``count``).
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     rng = np.random.default_rng([seed, SPLITS[split]])
-    seen = [p for p in ALL_PAIRS if p not in HELDOUT_PAIRS]
-    if split == "heldout":
-        pairs, must = list(ALL_PAIRS), sorted(HELDOUT_PAIRS)
-    else:
-        pairs, must = seen, None
-    return [layout_for(_sample_spec(rng, pairs, must), rng) for _ in range(count)]
+    pairs, must, singles = _split_sampler(split)
+    scenes, keys, misses = [], set(), 0
+    while len(scenes) < count:
+        spec = _sample_spec(rng, pairs, must, singles)
+        key = scene_key(spec)
+        if split_of(spec) != split or (distinct and key in keys):
+            misses += 1
+            if misses > 2000 + 50 * count:
+                raise ValueError(f"the {split} split has fewer than {count} distinct scenes "
+                                 f"(found {len(keys)}); ask for fewer")
+            continue
+        keys.add(key)
+        scenes.append(layout_for(spec, rng))
+    return scenes
+
+
+def evaluation_scenes(split: str, count: int) -> list[Scene]:
+    """The fixed evaluation list of a split: ``count`` distinct scenes, the same for every run and seed (a longer
+    list starts with the shorter one)."""
+    return generate_split(split, count, EVAL_SCENE_SEED, distinct=True)

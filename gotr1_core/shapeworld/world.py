@@ -123,6 +123,31 @@ def format_prompt(spec: SceneSpec) -> str:
     return " and ".join(g.phrase() for g in spec.groups)
 
 
+FLIPPED = {"right of": "left of", "below": "above"}
+"""Relations written the other way round: ``A right of B`` is the scene ``B left of A``."""
+
+
+def scene_key(spec: SceneSpec) -> str:
+    """The scene a spec describes, whatever its wording: the canonical prompt of its normal form.
+
+    Two prompts describe one scene when they ask for the same objects in the
+    same arrangement: groups in any order (``two red circles and a blue
+    square`` = ``a blue square and two red circles``) and a relation read from
+    either side (``A below B`` = ``B above A``, ``A right of B`` = ``B left of
+    A``). The normal form orders groups by colour, shape and count as the world
+    lists them and keeps only ``left of`` and ``above``; its canonical prompt
+    is a readable, stable key (it is hashed to assign scenes to splits, so it
+    must not change between versions).
+    """
+    groups, rel = spec.groups, spec.relation
+    if rel in FLIPPED:
+        groups, rel = groups[::-1], FLIPPED[rel]
+    elif rel is None:
+        order = list(COLOURS)
+        groups = tuple(sorted(groups, key=lambda g: (order.index(g.colour), SHAPES.index(g.shape), g.count)))
+    return format_prompt(SceneSpec(tuple(groups), rel))
+
+
 # -- reading what people write ------------------------------------------------------------
 #
 # People phrase the same scene many ways. Every phrasing below is read as the
@@ -223,6 +248,11 @@ def parse_prompt(prompt: str) -> SceneSpec:
     if len({(g.colour, g.shape) for g in groups}) != len(groups):
         raise ShapeWorldPromptError(prompt, "the same colour and shape named twice (use a count)")
     return SceneSpec(groups)
+
+
+def prompt_scene_key(prompt: str) -> str:
+    """:func:`scene_key` of a prompt in any phrasing :func:`parse_prompt` reads (raises as it does)."""
+    return scene_key(parse_prompt(prompt))
 
 
 def canonical_prompt(prompt: str) -> str:
