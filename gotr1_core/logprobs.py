@@ -6,9 +6,11 @@ the reference model. This recomputes them in one batched forward — the
 conditional rows ``prompt | chain | image tokens`` and, for image tokens with
 CFG, the unconditional rows built exactly as generation builds them — and
 returns them under the same distribution :func:`gotr1_core.generation.generate`
-reports: text logits / text temperature; image logits combined as
-``uncond + cfg * (cond - uncond)``, then / image temperature (plain softmax
-where a temperature is 0). Top-k / top-p filtering is not modelled: rollouts
+reports: text logits / text temperature; image logits combined by
+:func:`gotr1_core.generation.guide` — ``uncond + cfg * (cond - uncond)`` with
+the same plausibility floor (``cfg_plausibility``) the rollout sampled under —
+then / image temperature (plain softmax where a temperature is 0). A token the
+floor removed has log-probability -inf under both, so none was sampled. Top-k / top-p filtering is not modelled: rollouts
 meant for training should not use it.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .generation import GenerationResult, chain_for_image, unconditional_ids
+from .generation import GenerationResult, chain_for_image, guide, unconditional_ids
 from .model.loading import GotModel
 
 
@@ -75,7 +77,7 @@ def sequence_logprobs(got: GotModel, result: GenerationResult) -> tuple[torch.Te
         logits = head(hidden[i, end - 1:end - 1 + n_image]).float()
         if cfg != 1.0:
             uncond = head(hidden[n + i, lengths[n + i] - 1:lengths[n + i] - 1 + n_image]).float()
-            logits = uncond + cfg * (logits - uncond)
+            logits = guide(logits, uncond, cfg, settings.get("cfg_plausibility", 0.0))
         lp = torch.log_softmax(_scale(logits, t_image), dim=-1)
         image_lp.append(lp.gather(1, images[i].to(device)[:, None]).squeeze(1))
     return reason_lp, torch.stack(image_lp)

@@ -108,5 +108,5 @@ def test_plan_prompts_need_shapeworld_prompts(tmp_path, tiny):
         load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={folder}", f"prompts={prompts}",
                                        "plan_prompts_per_step=2"])
     assert load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={folder}",
-                                          "prompts=shapeworld:train+shapeworld:heldout",
+                                          "prompts=shapeworld:train+shapeworld:rl_heldout",
                                           "plan_prompts_per_step=2"]).plan_prompts_per_step == 2

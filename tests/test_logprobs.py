@@ -19,6 +19,7 @@ def got(tmp_path_factory):
     dict(cfg_scale=3.0, text_temperature=1.0, image_temperature=0.8),
     dict(cfg_scale=1.0, text_temperature=0.7, image_temperature=1.0),
     dict(cfg_scale=2.0, text_temperature=0.0, image_temperature=0.0),
+    dict(cfg_scale=3.0, cfg_plausibility=0.3, text_temperature=0.7, image_temperature=0.7),  # the built-in's
 ])
 def test_teacher_forced_logprobs_equal_the_rollout(got, settings):
     """Ratio exp(logp - old) is 1 at the first GRPO step: recomputation matches generation exactly."""

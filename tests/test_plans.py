@@ -147,10 +147,11 @@ def test_several_samples_per_prompt_and_per_plan_are_each_judged(builtin):
 def test_eval_command_takes_plan_kinds(capsys):
     from trainer.cli import main
 
-    assert main(["eval", "builtin", "--prompts", "shapeworld:test", "--count", "3", "--plans", "model,edit",
+    assert main(["eval", "builtin", "--split", "test", "--count", "3", "--samples", "1", "--plans", "model,edit",
                  "--json"]) == 0
     out = capsys.readouterr().out
     assert '"plans/model/correct"' in out and '"plans/edit/r_ri"' in out and "plans/prose" not in out
+    assert '"plans/model/renderback_correct_ci"' in out
     assert main(["eval", "builtin", "--plans", "doodle"]) == 1
     assert "unknown kinds ['doodle']" in capsys.readouterr().err
     assert main(["eval", "builtin", "--cfg", "-2"]) == 1

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import load_model
+from gotr1_core.shapeworld.scenes import evaluation_scenes
 from trainer.checkpoint import find_checkpoint
 from trainer.config import ConfigError, load_config
 from trainer.evaluate import evaluate
@@ -199,15 +201,25 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
     assert all(any(word in p for word in ("model:", "judge:", "not found")) for p in info.value.problems)
 
 
-def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
+def test_eval_command_prints_both_judges_intervals_and_diversity(tmp_path, capsys):
     from trainer.cli import main
 
     out = tmp_path / "eval.json"
-    assert main(["eval", "builtin", "--prompts", "shapeworld:test", "--count", "4", "--output", str(out)]) == 0
+    assert main(["eval", "builtin", "--split", "zeroshot", "--count", "4", "--samples", "2", "--output", str(out),
+                 "--disagreements", str(tmp_path / "d.png")]) == 0
     table = capsys.readouterr().out
-    assert "correct" in table and "chains_name_objects" in table
+    for key in ("renderback_correct_ci", "judges_agree", "diversity/world/pairwise_distance", "chains_name_objects"):
+        assert key in table, key
+    assert "per_scene" not in table
     metrics = json.loads(out.read_text())
-    assert metrics["count"] == 4 and 0.0 <= metrics["correct"] <= 1.0 and metrics["chains_clean"] == 1.0
+    assert metrics["count"] == 4 and metrics["scenes"] == 4 and metrics["chains_clean"] == 1.0
+    low, high = metrics["renderback_correct_ci"]
+    assert low <= metrics["renderback_correct"] <= high
+    assert [r["prompt"] for r in metrics["per_scene"]] == [s.prompt for s in evaluation_scenes("zeroshot", 4)]
+    scenes = [r["renderback_correct"] for r in metrics["per_scene"]]
+    assert np.mean(scenes) == pytest.approx(metrics["renderback_correct"])
+    assert 1 <= metrics["diversity/distinct_layouts"] <= 2 and metrics["diversity/world/distinct_layouts"] == 2
+    assert (tmp_path / "d.png").exists() == (metrics["judges_agree"] < 1)
 
 
 @pytest.mark.parametrize("stages, frozen, trained", [("reason", "model.generation_head", "lm_head"),

@@ -85,3 +85,18 @@ def test_person_plans_teach_the_image_but_not_the_chain():
     assert [t for t in image_target[1].tolist() if t != IGNORE] == [7, 8]
     _, _, _, text_target, image_target = collate(examples[:1], pad=0, drop=torch.tensor([True]))
     assert (text_target == IGNORE).all() and [t for t in image_target[0].tolist() if t != IGNORE] == [5, 6]
+
+
+def test_sft_refuses_several_processes_with_the_way_out(tmp_path, vq_run, monkeypatch):
+    """SFT is not data-parallel: N processes would each train the same batches without syncing. A launch with two
+    processes stops before any work, saying how to run it."""
+    import accelerate
+
+    class TwoProcesses(accelerate.Accelerator):
+        num_processes = 2
+
+    monkeypatch.setattr(accelerate, "Accelerator", TwoProcesses)
+    config = SFTConfig(output_dir=str(tmp_path / "sft"), vq_run=str(vq_run), steps=2, **SMALL)
+    with pytest.raises(ValueError, match="runs in one process .* launched with 2: run it without accelerate launch"):
+        train_sft(config, progress=False)
+    assert not (tmp_path / "sft" / "config.yaml").exists()

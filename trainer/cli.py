@@ -88,7 +88,8 @@ def _run_eval(args) -> int:
     else:
         width = max(len(k) for k in metrics)
         for key, value in metrics.items():
-            print(f"{key:<{width}}  {_value(value)}")
+            if key != "per_scene":  # one row per prompt: in the JSON (--output, --json) only
+                print(f"{key:<{width}}  {_value(value)}")
     return 0
 
 

@@ -16,6 +16,7 @@ figures compare.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import textwrap
 from pathlib import Path
@@ -28,7 +29,7 @@ from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_chain
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
-from gotr1_core.shapeworld.diversity import diversity_report
+from gotr1_core.shapeworld.diversity import diversity_report, layout_signature
 from gotr1_core.shapeworld.plans import edit_layout, free_boxes, model_wording, prose_chain
 from gotr1_core.shapeworld.renderback import RenderBackJudge
 
@@ -107,7 +108,10 @@ def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, 
             low, high = bootstrap_interval(per_scene(values, samples))
             figures[f"{name}_ci"] = [low, high]
     if rewards.correct is not None and renderback is not None:
-        figures["judges_agree"] = float(np.mean(np.asarray(rewards.correct) == np.asarray(renderback)))
+        exact, back = np.asarray(rewards.correct, dtype=bool), np.asarray(renderback, dtype=bool)
+        figures["judges_agree"] = float(np.mean(exact == back))
+        figures["only_exact_correct"] = float(np.mean(exact & ~back))      # the disagreements, by direction
+        figures["only_renderback_correct"] = float(np.mean(~exact & back))
     specs = shapeworld_specs(result.prompts[::samples])
     if samples >= 2 and specs is not None:
         layouts, images = result.layouts, list(result.images)
@@ -115,6 +119,22 @@ def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, 
         report = diversity_report(specs, [layouts[g] for g in groups], [images[g] for g in groups], seed=seed)
         figures.update({f"diversity/{k}": v for k, v in report.items()})
     return figures
+
+
+def per_scene_rows(result, rewards, renderback: list[bool] | None, samples: int) -> list[dict]:
+    """One row per prompt (in the JSON output, not the printed table): its verdicts' shares over its samples
+    and its distinct plans, so figures can be cut by scene afterwards (e.g. scenes a model saw in training)."""
+    rows, layouts = [], result.layouts
+    for i, prompt in enumerate(result.prompts[::samples]):
+        group = slice(i * samples, (i + 1) * samples)
+        row = {"prompt": prompt}
+        if rewards.correct is not None:
+            row["correct"] = float(np.mean(rewards.correct[group]))
+        if renderback is not None:  # ShapeWorld prompts: plans compared as the world draws them
+            row["renderback_correct"] = float(np.mean(renderback[group]))
+            row["distinct_layouts"] = len({layout_signature(x) for x in layouts[group]})
+        rows.append(row)
+    return rows
 
 
 def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64, prefix: str = "",
@@ -202,16 +222,22 @@ def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int =
 
 
 def disagreement_sheet(result, rewards, verdicts, limit: int = 24, columns: int = 6):
-    """A PNG sheet of images where the exact judge and the render-back judge disagree: each image enlarged, its
-    prompt, both verdicts and the render-back judge's first problem. None when they always agree."""
+    """A PNG sheet of images where the exact judge and the render-back judge disagree — one per prompt and
+    direction, the two directions alternating — each enlarged with its prompt, both verdicts and the render-back
+    judge's first problem. None when they always agree."""
     from PIL import Image, ImageDraw, ImageFont
 
     from gotr1_core.images import to_uint8
 
-    rows = [i for i, v in enumerate(verdicts) if bool(rewards.correct[i]) != v.correct][:limit]
+    first: dict[tuple[str, bool], int] = {}  # one image per prompt and direction of disagreement
+    for i, verdict in enumerate(verdicts):
+        if bool(rewards.correct[i]) != verdict.correct:
+            first.setdefault((result.prompts[i], verdict.correct), i)
+    by_direction = [[i for (_, ok), i in first.items() if ok == direction] for direction in (False, True)]
+    rows = [i for pair in itertools.zip_longest(*by_direction) for i in pair if i is not None][:limit]
     if not rows:
         return None
-    tile, text_height = 192, 64
+    tile, text_height = 192, 92
     font = ImageFont.load_default(size=12)
     sheet = Image.new("RGB", (columns * (tile + 8) + 8, -(-len(rows) // columns) * (tile + text_height) + 8), "white")
     draw = ImageDraw.Draw(sheet)
@@ -222,7 +248,7 @@ def disagreement_sheet(result, rewards, verdicts, limit: int = 24, columns: int 
         why = verdict.problems[0] if verdict.problems else ""
         lines = textwrap.wrap(result.prompts[i], 30)[:2] + [
             f"exact {'correct' if rewards.correct[i] else 'wrong'}, render-back "
-            f"{'correct' if verdict.correct else 'wrong'}", *textwrap.wrap(why, 30)[:1]]
+            f"{'correct' if verdict.correct else 'wrong'}", *textwrap.wrap(why, 34)[:3]]
         draw.multiline_text((x, y + tile + 2), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=1)
     return sheet
 
@@ -289,7 +315,8 @@ def run_eval(config: EvalConfig) -> dict:
                     if shapeworld_specs(prompts) is not None else None)
         renderback = None if verdicts is None else [v.correct for v in verdicts]
         metrics = {**judged_metrics(result, rewards, renderback),
-                   **scene_figures(result, rewards, renderback, config.samples)}
+                   **scene_figures(result, rewards, renderback, config.samples),
+                   "per_scene": per_scene_rows(result, rewards, renderback, config.samples)}
         if config.disagreements and verdicts is not None and rewards.correct is not None:
             sheet = disagreement_sheet(result, rewards, verdicts)
             if sheet is not None:

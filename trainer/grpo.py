@@ -102,7 +102,8 @@ class GRPOConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_targets: list[str] = dataclasses.field(default_factory=lambda: list(LANGUAGE_TARGETS))
-    eval_prompts: list[str] = dataclasses.field(default_factory=lambda: [f"shapeworld:{s}" for s in EVALUATION_SPLITS])
+    eval_prompts: list[str] = dataclasses.field(
+        default_factory=lambda: [f"shapeworld:{split}" for split in EVALUATION_SPLITS])
     eval_count: int = 200
     eval_every: int = 0                       # 0: evaluate at the end only
     save_every: int = 25
@@ -378,7 +379,9 @@ def gathered(accelerator, rewards):
     return rewards.concat(gather_object([rewards]))
 
 
-def reward_stats(rewards, advantages: torch.Tensor) -> dict[str, float]:
+def reward_stats(rewards, advantages: torch.Tensor, group_size: int) -> dict[str, float]:
+    """Mean and spread of each reward, the fully-correct share, and the share of groups whose samples all scored
+    the same (zero advantage: they teach nothing; most groups so means the prompts are too easy or too hard)."""
     stats = {}
     for name in REWARDS:
         values = np.asarray(getattr(rewards, name), dtype=np.float64)
@@ -386,7 +389,7 @@ def reward_stats(rewards, advantages: torch.Tensor) -> dict[str, float]:
         stats[f"reward/{name}_std"] = float(values.std())
     if rewards.correct is not None:
         stats["reward/correct"] = float(np.mean(rewards.correct))
-    stats["reward/zero_advantage_groups"] = float((advantages.view(-1) == 0).float().mean())
+    stats["reward/zero_advantage_groups"] = float((advantages.view(-1, group_size) == 0).all(dim=1).float().mean())
     return stats
 
 
@@ -579,7 +582,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
         samples_seen += n
         if (step + 1) % config.log_every == 0 or step + 1 == last:
-            values = {**reward_stats(every_reward, every_advantage), **{f"train/{k}": v for k, v in stats.items()},
+            values = {**reward_stats(every_reward, every_advantage, config.group_size), **{f"train/{k}": v for k, v in stats.items()},
                       **variety_stats(variety),
                       **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
                       "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),

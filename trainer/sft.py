@@ -202,6 +202,15 @@ def sft_loss(model, text_ids, image_ids, is_image, text_target, image_target):
     return text_loss + image_loss, text_loss, image_loss
 
 
+def require_one_process(accelerator, command: str) -> None:
+    """Refuse a multi-process launch of a trainer that is not data-parallel: every process would draw the same
+    batches and update its own copy without syncing gradients — N times the compute for one process's result."""
+    if accelerator.num_processes > 1:
+        raise ValueError(f"gotr1-train {command} runs in one process (it is not data-parallel), but was launched "
+                         f"with {accelerator.num_processes}: run it without accelerate launch / torchrun, on one "
+                         "device (the built-in model's SFT takes about 2 minutes on one GPU)")
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -217,6 +226,7 @@ def train_sft(config: SFTConfig, resume: bool = False, progress: bool = True, st
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(cpu=config.device == "cpu")
+    require_one_process(accelerator, "sft")
     vq_config = load_config(VQConfig, Path(config.vq_run) / "config.yaml")
     scenes = generate_split("train", config.train_scenes, config.seed)
     chains = scene_chains(scenes, config.person_plans, config.free_coordinates, config.seed)

@@ -2,15 +2,19 @@
 
 from .scenes import (
     CANVAS,
+    EVALUATION_SPLITS,
     HELDOUT_PAIRS,
     SPLITS,
+    ZEROSHOT_PAIRS,
     Scene,
     SceneObject,
+    evaluation_scenes,
     generate_split,
     ground_truth_chain,
     layout_for,
     render,
     scene_for_prompt,
+    split_of,
 )
 from .world import (
     COLOURS,
@@ -22,11 +26,14 @@ from .world import (
     canonical_prompt,
     format_prompt,
     parse_prompt,
+    prompt_scene_key,
+    scene_key,
     suggest_prompt,
 )
 
 __all__ = [
-    "CANVAS", "COLOURS", "HELDOUT_PAIRS", "RELATIONS", "SHAPES", "SPLITS", "Group", "Scene", "SceneObject",
-    "SceneSpec", "ShapeWorldPromptError", "canonical_prompt", "format_prompt", "generate_split",
-    "ground_truth_chain", "layout_for", "parse_prompt", "render", "scene_for_prompt", "suggest_prompt",
+    "CANVAS", "COLOURS", "EVALUATION_SPLITS", "HELDOUT_PAIRS", "RELATIONS", "SHAPES", "SPLITS", "ZEROSHOT_PAIRS",
+    "Group", "Scene", "SceneObject", "SceneSpec", "ShapeWorldPromptError", "canonical_prompt", "evaluation_scenes",
+    "format_prompt", "generate_split", "ground_truth_chain", "layout_for", "parse_prompt", "prompt_scene_key",
+    "render", "scene_for_prompt", "scene_key", "split_of", "suggest_prompt",
 ]

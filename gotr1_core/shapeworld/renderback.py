@@ -69,7 +69,8 @@ class FoundObject:
     colour: str | None          # None: no world colour (mixed region)
     shape: str | None           # None: matches no world shape well enough
     pixel_box: tuple[int, int, int, int]
-    shape_iou: float            # mask IoU with the best-matching world shape
+    best_shape: str             # the world shape it matches best, accepted or not
+    shape_iou: float            # mask IoU with that shape
     margin: float               # ... minus the IoU of the next best
     purity: float
 
@@ -114,7 +115,7 @@ def _read_region(pixels: np.ndarray, mask: np.ndarray,
     clear = scores[best] >= MIN_SHAPE_IOU and scores[best] - scores[runner_up] >= MIN_MARGIN
     shape = best if clear and sides_ok else None
     explained = ndimage.binary_dilation(templates[best]) if shape else np.zeros_like(mask)
-    return FoundObject(colour, shape, box, scores[best], scores[best] - scores[runner_up], purity), explained
+    return FoundObject(colour, shape, box, best, scores[best], scores[best] - scores[runner_up], purity), explained
 
 
 def read_image(image) -> tuple[list[FoundObject], float]:
@@ -142,7 +143,7 @@ def check_image(spec: SceneSpec, image) -> Verdict:
     for obj in objects:
         if obj.name is None:
             what = ("no world colour" if obj.colour is None else
-                    f"no world shape (best IoU {obj.shape_iou:.2f}, {obj.margin:.2f} above the next)")
+                    f"no world shape (IoU {obj.shape_iou:.2f} with a {obj.best_shape}, {obj.margin:.2f} above the next)")
             problems.append(f"object at {obj.pixel_box}: {what}")
     found = Counter(o.name for o in objects if o.name)
     expected = Counter(spec.object_names())
