@@ -46,8 +46,15 @@ def _forward(got: GotModel, texts: list[list[int]], images: torch.Tensor) -> tup
     return model.model.language_model(inputs_embeds=embeds).last_hidden_state, lengths
 
 
-def sequence_logprobs(got: GotModel, result: GenerationResult) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(reason_logprobs [N, R], image_logprobs [N, T])`` of a generation result's tokens.
+def _entropy(lp: torch.Tensor) -> torch.Tensor:
+    """Entropy of each row's distribution from its log-probabilities (0 where a token is impossible)."""
+    return -(lp.exp() * lp.clamp(min=torch.finfo(lp.dtype).min)).sum(dim=-1)
+
+
+def sequence_logprobs(got: GotModel, result: GenerationResult, entropy: bool = False):
+    """``(reason_logprobs [N, R], image_logprobs [N, T])`` of a generation result's tokens, and with ``entropy``
+    also the entropy of the whole next-token distribution at each of those positions (same shapes; what an
+    entropy bonus differentiates).
 
     Runs with gradients when the caller has them enabled (the policy) and without
     under ``torch.no_grad()`` (old policy, reference). Positions outside
@@ -64,7 +71,8 @@ def sequence_logprobs(got: GotModel, result: GenerationResult) -> tuple[torch.Te
     device = hidden.device
 
     reason_lp = torch.zeros(result.reason_ids.shape, dtype=torch.float32, device=device)
-    image_lp = []
+    reason_h = torch.zeros_like(reason_lp)
+    image_lp, image_h = [], []
     head = got.model.model.generation_head
     for i in range(n):
         start = len(result.prompt_ids[i])
@@ -73,6 +81,8 @@ def sequence_logprobs(got: GotModel, result: GenerationResult) -> tuple[torch.Te
             lp = torch.log_softmax(_scale(logits, t_text), dim=-1)
             target = torch.tensor(reasons[i], device=device)
             reason_lp[i, :len(reasons[i])] = lp.gather(1, target[:, None]).squeeze(1)
+            if entropy:
+                reason_h[i, :len(reasons[i])] = _entropy(lp)
         end = lengths[i]
         logits = head(hidden[i, end - 1:end - 1 + n_image]).float()
         if cfg != 1.0:
@@ -80,4 +90,8 @@ def sequence_logprobs(got: GotModel, result: GenerationResult) -> tuple[torch.Te
             logits = guide(logits, uncond, cfg, settings.get("cfg_plausibility", 0.0))
         lp = torch.log_softmax(_scale(logits, t_image), dim=-1)
         image_lp.append(lp.gather(1, images[i].to(device)[:, None]).squeeze(1))
+        if entropy:
+            image_h.append(_entropy(lp))
+    if entropy:
+        return reason_lp, torch.stack(image_lp), reason_h, torch.stack(image_h)
     return reason_lp, torch.stack(image_lp)

@@ -21,6 +21,7 @@ from tiny_janus import make_tiny_model
 from trainer.checkpoint import find_checkpoint
 
 DRIVER = Path(__file__).parent / "grpo_dp_driver.py"
+FSDP_DRIVER = Path(__file__).parent / "grpo_fsdp_driver.py"
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2
 
@@ -111,3 +112,22 @@ def test_two_process_run_killed_in_one_rank_resumes_to_the_uninterrupted_weights
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_gradient_clipping_sees_the_sharded_gradients(tmp_path):
+    """Under FSDP the parameters to clip are the sharded ones ``prepare`` returns: the clipped norm two FSDP2
+    processes log is the whole batch's norm that one unsharded process logs, not 0."""
+    model = make_tiny_model(tmp_path / "model", stop_bias=3.0)
+    norms = []
+    for processes, name in ((1, "one"), (2, "two")):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "--master_port", "29518"] if processes > 1 else [sys.executable]
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        done = subprocess.run([*launcher, str(FSDP_DRIVER), str(tmp_path / name), str(model)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = [json.loads(line) for line in (tmp_path / name / "run" / "metrics.jsonl").read_text().splitlines()]
+        norms.append(next(r["train/grad_norm"] for r in rows if "train/grad_norm" in r))
+    assert norms[0] > 1e-2
+    assert norms[1] == pytest.approx(norms[0], rel=1e-3)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from trainer.grpo_math import clipped_surrogate, group_advantages, grpo_loss, k3_kl, token_mask
+from trainer.grpo_math import clipped_surrogate, group_advantages, grpo_loss, k3_kl, token_mask, token_weights
 
 
 def test_group_advantages_by_hand():
@@ -113,3 +113,56 @@ def test_zero_advantage_groups_counts_groups_not_samples():
     advantages = group_advantages(torch.tensor(totals), 3)
     assert (advantages == 0).sum() == 4  # the middle sample of group 1, and all of group 2
     assert reward_stats(rewards, advantages, 3)["reward/zero_advantage_groups"] == 0.5
+
+
+def test_clip_higher_by_hand():
+    """DAPO's clip-higher: with A > 0 the ratio may rise to 1 + eps_high; the lower bound stays 1 - eps."""
+    logp = torch.log(torch.tensor([[1.5, 0.5]]))
+    old = torch.zeros(1, 2)
+    up, clipped = clipped_surrogate(logp, old, torch.tensor([2.0]), clip_eps=0.2, clip_eps_high=0.28)
+    assert up.tolist() == [pytest.approx([-2.56, -1.0])] and clipped.tolist() == [[True, False]]
+    down, _ = clipped_surrogate(logp, old, torch.tensor([-1.0]), clip_eps=0.2, clip_eps_high=0.28)
+    assert down.tolist() == [pytest.approx([1.5, 0.8])]  # min(-1.5, -1.28) = -1.5; min(-0.5, -0.8) = -0.8
+
+
+def test_token_and_sample_normalisation_by_hand():
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    assert token_weights(mask, "token").tolist() == [pytest.approx([1 / 3, 1 / 3, 0]), pytest.approx([1 / 3, 0, 0])]
+    # sample: each of the 2 samples weighs 1/2, shared among its own tokens
+    assert token_weights(mask, "sample").tolist() == [pytest.approx([0.25, 0.25, 0]), pytest.approx([0.5, 0, 0])]
+    # a step's totals (here 6 tokens, 4 samples over all micro-batches and ranks) set the scale
+    assert token_weights(mask, "token", total_tokens=6)[0, 0] == pytest.approx(1 / 6)
+    assert token_weights(mask, "sample", total_samples=4)[1, 0] == pytest.approx(1 / 4)
+    with pytest.raises(ValueError, match="token, sample"):
+        token_weights(mask, "batch")
+    # per-token losses 1, 2 (sample 0) and 4 (sample 1): token mean 7/3, sample mean (1.5 + 4) / 2 = 2.75.
+    # With A = -1 and no clipping in reach, L_clip = ratio = exp(logp - old): set the ratios to those losses.
+    old = torch.zeros(2, 3)
+    logp = torch.log(torch.tensor([[1.0, 2.0, 1.0], [4.0, 1.0, 1.0]]))
+    loss_t, _ = grpo_loss(logp, old, None, torch.tensor([-1.0, -1.0]), mask, clip_eps=10.0,
+                          weights=token_weights(mask, "token"))
+    loss_s, _ = grpo_loss(logp, old, None, torch.tensor([-1.0, -1.0]), mask, clip_eps=10.0,
+                          weights=token_weights(mask, "sample"))
+    assert float(loss_t) == pytest.approx(7 / 3) and float(loss_s) == pytest.approx(2.75)
+
+
+def test_entropy_bonus_by_hand():
+    logp = torch.zeros(1, 2)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    entropy = torch.tensor([[1.0, 3.0]])
+    plain, _ = grpo_loss(logp, logp, None, torch.tensor([1.0]), mask)
+    bonus, stats = grpo_loss(logp, logp, None, torch.tensor([1.0]), mask, entropy=entropy, entropy_coef=0.1)
+    assert float(plain) == pytest.approx(-1.0) and float(bonus) == pytest.approx(-1.0 - 0.1 * 2.0)
+    assert stats["entropy"] == pytest.approx(2.0)
+
+
+def test_collapse_warnings_by_hand():
+    from trainer.grpo import GRPOConfig, collapse_warnings
+
+    config = GRPOConfig(output_dir="x", model="builtin")  # warn below half the first entropy, above half zero groups
+    first = {"policy/entropy_chain": 2.0, "policy/entropy_image": 4.0, "reward/zero_advantage_groups": 0.0}
+    assert collapse_warnings(first, first, config) == {}
+    now = {"policy/entropy_chain": 0.9, "policy/entropy_image": 2.5, "reward/zero_advantage_groups": 0.75}
+    found = collapse_warnings(first, now, config)
+    assert set(found) == {"policy/entropy_chain", "reward/zero_advantage_groups"}
+    assert "fell to 0.900 from 2.000" in found["policy/entropy_chain"] and "75%" in found["reward/zero_advantage_groups"]

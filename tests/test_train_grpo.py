@@ -16,6 +16,7 @@ from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import load_model
 from gotr1_core.shapeworld.scenes import evaluation_scenes
+from gotr1_core.rewards.base import Rewards
 from trainer.checkpoint import find_checkpoint
 from trainer.config import ConfigError, load_config
 from trainer.evaluate import evaluate
@@ -241,13 +242,50 @@ def test_stage_switch_trains_only_that_stages_head(tmp_path, tiny_model, stages,
     assert all(0.0 <= r["train/clip_fraction"] <= 1.0 for r in rows if "train/clip_fraction" in r)
 
 
-def test_micro_batches_accumulate_the_gradient_of_the_whole_batch(tmp_path, tiny_model):
-    """One step in 1 micro-batch or in 3: the same rollouts, so the same gradient (logged before clipping)."""
+class SameRewardJudge(LongChainJudge):
+    """Every sample scores the same: all advantages are 0, so only an entropy bonus can move the policy."""
+
+    def score(self, prompts, chains, layouts, images):
+        ones = [1.0] * len(chains)
+        return Rewards(ones, ones, ones, ones)
+
+
+def test_the_entropy_bonus_raises_entropy_and_nothing_else_moves_without_it(tmp_path, tiny_model):
+    """With every advantage 0 (and no KL), a run without the bonus leaves the weights exactly as they were; with it
+    (plus clip-higher and sample normalisation, which must run alongside) the entropy of the policy's distribution
+    at the same tokens rises."""
+    probe = generate(load_model(tiny_model, device="cpu"), ["a red circle", "two cats"],
+                     GenerationConfig(num_samples=2, seed=1, max_reason_tokens=12), decode=False)
+
+    def mean_entropy(folder):
+        _, _, reason_h, image_h = sequence_logprobs(load_model(folder, device="cpu"), probe, entropy=True)
+        return float(reason_h[probe.reason_mask].mean()), float(image_h.mean())
+
+    before = mean_entropy(tiny_model)
+    for coef in (0.0, 0.5):
+        folder = tmp_path / str(coef)
+        folder.mkdir()
+        config = tiny_run_config(folder, tiny_model, steps=2, entropy_coef=coef, clip_eps_high=0.28,
+                                 loss_normalisation="sample", eval_prompts=[], lr=1e-3, beta=0.0)
+        train_grpo(config, progress=False, judge=SameRewardJudge())
+        rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert ("train/entropy" in rows[0]) == bool(coef)
+        after = mean_entropy(folder / "run" / "model")
+        if coef:
+            assert after[0] > before[0] + 0.01 and after[1] > before[1] + 0.01, (before, after)
+        else:
+            assert after == pytest.approx(before, abs=1e-6)
+
+
+@pytest.mark.parametrize("normalisation", ["token", "sample"])
+def test_micro_batches_accumulate_the_gradient_of_the_whole_batch(tmp_path, tiny_model, normalisation):
+    """One step in 1 micro-batch or in 3: the same rollouts, so the same gradient (logged before clipping), with
+    either loss normalisation (each token's weight is the whole step's, whatever micro-batch it is in)."""
     norms = []
     for micro_batch in (12, 4):
         (tmp_path / str(micro_batch)).mkdir()
         config = tiny_run_config(tmp_path / str(micro_batch), tiny_model, steps=1, micro_batch=micro_batch,
-                                 eval_count=1, save_every=1)
+                                 eval_count=1, save_every=1, loss_normalisation=normalisation)
         train_grpo(config, progress=False, judge=LongChainJudge())
         row = json.loads((tmp_path / str(micro_batch) / "run" / "metrics.jsonl").read_text().splitlines()[0])
         norms.append(row["train/grad_norm"])

@@ -97,7 +97,8 @@ def judged_metrics(result, rewards, renderback: list[bool] | None, prefix: str =
     return metrics
 
 
-def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, seed: int = 0) -> dict:
+def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, seed: int = 0,
+                  diversity: bool = True) -> dict:
     """What only a whole evaluation set can give: intervals of the verdicts over distinct scenes (each scene's
     mean over its samples is one observation), how often the two judges agree, and with two or more samples per
     prompt the diversity figures against the world's sampler (:mod:`gotr1_core.shapeworld.diversity`)."""
@@ -113,7 +114,7 @@ def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, 
         figures["only_exact_correct"] = float(np.mean(exact & ~back))      # the disagreements, by direction
         figures["only_renderback_correct"] = float(np.mean(~exact & back))
     specs = shapeworld_specs(result.prompts[::samples])
-    if samples >= 2 and specs is not None:
+    if diversity and samples >= 2 and specs is not None:
         layouts, images = result.layouts, list(result.images)
         groups = [slice(i * samples, (i + 1) * samples) for i in range(len(specs))]
         report = diversity_report(specs, [layouts[g] for g in groups], [images[g] for g in groups], seed=seed)
@@ -214,7 +215,8 @@ def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int =
                            chains=[c for _, c in pairs])
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         renderback = renderback_verdicts(result)
-        figures = {**judged_metrics(result, rewards, renderback), **scene_figures(result, rewards, renderback, 1)}
+        figures = {**judged_metrics(result, rewards, renderback),
+                   **scene_figures(result, rewards, renderback, samples, diversity=False)}
         for key in ("correct", "correct_ci", "renderback_correct", "renderback_correct_ci", "r_ri"):
             metrics[f"plans/{kind}/{key}"] = figures[key]
         metrics[f"plans/{kind}/count"] = len(pairs)

@@ -19,9 +19,11 @@ One step, top to bottom (:func:`train_grpo`):
    (:func:`trainer.grpo_math.group_advantages`).
 4. **Update.** ``ppo_epochs`` optimiser steps on the rollout batch, each
    accumulated over micro-batches: per-token log-probs of the sampled reasoning
-   and image tokens (teacher-forced, CFG-combined exactly as sampled), the
-   clipped importance ratio against the rollout policy and a k3 KL to the
-   frozen reference (:func:`trainer.grpo_math.grpo_loss`).
+   and image tokens (teacher-forced, CFG-combined and floored exactly as
+   sampled), the clipped importance ratio against the rollout policy (with
+   DAPO's clip-higher if asked), a k3 KL to the frozen reference and an
+   optional entropy bonus, each token weighted by the step's loss
+   normalisation (:func:`trainer.grpo_math.grpo_loss`).
 5. **Keep.** Log scalars — rewards, loss, KL, and the policy's per-token
    entropy (chain and image apart) and distinct plans per group
    (:func:`rollout_variety`), which show entropy collapse while it happens —
@@ -41,6 +43,7 @@ import json
 import math
 import resource
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,14 +54,14 @@ from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.rewards import judge_problem, load_judge
-from gotr1_core.shapeworld import ShapeWorldPromptError, parse_prompt
+from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
-from .evaluate import REWARDS, eval_prompts, evaluate, model_path, model_problem
-from .grpo_math import group_advantages, grpo_loss, token_mask
+from .evaluate import REWARDS, eval_prompts, evaluate, model_path, model_problem, shapeworld_specs
+from .grpo_math import LOSS_NORMALISATIONS, group_advantages, grpo_loss, token_mask, token_weights
 from .metrics import MetricsLog
 from .prompts import batch_for_step, source_problem, training_records
 from .sharding import (full_optimizer_state, full_parameters, full_state_dict, load_full_optimizer_state,
@@ -87,7 +90,12 @@ class GRPOConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     clip_eps: float = 0.2
+    clip_eps_high: float | None = None        # upper clip (DAPO's clip-higher, e.g. 0.28); None: clip_eps
     beta: float = 0.01                        # KL weight; 0 skips the reference model entirely
+    entropy_coef: float = 0.0                 # entropy bonus: - coef * H of each trained token's distribution
+    loss_normalisation: str = "token"         # token: every token weighs the same | sample: mean of sample means
+    entropy_warn_fraction: float = 0.5        # warn when a stage's entropy falls below this share of its first
+    zero_advantage_warn: float = 0.5          # warn when more than this share of groups has zero advantage
     stages: str = "both"                      # both | reason | image: which tokens the objective trains
     cfg_scale: float | None = None            # None: the model's gotr1.json defaults
     text_temperature: float | None = None
@@ -117,6 +125,12 @@ class GRPOConfig:
                          "micro_batch", "lr", "rollout_batch", "eval_count", "save_every", "log_every")
         if self.group_size < 2:
             found.append(f"group_size: GRPO compares samples within a group; needs >= 2, got {self.group_size}")
+        if self.loss_normalisation not in LOSS_NORMALISATIONS:
+            found.append(f"loss_normalisation: use {' or '.join(LOSS_NORMALISATIONS)}, got {self.loss_normalisation!r}")
+        if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
+            found.append(f"clip_eps_high: must be >= clip_eps ({self.clip_eps}) or left out, got {self.clip_eps_high}")
+        if not 0 <= self.entropy_warn_fraction <= 1 or not 0 <= self.zero_advantage_warn <= 1:
+            found.append("entropy_warn_fraction, zero_advantage_warn: shares in [0, 1]")
         if self.lr_schedule not in ("constant", "cosine"):
             found.append(f"lr_schedule: use constant or cosine, got {self.lr_schedule!r}")
         if self.stages not in ("both", "reason", "image"):
@@ -133,8 +147,8 @@ class GRPOConfig:
         if self.plan_prompts_per_step and not all(part.startswith("shapeworld:") for part in self.prompts.split("+")):
             found.append("plan_prompts_per_step: plans are written for ShapeWorld prompts; use shapeworld:<split> "
                          f"prompts or set it to 0 (prompts: {self.prompts!r})")
-        for name in ("clip_eps", "beta", "plan_prompts_per_step", "warmup_steps", "weight_decay", "grad_clip",
-                     "lora_rank", "eval_every", "sample_every", "lora_dropout"):
+        for name in ("clip_eps", "beta", "entropy_coef", "plan_prompts_per_step", "warmup_steps", "weight_decay",
+                     "grad_clip", "lora_rank", "eval_every", "sample_every", "lora_dropout"):
             if getattr(self, name) < 0:
                 found.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.lora_rank and not self.lora_targets:
@@ -291,8 +305,8 @@ class PolicyLogprobs(torch.nn.Module):
         self.model = got.model
         self._got = got
 
-    def forward(self, result: GenerationResult) -> tuple[torch.Tensor, torch.Tensor]:
-        return sequence_logprobs(self._got, result)
+    def forward(self, result: GenerationResult, entropy: bool = False) -> tuple[torch.Tensor, ...]:
+        return sequence_logprobs(self._got, result, entropy=entropy)
 
 
 # -- one step's pieces --------------------------------------------------------------------
@@ -407,7 +421,7 @@ def rollout_variety(result: GenerationResult, group_size: int) -> dict[str, floa
     from gotr1_core.shapeworld.diversity import layout_signature
 
     def signature(prompt: str, layout) -> tuple:
-        if is_shapeworld(prompt):
+        if shapeworld_specs([prompt]) is not None:
             return layout_signature(layout)
         return tuple(sorted((o.label, o.box) for o in layout.objects))
 
@@ -427,12 +441,21 @@ def variety_stats(sums: dict[str, float]) -> dict[str, float]:
             "policy/distinct_plans": sums["distinct_plans"] / max(sums["groups"], 1.0)}
 
 
-def is_shapeworld(prompt: str) -> bool:
-    try:
-        parse_prompt(prompt)
-    except ShapeWorldPromptError:
-        return False
-    return True
+def collapse_warnings(first: dict[str, float], now: dict[str, float], config: GRPOConfig) -> dict[str, str]:
+    """What looks like RL collapsing, by the key it concerns: a stage's per-token entropy below
+    ``entropy_warn_fraction`` of its value at the run's first step, or more than ``zero_advantage_warn`` of the
+    groups scoring all alike (nothing to learn from them: prompts too easy or too hard, or samples all the same)."""
+    found = {}
+    for key in ("policy/entropy_chain", "policy/entropy_image"):
+        if first.get(key, 0.0) > 0 and now[key] < config.entropy_warn_fraction * first[key]:
+            found[key] = (f"{key} fell to {now[key]:.3f} from {first[key]:.3f} at the start: the policy is "
+                          "collapsing onto few samples; see docs/training.md (clip_eps_high, entropy_coef, "
+                          "beta, rollout temperature)")
+    share = now["reward/zero_advantage_groups"]
+    if share > config.zero_advantage_warn:
+        found["reward/zero_advantage_groups"] = (f"{share:.0%} of the groups have zero advantage (all samples scored "
+                                                 "alike): most of the batch teaches nothing")
+    return found
 
 
 def plan_stats(rewards) -> dict[str, float]:
@@ -507,6 +530,8 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     rows = (config.prompts_per_step + config.plan_prompts_per_step) // world * config.group_size
     accelerator.gradient_accumulation_steps = math.ceil(rows / config.micro_batch)  # micro-batches per step
     policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
+    # what to clip: the parameters as prepared (FSDP replaces them with sharded ones that hold the gradients)
+    params = [p for p in policy.parameters() if p.requires_grad]
     partitioned = partitioned_optimizer(accelerator)
     inner_optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper holds torch's
     if gathered_moments is not None:
@@ -515,6 +540,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     last = min(config.steps, stop_after or config.steps)
     bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
     began, samples_seen = time.time(), 0
+    first_watched, warned = None, set()  # entropy and zero-advantage figures of the first step, warnings given
     for step in bar:
         tick = time.time()
         # 1-2. rollout and reward
@@ -549,8 +575,10 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
                                                else policy(result.select(c)), dim=1) for c in chunks]).to(device)
         # 4. ppo_epochs optimiser steps, each over the whole batch in micro-batches
         got.model.train()
-        total_tokens = accelerator.reduce(mask.sum(), reduction="sum").clamp(min=1)  # over every rank
-        stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0}
+        weights = token_weights(  # each token's weight in the step's loss, all ranks together (they sum to 1)
+            mask, config.loss_normalisation, accelerator.reduce(mask.sum(), reduction="sum"),
+            accelerator.reduce(mask.any(dim=1).sum(), reduction="sum"))
+        stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, **({"entropy": 0.0} if config.entropy_coef else {})}
         for _ in range(config.ppo_epochs):
             optimizer.zero_grad(set_to_none=True)
             for rows in chunks:
@@ -558,16 +586,19 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
                 # accumulate: gradients reduced across ranks (DDP) / the engine stepped (DeepSpeed) at the last only
                 with accelerator.accumulate(policy):
                     with accelerator.autocast():
-                        logp = torch.cat(policy(result.select(rows)), dim=1)
+                        out = policy(result.select(rows), entropy=bool(config.entropy_coef))
+                    logp = torch.cat(out[:2], dim=1)
+                    entropy = torch.cat(out[2:], dim=1) if config.entropy_coef else None
                     old_rows = logp.detach() if old is None else old[idx]
                     loss, parts = grpo_loss(logp, old_rows, None if ref is None else ref[idx], advantages[idx],
-                                            mask[idx], config.clip_eps, config.beta)
-                    share = mask[idx].sum() / total_tokens  # token-weighted: equals one full-batch mean
+                                            mask[idx], config.clip_eps, config.beta, config.clip_eps_high,
+                                            weights[idx], entropy, config.entropy_coef)
                     # x world: DDP/DeepSpeed average over ranks; x micro-batches: accelerate divides by them
-                    accelerator.backward(loss * share * world * len(chunks))
-                stats["loss"] += loss.item() * share.item() / config.ppo_epochs
-                for key in ("kl", "clip_fraction"):
-                    stats[key] += parts[key] * share.item() / config.ppo_epochs
+                    accelerator.backward(loss * world * len(chunks))
+                share = float(weights[idx].sum())  # this micro-batch's part of the step's loss
+                stats["loss"] += loss.item() / config.ppo_epochs
+                for key in stats.keys() & parts.keys() - {"loss"}:
+                    stats[key] += parts[key] * share / config.ppo_epochs
             if config.grad_clip:
                 stats["grad_norm"] = float(accelerator.clip_grad_norm_(params, config.grad_clip))
             optimizer.step()
@@ -578,12 +609,17 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         variety = {k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
                    for k, v in variety.items()}
         every_reward, every_advantage = gathered(accelerator, rewards), accelerator.gather(advantages[:len(rewards)])
+        watched = {**variety_stats(variety), **reward_stats(every_reward, every_advantage, config.group_size)}
+        first_watched = first_watched or watched
+        for key, message in collapse_warnings(first_watched, watched, config).items():
+            if key not in warned and accelerator.is_main_process:
+                warned.add(key)  # once per run and kind: the curves show the rest
+                warnings.warn(f"gotr1-train grpo, step {step + 1}: {message}", RuntimeWarning, stacklevel=2)
         every_plan_reward = None if plan_rewards is None else gathered(accelerator, plan_rewards)
         n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
         samples_seen += n
         if (step + 1) % config.log_every == 0 or step + 1 == last:
-            values = {**reward_stats(every_reward, every_advantage, config.group_size), **{f"train/{k}": v for k, v in stats.items()},
-                      **variety_stats(variety),
+            values = {**watched, **{f"train/{k}": v for k, v in stats.items()},
                       **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
                       "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
                       "perf/peak_memory_mb": peak_memory_mb(device)}
