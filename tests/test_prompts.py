@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from trainer.prompts import batch_for_step, load_prompts, source_problem
@@ -57,51 +58,56 @@ def test_plot_draws_logged_curves_and_keeps_the_last_value_of_a_redone_step(tmp_
 
     from PIL import Image
 
-    from trainer.plot import plot_run, read_series
+    from trainer.plot import figure_for, plot_run, read_series, smooth
 
     rows = [{"step": s, "reward/total_mean": s / 10} for s in range(1, 21)] + [{"step": 5, "reward/total_mean": 9.0}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     steps, values = read_series(tmp_path, "reward/total_mean")
     assert list(steps) == list(range(1, 21)) and values[4] == 9.0
+    figure = figure_for(tmp_path, ["reward/total_mean", "train/kl"], window=5)
+    top, bottom = figure.axes
+    raw, smoothed = top.get_lines()
+    assert list(raw.get_xdata()) == list(steps) and list(raw.get_ydata()) == list(values)
+    assert list(smoothed.get_ydata()) == pytest.approx(list(smooth(values, 5)))
+    assert smoothed.get_linewidth() > raw.get_linewidth()  # the trend over the faint raw values
+    assert all(line.get_visible() for line in top.get_ygridlines()) and len(top.get_yticks()) > 2  # not min/max
+    assert "no values logged" in [t.get_text() for t in bottom.texts] and not bottom.get_lines()
     out = plot_run(tmp_path, ["reward/total_mean", "train/kl"], tmp_path / "curve.png")
     with Image.open(out) as image:
-        assert image.size[1] > 2 * 200
+        assert image.size[1] > image.size[0] * 0.5
     with pytest.raises(FileNotFoundError, match="run folder"):
         read_series(tmp_path / "nothing", "x")
 
 
-def test_plot_fits_a_spike_label_and_draws_log_panels(tmp_path):
-    """A KL spike's label (4.57e+04) is drawn whole (the sheet widens past the usual margin rather than cut
-    it), and on a log panel the spike no longer flattens the rest of the curve onto the bottom edge."""
+def test_moving_average_by_hand():
+    from trainer.plot import smooth
+
+    assert smooth(np.array([1.0, 2.0, 3.0, 4.0]), 2).tolist() == [1.0, 1.5, 2.5, 3.5]
+    assert smooth(np.array([1.0, 2.0]), 1).tolist() == [1.0, 2.0]
+
+
+def test_log_panels_keep_a_spike_from_flattening_the_curve(tmp_path, monkeypatch):
+    """A KL spike on a log panel: the axis is logarithmic, values at or below 0 are drawn at the smallest
+    positive one, and the command draws train/kl that way unless told otherwise."""
     import json
 
-    import numpy as np
-    from PIL import Image, ImageFont
+    from trainer.cli import main
+    from trainer.plot import figure_for
 
-    from trainer.plot import MARGIN, PANEL_W, plot_run
-
-    rows = [{"step": s, "train/kl": 45712.0 if s == 7 else 0.001 * s} for s in range(1, 21)]
+    rows = [{"step": s, "train/kl": 45712.0 if s == 7 else (0.0 if s == 3 else 0.001 * s)} for s in range(1, 21)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = plot_run(tmp_path, ["train/kl"], tmp_path / "curve.png")
-    label = ImageFont.load_default(size=13).getlength("4.57e+04")
-    with Image.open(out) as image:
-        pixels = np.asarray(image.convert("L"))
-    assert image.size[0] >= MARGIN + PANEL_W + 4 + label
-    right_of_panel = pixels[:, MARGIN + PANEL_W + 2:]
-    assert (right_of_panel[:, -3:] == 255).all()  # nothing drawn at the very edge: the label ends inside
-
-    def end_height(path):  # height of the curve's last steps (0.016..0.02) above the panel's bottom, 0..1
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB")).astype(int)
-        panel = np.nonzero((np.abs(rgb[:, MARGIN] - 160) < 5).all(-1))[0]  # the panel frame's left edge
-        column = rgb[panel.min():panel.max() + 1, MARGIN + PANEL_W - 6]
-        drawn = np.nonzero((np.abs(column - [20, 60, 160]).sum(-1) < 30))[0] + panel.min()
-        return (panel.max() - drawn.mean()) / (panel.max() - panel.min())
-
-    assert end_height(out) < 0.02
-    assert end_height(plot_run(tmp_path, ["train/kl"], tmp_path / "c.png", log_keys=["train/kl"])) > 0.1
-
-    from trainer.cli import main  # the command draws train/kl on a log scale unless told otherwise
+    assert figure_for(tmp_path, ["train/kl"]).axes[0].get_yscale() == "linear"
+    ax = figure_for(tmp_path, ["train/kl"], log_keys=["train/kl"]).axes[0]
+    assert ax.get_yscale() == "log" and ax.get_title(loc="left") == "train/kl (log scale)"
+    assert min(ax.get_lines()[0].get_ydata()) == pytest.approx(0.001)
     assert main(["plot", str(tmp_path), "--keys", "train/kl", "-o", str(tmp_path / "log.png")]) == 0
+    assert (tmp_path / "log.png").stat().st_size > 0
+    import trainer.plot
+
+    asked = []
+    monkeypatch.setattr(trainer.plot, "plot_run", lambda *args, **kwargs: asked.append(kwargs) or tmp_path / "x.png")
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "default.png")]) == 0
     assert main(["plot", str(tmp_path), "--keys", "train/kl", "--log-keys", "-o", str(tmp_path / "lin.png")]) == 0
-    assert end_height(tmp_path / "log.png") > 0.1 and end_height(tmp_path / "lin.png") < 0.02
+    assert asked[0]["log_keys"] == ["train/kl"] and asked[1]["log_keys"] == []
+
+

@@ -477,12 +477,91 @@ def write_sample_sheet(run_dir: Path, step: int, result: GenerationResult, rewar
 
 # -- the loop ------------------------------------------------------------------------------
 
+@dataclasses.dataclass
+class Run:
+    """What every step of a run works with, set up once by :func:`start_run`."""
+
+    config: GRPOConfig
+    accelerator: object
+    got: GotModel
+    policy: torch.nn.Module            # PolicyLogprobs as accelerate prepared it (DDP, FSDP, DeepSpeed, or as is)
+    optimizer: object
+    scheduler: object
+    params: list                       # what gradient clipping sees: the prepared (possibly sharded) parameters
+    reference: GotModel | None         # the frozen KL reference; None under LoRA (adapters off) or without KL
+    judge: object
+    records: list[dict]                # training prompts, no evaluation scene in any wording
+    eval_sets: dict[str, list[str]]
+    log: MetricsLog
+    partitioned: str | None            # how the optimizer state is split across processes, if it is
+    first_watched: dict | None = None  # entropy / zero-advantage figures of the first step, for the warnings
+    warned: set = dataclasses.field(default_factory=set)
+    samples_seen: int = 0
+
+    @property
+    def lora(self) -> bool:
+        return bool(self.config.lora_rank)
+
+    @property
+    def device(self):
+        return self.accelerator.device
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+
+@dataclasses.dataclass
+class Rollouts:
+    """A step's samples: the result (own-plan rows, then given-plan rows), their rewards and variety sums."""
+
+    result: GenerationResult
+    rewards: object
+    plan_rewards: object | None
+    variety: dict[str, float]
+
+
+@dataclasses.dataclass
+class Objective:
+    """What the update needs besides the policy's own forward: per-sample advantages, which tokens train and
+    with what weight, the micro-batches, and the old-policy and reference log-probs."""
+
+    advantages: torch.Tensor
+    mask: torch.Tensor
+    weights: torch.Tensor
+    chunks: list[list[int]]
+    old: torch.Tensor | None
+    ref: torch.Tensor | None
+
+
 def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None,
                judge=None) -> dict:
     """Run (or continue, with ``resume``) a GRPO run; ``judge`` replaces ``config.judge`` with any
-    :class:`gotr1_core.rewards.Judge` object — custom rewards from Python."""
-    from accelerate import Accelerator
+    :class:`gotr1_core.rewards.Judge` object — custom rewards from Python. The loop is the module docstring's five
+    steps, one function each."""
     from tqdm.auto import tqdm
+
+    run, start = start_run(config, resume, judge)
+    last = min(config.steps, stop_after or config.steps)
+    bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
+    began = time.time()
+    for step in bar:
+        tick = time.time()
+        rollouts = collect_rollouts(run, step)                  # 1-2. rollout and reward
+        objective = step_objective(run, rollouts)               # 3. advantages, weights, old and reference
+        stats = update_policy(run, rollouts, objective)         # 4. ppo_epochs optimiser steps
+        values = keep(run, step, last, rollouts, objective, stats, tick)  # 5. log, show, keep
+        if values:
+            bar.set_postfix(reward=f"{values['reward/total_mean']:.3f}", kl=f"{values['train/kl']:.4f}")
+    if last < config.steps:
+        return {"stopped_at": last}
+    return finish_run(run, began)
+
+
+def start_run(config: GRPOConfig, resume: bool, judge=None) -> tuple[Run, int]:
+    """Load the policy, reference, judge and prompts, resume from the newest checkpoint if asked, and prepare
+    the policy and optimizer for the processes; returns the run and the step to start at."""
+    from accelerate import Accelerator
 
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -498,8 +577,8 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     records = training_records(config.prompts, config.prompt_count, config.seed,  # no evaluation scene, any wording
                                [p for prompts in eval_sets.values() for p in prompts])
 
-    params = [p for p in got.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW([p for p in got.model.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     log = MetricsLog(run_dir, accelerator.is_main_process)
     start = 0
@@ -522,7 +601,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         start = state["step"]
         log.forget_after(start)
     save_config(config, run_dir / "config.yaml")
-    rank, world = accelerator.process_index, accelerator.num_processes
+    world = accelerator.num_processes
     for name in ("prompts_per_step", "plan_prompts_per_step"):
         if getattr(config, name) % world:
             raise ValueError(f"{name} {getattr(config, name)} must be a multiple of the {world} processes "
@@ -532,130 +611,156 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     policy, optimizer = accelerator.prepare(PolicyLogprobs(got), optimizer)
     # what to clip: the parameters as prepared (FSDP replaces them with sharded ones that hold the gradients)
     params = [p for p in policy.parameters() if p.requires_grad]
-    partitioned = partitioned_optimizer(accelerator)
-    inner_optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper holds torch's
     if gathered_moments is not None:
-        load_full_optimizer_state(policy, inner_optimizer, gathered_moments)
+        load_full_optimizer_state(policy, getattr(optimizer, "optimizer", optimizer), gathered_moments)
+    run = Run(config, accelerator, got, policy, optimizer, scheduler, params, reference, judge, records, eval_sets,
+              log, partitioned_optimizer(accelerator))
+    return run, start
 
-    last = min(config.steps, stop_after or config.steps)
-    bar = tqdm(range(start, last), initial=start, total=config.steps, disable=not progress, desc="grpo")
-    began, samples_seen = time.time(), 0
-    first_watched, warned = None, set()  # entropy and zero-advantage figures of the first step, warnings given
-    for step in bar:
-        tick = time.time()
-        # 1-2. rollout and reward
-        mine, generation = rank_share(batch_for_step(records, step, config.prompts_per_step, config.seed),
-                                      config.generation(step), rank, world)
-        with full_parameters(policy):  # whole weights for decoding even when training shards them
-            result, rewards = rollout(got, judge, [r["prompt"] for r in mine], generation)
-            variety = rollout_variety(result, config.group_size)
-            plan_rewards = None
-            if config.plan_prompts_per_step:  # rows after the own-plan rows of every rank
-                planned, plan_generation = rank_share(
-                    step_plans(records, step, config), dataclasses.replace(
-                        config.generation(step), first_index=config.prompts_per_step * config.group_size),
-                    rank, world)
-                plan_result, plan_rewards = rollout(got, judge, [r["prompt"] for r in planned], plan_generation,
-                                                    [r["chain"] for r in planned])
-                result = joined(result, plan_result)
-        # 3. advantages, shared by every token of a sample; a given plan's tokens are not the policy's
-        totals = rewards.total + ([] if plan_rewards is None else plan_rewards.total)
-        advantages = group_advantages(torch.tensor(totals), config.group_size).to(device)
-        mask = objective_mask(result, len(rewards), config.stages).to(device)
-        n = len(result.prompts)
-        chunks = [list(range(i, min(i + config.micro_batch, n))) for i in range(0, n, config.micro_batch)]
-        with torch.no_grad():
-            old = None
-            if config.ppo_epochs > 1:  # the sampling policy, teacher-forced like the loss (exact ratio 1 at epoch 0)
-                old = torch.cat([torch.cat(policy(result.select(c)), dim=1) for c in chunks])
-            ref = None
-            if config.beta:  # the frozen copy, or under LoRA the policy's own forward without its adapters
-                with adapters_disabled(got.model) if lora else contextlib.nullcontext():
-                    ref = torch.cat([torch.cat(sequence_logprobs(reference, result.select(c)) if reference
-                                               else policy(result.select(c)), dim=1) for c in chunks]).to(device)
-        # 4. ppo_epochs optimiser steps, each over the whole batch in micro-batches
-        got.model.train()
-        weights = token_weights(  # each token's weight in the step's loss, all ranks together (they sum to 1)
-            mask, config.loss_normalisation, accelerator.reduce(mask.sum(), reduction="sum"),
-            accelerator.reduce(mask.any(dim=1).sum(), reduction="sum"))
-        stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, **({"entropy": 0.0} if config.entropy_coef else {})}
-        for _ in range(config.ppo_epochs):
-            optimizer.zero_grad(set_to_none=True)
-            for rows in chunks:
-                idx = torch.tensor(rows, device=device)
-                # accumulate: gradients reduced across ranks (DDP) / the engine stepped (DeepSpeed) at the last only
-                with accelerator.accumulate(policy):
-                    with accelerator.autocast():
-                        out = policy(result.select(rows), entropy=bool(config.entropy_coef))
-                    logp = torch.cat(out[:2], dim=1)
-                    entropy = torch.cat(out[2:], dim=1) if config.entropy_coef else None
-                    old_rows = logp.detach() if old is None else old[idx]
-                    loss, parts = grpo_loss(logp, old_rows, None if ref is None else ref[idx], advantages[idx],
-                                            mask[idx], config.clip_eps, config.beta, config.clip_eps_high,
-                                            weights[idx], entropy, config.entropy_coef)
-                    # x world: DDP/DeepSpeed average over ranks; x micro-batches: accelerate divides by them
-                    accelerator.backward(loss * world * len(chunks))
-                share = float(weights[idx].sum())  # this micro-batch's part of the step's loss
-                stats["loss"] += loss.item() / config.ppo_epochs
-                for key in stats.keys() & parts.keys() - {"loss"}:
-                    stats[key] += parts[key] * share / config.ppo_epochs
-            if config.grad_clip:
-                stats["grad_norm"] = float(accelerator.clip_grad_norm_(params, config.grad_clip))
-            optimizer.step()
-        scheduler.step()
-        # 5. log, show, keep (figures of every rank)
-        stats.update({k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
-                      for k, v in stats.items() if k != "grad_norm"})
-        variety = {k: float(accelerator.reduce(torch.tensor(v, device=device), reduction="sum"))
-                   for k, v in variety.items()}
-        every_reward, every_advantage = gathered(accelerator, rewards), accelerator.gather(advantages[:len(rewards)])
-        watched = {**variety_stats(variety), **reward_stats(every_reward, every_advantage, config.group_size)}
-        first_watched = first_watched or watched
-        for key, message in collapse_warnings(first_watched, watched, config).items():
-            if key not in warned and accelerator.is_main_process:
-                warned.add(key)  # once per run and kind: the curves show the rest
-                warnings.warn(f"gotr1-train grpo, step {step + 1}: {message}", RuntimeWarning, stacklevel=2)
-        every_plan_reward = None if plan_rewards is None else gathered(accelerator, plan_rewards)
-        n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
-        samples_seen += n
-        if (step + 1) % config.log_every == 0 or step + 1 == last:
-            values = {**watched, **{f"train/{k}": v for k, v in stats.items()},
-                      **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
-                      "train/lr": scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
-                      "perf/peak_memory_mb": peak_memory_mb(device)}
-            log.log(step + 1, values)
-            bar.set_postfix(reward=f"{values['reward/total_mean']:.3f}", kl=f"{stats['kl']:.4f}")
-        if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
-            write_sample_sheet(run_dir, step + 1, result, rewards, config.group_size)
-        if config.eval_every and (step + 1) % config.eval_every == 0:
-            with full_parameters(policy):
-                log.log(step + 1, run_evals(got, judge, eval_sets, config, accelerator))
-        if (step + 1) % config.save_every == 0 or step + 1 == last:
-            tensors = checkpoint_tensors(policy_weights(policy, got), lora)
-            moments = optimizer_checkpoint(policy, inner_optimizer, partitioned)  # every process: it gathers
-            if accelerator.is_main_process:
-                save_checkpoint(run_dir, step + 1, tensors,
-                                {**moments, "optimizer_partitioned": partitioned, "scheduler": scheduler.state_dict(),
-                                 "rng": rng_state(), "data_position": (step + 1) * config.prompts_per_step},
-                                config.keep_last)
-            accelerator.wait_for_everyone()  # no rank runs ahead of a checkpoint still being written
-    if last < config.steps:
-        return {"stopped_at": last}
 
-    with full_parameters(policy):
-        evals = run_evals(got, judge, eval_sets, config, accelerator)
+def collect_rollouts(run: Run, step: int) -> Rollouts:
+    """1-2. This process's share of the step's prompts, a group of samples each, judged; then, with
+    ``plan_prompts_per_step``, groups of images drawn from plans a person could write (rows after the own-plan
+    rows of every rank)."""
+    config, rank, world = run.config, run.accelerator.process_index, run.accelerator.num_processes
+    mine, generation = rank_share(batch_for_step(run.records, step, config.prompts_per_step, config.seed),
+                                  config.generation(step), rank, world)
+    with full_parameters(run.policy):  # whole weights for decoding even when training shards them
+        result, rewards = rollout(run.got, run.judge, [r["prompt"] for r in mine], generation)
+        variety = rollout_variety(result, config.group_size)
+        plan_rewards = None
+        if config.plan_prompts_per_step:
+            planned, plan_generation = rank_share(
+                step_plans(run.records, step, config), dataclasses.replace(
+                    config.generation(step), first_index=config.prompts_per_step * config.group_size), rank, world)
+            plan_result, plan_rewards = rollout(run.got, run.judge, [r["prompt"] for r in planned], plan_generation,
+                                                [r["chain"] for r in planned])
+            result = joined(result, plan_result)
+    return Rollouts(result, rewards, plan_rewards, variety)
+
+
+def step_objective(run: Run, rollouts: Rollouts) -> Objective:
+    """3. Advantages, shared by every token of a sample (a given plan's tokens are not the policy's and never
+    train); each token's weight in the step's loss over all ranks; the micro-batches; the sampling policy's
+    log-probs (teacher-forced like the loss, so the ratio is exactly 1 at the first epoch) when there is more
+    than one epoch, and the reference's when there is a KL term."""
+    config, result, accelerator, device = run.config, rollouts.result, run.accelerator, run.device
+    totals = rollouts.rewards.total + ([] if rollouts.plan_rewards is None else rollouts.plan_rewards.total)
+    advantages = group_advantages(torch.tensor(totals), config.group_size).to(device)
+    mask = objective_mask(result, len(rollouts.rewards), config.stages).to(device)
+    weights = token_weights(mask, config.loss_normalisation, accelerator.reduce(mask.sum(), reduction="sum"),
+                            accelerator.reduce(mask.any(dim=1).sum(), reduction="sum"))
+    n = len(result.prompts)
+    chunks = [list(range(i, min(i + config.micro_batch, n))) for i in range(0, n, config.micro_batch)]
+    with torch.no_grad():
+        old = None
+        if config.ppo_epochs > 1:
+            old = torch.cat([torch.cat(run.policy(result.select(c)), dim=1) for c in chunks])
+        ref = None
+        if config.beta:  # the frozen copy, or under LoRA the policy's own forward without its adapters
+            with adapters_disabled(run.got.model) if run.lora else contextlib.nullcontext():
+                ref = torch.cat([torch.cat(sequence_logprobs(run.reference, result.select(c)) if run.reference
+                                           else run.policy(result.select(c)), dim=1) for c in chunks]).to(device)
+    return Objective(advantages, mask, weights, chunks, old, ref)
+
+
+def update_policy(run: Run, rollouts: Rollouts, objective: Objective) -> dict[str, float]:
+    """4. ``ppo_epochs`` optimiser steps, each over the whole batch in micro-batches; returns the loss, KL, clip
+    fraction (and entropy) as weighted over every rank, and the gradient norm before clipping."""
+    config, accelerator, policy, optimizer = run.config, run.accelerator, run.policy, run.optimizer
+    o, world = objective, accelerator.num_processes
+    run.got.model.train()
+    stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, **({"entropy": 0.0} if config.entropy_coef else {})}
+    for _ in range(config.ppo_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        for rows in o.chunks:
+            idx = torch.tensor(rows, device=run.device)
+            # accumulate: gradients reduced across ranks (DDP) / the engine stepped (DeepSpeed) at the last only
+            with accelerator.accumulate(policy):
+                with accelerator.autocast():
+                    out = policy(rollouts.result.select(rows), entropy=bool(config.entropy_coef))
+                logp = torch.cat(out[:2], dim=1)
+                entropy = torch.cat(out[2:], dim=1) if config.entropy_coef else None
+                old_rows = logp.detach() if o.old is None else o.old[idx]
+                loss, parts = grpo_loss(logp, old_rows, None if o.ref is None else o.ref[idx], o.advantages[idx],
+                                        o.mask[idx], config.clip_eps, config.beta, config.clip_eps_high,
+                                        o.weights[idx], entropy, config.entropy_coef)
+                # x world: DDP/DeepSpeed average over ranks; x micro-batches: accelerate divides by them
+                accelerator.backward(loss * world * len(o.chunks))
+            share = float(o.weights[idx].sum())  # this micro-batch's part of the step's loss
+            stats["loss"] += loss.item() / config.ppo_epochs
+            for key in stats.keys() & parts.keys() - {"loss"}:
+                stats[key] += parts[key] * share / config.ppo_epochs
+        if config.grad_clip:
+            stats["grad_norm"] = float(accelerator.clip_grad_norm_(run.params, config.grad_clip))
+        optimizer.step()
+    run.scheduler.step()
+    stats.update({k: float(accelerator.reduce(torch.tensor(v, device=run.device), reduction="sum"))
+                  for k, v in stats.items() if k != "grad_norm"})
+    return stats
+
+
+def keep(run: Run, step: int, last: int, rollouts: Rollouts, objective: Objective, stats: dict,
+         tick: float) -> dict | None:
+    """5. Figures of every rank: warn on collapse, log (returns what was logged, or None), write a sample sheet,
+    evaluate, checkpoint atomically."""
+    config, accelerator, done = run.config, run.accelerator, step + 1
+    variety = {k: float(accelerator.reduce(torch.tensor(v, device=run.device), reduction="sum"))
+               for k, v in rollouts.variety.items()}
+    every_reward = gathered(accelerator, rollouts.rewards)
+    every_advantage = accelerator.gather(objective.advantages[:len(rollouts.rewards)])
+    watched = {**variety_stats(variety), **reward_stats(every_reward, every_advantage, config.group_size)}
+    run.first_watched = run.first_watched or watched
+    for key, message in collapse_warnings(run.first_watched, watched, config).items():
+        if key not in run.warned and accelerator.is_main_process:
+            run.warned.add(key)  # once per run and kind: the curves show the rest
+            warnings.warn(f"gotr1-train grpo, step {done}: {message}", RuntimeWarning, stacklevel=3)
+    every_plan_reward = None if rollouts.plan_rewards is None else gathered(accelerator, rollouts.plan_rewards)
+    n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
+    run.samples_seen += n
+    values = None
+    if done % config.log_every == 0 or done == last:
+        values = {**watched, **{f"train/{k}": v for k, v in stats.items()},
+                  **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
+                  "train/lr": run.scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
+                  "perf/peak_memory_mb": peak_memory_mb(run.device)}
+        run.log.log(done, values)
+    if config.sample_every and done % config.sample_every == 0 and accelerator.is_main_process:
+        write_sample_sheet(run.run_dir, done, rollouts.result, rollouts.rewards, config.group_size)
+    if config.eval_every and done % config.eval_every == 0:
+        with full_parameters(run.policy):
+            run.log.log(done, run_evals(run.got, run.judge, run.eval_sets, config, accelerator))
+    if done % config.save_every == 0 or done == last:
+        tensors = checkpoint_tensors(policy_weights(run.policy, run.got), run.lora)
+        inner = getattr(run.optimizer, "optimizer", run.optimizer)  # accelerate's wrapper holds torch's
+        moments = optimizer_checkpoint(run.policy, inner, run.partitioned)  # every process: it gathers
+        if accelerator.is_main_process:
+            save_checkpoint(run.run_dir, done, tensors,
+                            {**moments, "optimizer_partitioned": run.partitioned,
+                             "scheduler": run.scheduler.state_dict(), "rng": rng_state(),
+                             "data_position": done * config.prompts_per_step}, config.keep_last)
+        accelerator.wait_for_everyone()  # no rank runs ahead of a checkpoint still being written
+    return values
+
+
+def finish_run(run: Run, began: float) -> dict:
+    """Evaluate the final policy, log the run's figures, and export it (LoRA merged) as a model folder."""
+    config, accelerator = run.config, run.accelerator
+    with full_parameters(run.policy):
+        evals = run_evals(run.got, run.judge, run.eval_sets, config, accelerator)
     metrics = {"train/seconds": time.time() - began, "steps": config.steps,
-               "perf/samples_per_s": samples_seen / max(time.time() - began, 1e-9),
-               "perf/peak_memory_mb": peak_memory_mb(device), **evals}
-    log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
-    log.close()
-    sharded = sharding_kind(policy) != "none"
-    weights = policy_weights(policy, got) if sharded else None
+               "perf/samples_per_s": run.samples_seen / max(time.time() - began, 1e-9),
+               "perf/peak_memory_mb": peak_memory_mb(run.device), **evals}
+    run.log.log(config.steps, {k: v for k, v in metrics.items() if "/" in k})
+    run.log.close()
+    sharded = sharding_kind(run.policy) != "none"
+    weights = policy_weights(run.policy, run.got) if sharded else None
+    got = run.got
     if accelerator.is_main_process:
         if sharded:  # a whole copy on the CPU to write from
             got = load_policy(dataclasses.replace(config, gradient_checkpointing=False), "cpu")
-            restore_tensors(got.model, checkpoint_tensors(weights, lora), lora)
-        export_policy(got, lora, config, run_dir / "model", metrics)
+            restore_tensors(got.model, checkpoint_tensors(weights, run.lora), run.lora)
+        export_policy(got, run.lora, config, run.run_dir / "model", metrics)
     return metrics
 
 
