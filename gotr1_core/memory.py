@@ -129,17 +129,19 @@ def parse_bytes(text: str) -> int:
 
 # -- parameters --------------------------------------------------------------------------------
 
-def weight_bytes(config, mode: str = "auto", device: str = "cuda", understanding: bool = False) -> int:
+def weight_bytes(config, mode: str = "auto", device: str = "cuda", understanding: bool = False,
+                 compute: str | None = None) -> int:
     """Bytes of the parameters and buffers a model of ``config`` holds when loaded in ``mode``.
 
     The decoder layers' projections are stored as the mode says
     (:func:`~gotr1_core.model.quantize.quantized_bytes`: fp8 and int8 one
     byte per weight and a float32 scale per row, int4 NF4 half a byte and its
-    block statistics); everything else is in the compute dtype.
+    block statistics); everything else is in the compute dtype (``compute``
+    where the loader is given one, else the mode's on ``device``).
     """
     from .model.loading import UNDERSTANDING, build_skeleton, within
 
-    element = _element_bytes(compute_dtype(mode, device))
+    element = _element_bytes(compute or compute_dtype(mode, device))
     skeleton = build_skeleton(config)  # parameters on the meta device: sizes without memory
     total, seen = 0, set()
     for name, module in skeleton.named_modules():

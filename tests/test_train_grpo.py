@@ -329,6 +329,27 @@ def test_an_fsdp_run_checkpoints_its_moments_gathered_and_resumes_to_the_uninter
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
 
 
+@pytest.mark.parametrize("options", [dict(), dict(mixed_precision="bf16"),
+                                     dict(mixed_precision="bf16", reference_weights="int8"),
+                                     dict(mixed_precision="bf16", lora_rank=4, beta=0.01), dict(beta=0.0)])
+def test_the_planned_weight_bytes_are_what_the_run_loads(tmp_path, tiny_model, options):
+    """The GRPO memory plan (docs/training.md's 7B table comes from it) against the tensors the run holds: a float32
+    policy (the master weights), a reference in the mixed-precision dtype or quantized, under LoRA a frozen base in
+    that dtype with float32 adapters and no reference copy."""
+    from gotr1_core.model.quantize import stored_bytes
+    from trainer.grpo import frozen_reference, planned_weight_bytes
+
+    config = tiny_run_config(tmp_path, tiny_model, **options)
+    policy = load_policy(config, "cpu")
+    plan = planned_weight_bytes(config, policy.model.config, "cpu")
+    assert plan["policy"] == stored_bytes(policy.model)
+    loads_reference = config.beta and not config.lora_rank
+    assert plan["reference"] == (stored_bytes(frozen_reference(config, "cpu").model) if loads_reference else 0)
+    assert plan["trained_parameters"] == sum(p.numel() for p in policy.model.parameters() if p.requires_grad)
+    if options.get("mixed_precision") == "bf16" and not config.lora_rank and config.reference_weights == "full":
+        assert 2 * plan["reference"] == pytest.approx(plan["policy"], rel=0.01)  # half a float32 copy
+
+
 def test_a_quantized_reference_is_stored_small_and_stays_close_to_the_starting_policy(tmp_path, tiny_model):
     """``reference_weights: int8``: the reference is read again with int8 layers; at step 1 (policy = starting
     weights) the KL to a full reference is 0 and to the int8 one small but not 0."""
@@ -337,7 +358,7 @@ def test_a_quantized_reference_is_stored_small_and_stays_close_to_the_starting_p
 
     config = tiny_run_config(tmp_path, tiny_model, reference_weights="int8")
     policy = load_policy(config, "cpu")
-    reference = frozen_reference(config, policy, "cpu")
+    reference = frozen_reference(config, "cpu")
     assert reference.extra["quantize"] == "int8" and stored_bytes(reference.model) < stored_bytes(policy.model)
     kl = {}
     for weights in ("full", "int8"):

@@ -183,9 +183,15 @@ def trainable_modules(model) -> list[torch.nn.Module]:
             inner.generation_head]
 
 
+FROZEN_DTYPES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
+"""The dtype of weights that do not train, by ``mixed_precision``: a frozen copy needs no float32 master."""
+
+
 def load_policy(config: GRPOConfig, device: torch.device | str) -> GotModel:
-    """The starting model in float32 with its trainable part unfrozen (LoRA adapters added if asked)."""
-    got = load_model(model_path(config.model), device=device, dtype="float32")
+    """The starting model with its trainable part unfrozen: in float32 (the master weights mixed precision
+    computes from); under LoRA the frozen base in the mixed-precision dtype and the adapters in float32."""
+    frozen = FROZEN_DTYPES[config.mixed_precision] if config.lora_rank else "fp32"
+    got = load_model(model_path(config.model), device=device, dtype=frozen)
     model = got.model
     if config.lora_rank:
         from peft import LoraConfig, inject_adapter_in_model
@@ -200,6 +206,8 @@ def load_policy(config: GRPOConfig, device: torch.device | str) -> GotModel:
         model.to(got.device)
         for name, param in model.named_parameters():
             param.requires_grad_("lora_" in name)
+            if "lora_" in name:
+                param.data = param.data.float()
     else:
         for module in trainable_modules(model):
             module.requires_grad_(True)
@@ -208,14 +216,47 @@ def load_policy(config: GRPOConfig, device: torch.device | str) -> GotModel:
     return got
 
 
-def frozen_reference(config: GRPOConfig, got: GotModel, device) -> GotModel:
-    """The KL term's reference: the starting weights, frozen — a copy of the policy, or read again from the
-    model folder with its decoder layers quantized (``reference_weights``), a quarter to an eighth of the
-    copy's memory at the price of a reference a little off the starting policy."""
-    if config.reference_weights == "full":
-        model = copy.deepcopy(got.model).requires_grad_(False).eval().to(device)
-        return dataclasses.replace(got, model=model)
-    return load_model(model_path(config.model), device=device, dtype=got.dtype, quantize=config.reference_weights)
+def frozen_reference(config: GRPOConfig, device) -> GotModel:
+    """The KL term's reference: the starting weights, frozen, read again from the model folder in the
+    mixed-precision dtype (half a float32 copy's memory under bf16), or with its decoder layers quantized
+    (``reference_weights``: a quarter to an eighth, at the price of a reference a little off the starting
+    policy)."""
+    quantize = None if config.reference_weights == "full" else config.reference_weights
+    return load_model(model_path(config.model), device=device, dtype=FROZEN_DTYPES[config.mixed_precision],
+                      quantize=quantize)
+
+
+def planned_weight_bytes(config: GRPOConfig, model_config, device: str = "cuda") -> dict[str, int]:
+    """Bytes of the policy (LoRA adapters included) and of the frozen reference as :func:`load_policy` and
+    :func:`frozen_reference` hold them, from the model's config alone — the numbers of the memory plan in
+    docs/training.md. (Optimizer moments and gradients come on top: 8 and 4 bytes per trained parameter.)"""
+    from gotr1_core.memory import weight_bytes
+
+    frozen = FROZEN_DTYPES[config.mixed_precision]
+    trained = trained_parameter_count(model_config, config)
+    if config.lora_rank:  # the base frozen, the adapters in float32; the reference is the base (adapters off)
+        return {"policy": weight_bytes(model_config, frozen, device) + 4 * trained, "reference": 0,
+                "trained_parameters": trained}
+    reference = 0
+    if config.beta:
+        mode = frozen if config.reference_weights == "full" else config.reference_weights
+        reference = weight_bytes(model_config, mode, device, compute=frozen)
+    return {"policy": weight_bytes(model_config, "fp32", device), "reference": reference,
+            "trained_parameters": trained}
+
+
+def trained_parameter_count(model_config, config: GRPOConfig) -> int:
+    """Parameters the optimizer updates: the LoRA adapters' (``rank * (in + out)`` per targeted linear layer of
+    the language model), or those of :func:`trainable_modules`."""
+    from gotr1_core.model.loading import build_skeleton
+
+    skeleton = build_skeleton(model_config)
+    if config.lora_rank:
+        return sum(config.lora_rank * (m.in_features + m.out_features)
+                   for name, m in skeleton.model.language_model.named_modules()
+                   if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in config.lora_targets)
+    seen = {id(p): p for module in trainable_modules(skeleton) for p in module.parameters()}
+    return sum(p.numel() for p in seen.values())
 
 
 def optimizer_checkpoint(policy, optimizer, partitioned: str | None) -> dict:
@@ -571,7 +612,7 @@ def start_run(config: GRPOConfig, resume: bool, judge=None) -> tuple[Run, int]:
     lora = bool(config.lora_rank)
     reference = None
     if config.beta and not lora:
-        reference = frozen_reference(config, got, "cpu" if config.ref_device == "cpu" else device)
+        reference = frozen_reference(config, "cpu" if config.ref_device == "cpu" else device)
     judge = judge or load_judge(config.judge, str(device))
     eval_sets = eval_prompt_sets(config)
     records = training_records(config.prompts, config.prompt_count, config.seed,  # no evaluation scene, any wording
