@@ -280,6 +280,20 @@ QUANTIZE_HELP = ("store the decoder layers' weights quantized: fp8, int8 (weight
                  "int4 (NF4, half a byte); computed in --dtype")
 
 
+def _model_default(name: str) -> str:
+    """Where a generation setting comes from when not given, with the actual values: the model folder's
+    gotr1.json (the built-in model's value), else upstream GoT-R1's default."""
+    from .demo import BUILTIN_MODEL
+    from .model.loading import GenerationSpec
+
+    upstream = f"{getattr(GenerationSpec(), name):g} (upstream's) for a folder without one"
+    try:
+        return f"default: the model's gotr1.json — {getattr(GenerationSpec.read(BUILTIN_MODEL), name):g} for the " \
+            f"built-in model, {upstream}"
+    except Exception:  # noqa: BLE001 - help text must never fail: say what is known
+        return f"default: the model's gotr1.json; {upstream}"
+
+
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (config.json, safetensors, tokenizer); default: the built-in "
                                     "ShapeWorld model")
@@ -290,8 +304,9 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-index", type=int, default=0, metavar="I",
                    help="number the samples from I: '-n 1 --first-index 3' redraws sample 3 of a batch alone")
     p.add_argument("--text-temperature", type=float, default=None,
-                   help="chain sampling temperature; 0 = greedy (model default: 1)")
-    p.add_argument("--max-tokens", type=int, default=None, help="longest chain in tokens (model default: 600)")
+                   help=f"chain sampling temperature; 0 = greedy ({_model_default('text_temperature')})")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help=f"longest chain in tokens ({_model_default('max_reason_tokens')})")
     p.add_argument("--max-batch", type=int, default=16, help="rows generated together (memory knob)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
@@ -365,9 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(g)
     g.add_argument("-o", "--output", required=True, help="folder for the PNGs and generation.json")
     g.add_argument("--chain", metavar="FILE", help="use this chain (file, or - for stdin) instead of planning")
-    g.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (model default: 5)")
+    g.add_argument("--cfg", type=float, default=None,
+                   help=f"classifier-free guidance scale ({_model_default('cfg_scale')})")
     g.add_argument("--image-temperature", type=float, default=None,
-                   help="image-token temperature; 0 = greedy (model default: 1)")
+                   help=f"image-token temperature; 0 = greedy ({_model_default('image_temperature')})")
     g.add_argument("--top-k", type=int, default=None, help="sample image tokens from the k most likely")
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling of image tokens")
     g.set_defaults(func=cmd_generate)

@@ -192,3 +192,19 @@ def test_memory_prints_the_plan_and_the_chunk_that_fits(capsys):
 def test_memory_refuses_bad_modes_and_impossible_budgets(capsys, args, message):
     assert main(["memory", *args]) in (1, 2)
     assert message in capsys.readouterr().err
+
+
+def test_generate_help_gives_the_built_in_models_own_defaults(capsys):
+    """The help's defaults are read from the built-in model's gotr1.json, not remembered upstream values."""
+    import json
+
+    from gotr1_core.cli import main
+    from gotr1_core.demo import BUILTIN_MODEL
+
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    spec = json.loads((BUILTIN_MODEL / "gotr1.json").read_text())
+    for name in ("cfg_scale", "text_temperature", "image_temperature", "max_reason_tokens"):
+        assert f"{spec[name]:g} for the built-in model" in text, name
+    assert "(model default" not in text
