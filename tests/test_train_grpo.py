@@ -60,10 +60,33 @@ def test_smoke_grpo_raises_the_reward_of_fixed_prompts(tmp_path, tiny_model):
 
 
 def test_evaluation_prompts_are_never_trained_on(tmp_path, tiny_model):
+    """Through the trainer itself: training prompts that reword the run's own evaluation prompts (relation read
+    from the other side, other phrasings) or a scene of an evaluation split never reach a rollout."""
     config = tiny_run_config(tmp_path, tiny_model)
     with pytest.raises(ValueError, match="also an evaluation prompt"):
         train_grpo(dataclasses.replace(config, eval_prompts=[config.prompts]), progress=False,
                    judge=LongChainJudge())
+
+    class RecordingJudge(LongChainJudge):
+        calls: list = []
+
+        def score(self, prompts, chains, layouts, images):
+            self.calls.append(list(prompts))
+            return super().score(prompts, chains, layouts, images)
+
+    mine = tmp_path / "mine.txt"  # the run's own evaluation list: training-split scenes
+    mine.write_text("a red circle left of a blue square\ntwo yellow circles and a purple square\n")
+    test_scene = evaluation_scenes("test", 1)[0].prompt
+    prompts = tmp_path / "train.txt"
+    prompts.write_text("A blue square to the right of a red circle.\n"         # the first, reworded
+                       "a purple square, 2 yellow circles\n"                   # the second, reworded
+                       f"{test_scene.upper()}.\n"                              # a test-split scene
+                       "a green triangle\ntwo cats on a sofa\n")
+    run = dataclasses.replace(config, prompts=str(prompts), eval_prompts=[str(mine)], steps=1, prompts_per_step=5,
+                              output_dir=str(tmp_path / "clean"))
+    judge = RecordingJudge()
+    train_grpo(run, progress=False, judge=judge)
+    assert set(judge.calls[0]) == {"a green triangle", "two cats on a sofa"}  # 5 rollout prompts: no others
 
 
 RUNNER = textwrap.dedent("""
