@@ -118,7 +118,8 @@ def test_plan_following_is_measured_per_kind(builtin):
         pairs = plans_for(builtin, prompts, kind, seed=0, max_batch=16)
         assert 6 <= len(pairs) <= 8 and all(parse_chain(c, strict=True).objects for _, c in pairs), kind
     metrics = evaluate_plans(builtin, ShapeWorldJudge(), prompts, ("prose", "free"), seed=0, max_batch=16)
-    assert set(metrics) == {f"plans/{k}/{m}" for k in ("prose", "free") for m in ("correct", "r_ri", "count")}
+    assert set(metrics) == {f"plans/{k}/{m}" for k in ("prose", "free") for m in (
+        "correct", "correct_ci", "renderback_correct", "renderback_correct_ci", "r_ri", "count")}
     # the built-in model follows a person's plans: their words, boxes off the world's lattice
     for kind in ("prose", "free"):
         assert metrics[f"plans/{kind}/correct"] >= 0.6 and metrics[f"plans/{kind}/r_ri"] >= 0.7, metrics
