@@ -97,8 +97,7 @@ def judged_metrics(result, rewards, renderback: list[bool] | None, prefix: str =
     return metrics
 
 
-def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, seed: int = 0,
-                  diversity: bool = True) -> dict:
+def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, diversity: bool = True) -> dict:
     """What only a whole evaluation set can give: intervals of the verdicts over distinct scenes (each scene's
     mean over its samples is one observation), how often the two judges agree, and with two or more samples per
     prompt the diversity figures against the world's sampler (:mod:`gotr1_core.shapeworld.diversity`)."""
@@ -117,7 +116,7 @@ def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, 
     if diversity and samples >= 2 and specs is not None:
         layouts, images = result.layouts, list(result.images)
         groups = [slice(i * samples, (i + 1) * samples) for i in range(len(specs))]
-        report = diversity_report(specs, [layouts[g] for g in groups], [images[g] for g in groups], seed=seed)
+        report = diversity_report(specs, [layouts[g] for g in groups], [images[g] for g in groups])
         figures.update({f"diversity/{k}": v for k, v in report.items()})
     return figures
 

@@ -1,10 +1,11 @@
 """Where training and evaluation prompts come from.
 
 A source is either ``shapeworld:<split>`` (the embedded world's generator: for
-``train`` / ``rl_heldout`` a list drawn from the seed, for an evaluation split its
-fixed list of distinct scenes, the same for every seed) or a file: ``.txt`` with one prompt per line
-(blank lines and ``#`` comments skipped) or ``.jsonl`` with a ``prompt`` field
-per line (other fields are kept as metadata). ``a+b`` joins sources.
+``train`` / ``rl_heldout`` a list drawn from the seed, for an evaluation split
+its fixed list of distinct scenes, the same for every seed) or a file: ``.txt``
+with one prompt per line (blank lines and ``#`` comments skipped) or ``.jsonl``
+with a ``prompt`` field per line (other fields are kept as metadata). ``a+b``
+joins sources.
 
 Training never sees an evaluation scene in any wording (:func:`training_records`):
 a prompt is compared by what it asks for (:func:`prompt_identity`), not by its text.
