@@ -10,8 +10,8 @@ reports: text logits / text temperature; image logits combined by
 :func:`gotr1_core.generation.guide` — ``uncond + cfg * (cond - uncond)`` with
 the same plausibility floor (``cfg_plausibility``) the rollout sampled under —
 then / image temperature (plain softmax where a temperature is 0). A token the
-floor removed has log-probability -inf under both, so none was sampled. Top-k / top-p filtering is not modelled: rollouts
-meant for training should not use it.
+floor removed has log-probability -inf under both, so none was sampled. Top-k /
+top-p filtering is not modelled: rollouts meant for training should not use it.
 """
 
 from __future__ import annotations

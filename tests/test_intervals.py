@@ -13,7 +13,7 @@ def test_per_scene_means_group_consecutive_samples():
 
 
 def test_bootstrap_of_hand_computable_cases():
-    assert bootstrap_interval([0.7] * 10) == (0.7, 0.7)
+    assert bootstrap_interval([0.7] * 10) == pytest.approx((0.7, 0.7))
     # two scenes, 0 and 1: a resample's mean is 0, 1/2 or 1 with chances 1/4, 1/2, 1/4
     assert bootstrap_interval([0.0, 1.0]) == (0.0, 1.0)
     low, high = bootstrap_interval(np.r_[np.ones(90), np.zeros(10)])

@@ -147,14 +147,18 @@ def evaluate(got, judge, prompts: list[str], seed: int = 0, max_batch: int = 64,
     diversity."""
     result = _generate(got, prompts, seed, max_batch, cfg, cfg_plausibility, first_index, samples)
     rewards = judge.score(result.prompts, result.chains, None, result.images)
-    return judged_metrics(result, rewards, renderback_verdicts(result), prefix)
+    return judged_metrics(result, rewards, renderback_correct(renderback_verdicts(result)), prefix)
 
 
-def renderback_verdicts(result) -> list[bool] | None:
+def renderback_verdicts(result) -> list | None:
     """The render-back judge's verdict per image, or None when the prompts are not ShapeWorld prompts."""
     if shapeworld_specs(list(dict.fromkeys(result.prompts))) is None:
         return None
-    return RenderBackJudge().correct(result.prompts, result.images)
+    return RenderBackJudge().verdicts(result.prompts, result.images)
+
+
+def renderback_correct(verdicts: list | None) -> list[bool] | None:
+    return None if verdicts is None else [v.correct for v in verdicts]
 
 
 # -- plan following --------------------------------------------------------------------------
@@ -213,7 +217,7 @@ def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int =
         result = _generate(got, [p for p, _ in pairs], seed, max_batch, cfg, cfg_plausibility, samples=samples,
                            chains=[c for _, c in pairs])
         rewards = judge.score(result.prompts, result.chains, None, result.images)
-        renderback = renderback_verdicts(result)
+        renderback = renderback_correct(renderback_verdicts(result))
         figures = {**judged_metrics(result, rewards, renderback),
                    **scene_figures(result, rewards, renderback, samples, diversity=False)}
         for key in ("correct", "correct_ci", "renderback_correct", "renderback_correct_ci", "r_ri"):
@@ -312,9 +316,8 @@ def run_eval(config: EvalConfig) -> dict:
         result = _generate(got, prompts, config.sample_seed, config.max_batch, config.cfg, config.cfg_plausibility,
                            samples=config.samples)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
-        verdicts = (RenderBackJudge().verdicts(result.prompts, result.images)
-                    if shapeworld_specs(prompts) is not None else None)
-        renderback = None if verdicts is None else [v.correct for v in verdicts]
+        verdicts = renderback_verdicts(result)
+        renderback = renderback_correct(verdicts)
         metrics = {**judged_metrics(result, rewards, renderback),
                    **scene_figures(result, rewards, renderback, config.samples),
                    "per_scene": per_scene_rows(result, rewards, renderback, config.samples)}

@@ -461,14 +461,14 @@ def rollout_variety(result: GenerationResult, group_size: int) -> dict[str, floa
     """
     from gotr1_core.shapeworld.diversity import layout_signature
 
-    def signature(prompt: str, layout) -> tuple:
-        if shapeworld_specs([prompt]) is not None:
-            return layout_signature(layout)
+    def as_written(layout) -> tuple:
         return tuple(sorted((o.label, o.box) for o in layout.objects))
 
     layouts = result.layouts
-    groups = range(0, len(result.prompts), group_size)
-    distinct = [len({signature(result.prompts[g], x) for x in layouts[g:g + group_size]}) for g in groups]
+    distinct = []
+    for g in range(0, len(result.prompts), group_size):  # one prompt per group: read it once
+        signature = layout_signature if shapeworld_specs([result.prompts[g]]) is not None else as_written
+        distinct.append(len({signature(x) for x in layouts[g:g + group_size]}))
     mask = result.reason_mask
     return {"chain_nll": float(-(result.reason_logprobs * mask).sum()), "chain_tokens": float(mask.sum()),
             "image_nll": float(-result.image_logprobs.sum()), "image_tokens": float(result.image_logprobs.numel()),

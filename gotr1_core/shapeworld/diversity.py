@@ -25,6 +25,7 @@ import numpy as np
 
 from ..layout import Layout
 from ..rewards.matching import matched_iou
+from ..rewards.shapeworld_judge import normalise_label
 from .scenes import drawn_box, layout_for
 from .world import SceneSpec
 
@@ -33,22 +34,16 @@ COVERAGE_DISTANCE = 0.6
 the same objects in roughly the same places)."""
 
 
-def _normalised(label: str) -> str:
-    from ..rewards.shapeworld_judge import normalise_label
-
-    return normalise_label(label)
-
-
 def layout_signature(layout: Layout) -> tuple:
     """A plan as the world draws it: sorted (label, pixel box) pairs."""
-    return tuple(sorted((_normalised(o.label), drawn_box(o.box)) for o in layout.objects))
+    return tuple(sorted((normalise_label(o.label), drawn_box(o.box)) for o in layout.objects))
 
 
 def layout_distance(a: Layout, b: Layout) -> float:
     """1 - mean IoU of boxes matched within labels, over the larger plan's objects (an unmatched box scores 0):
     0 for the same plan, 1 for plans with no box in common."""
-    first = [(_normalised(o.label), o.box) for o in a.objects]
-    second = [(_normalised(o.label), o.box) for o in b.objects]
+    first = [(normalise_label(o.label), o.box) for o in a.objects]
+    second = [(normalise_label(o.label), o.box) for o in b.objects]
     if not first and not second:
         return 0.0
     matched = matched_iou(first, second) if len(first) >= len(second) else matched_iou(second, first)

@@ -142,8 +142,8 @@ def check_image(spec: SceneSpec, image) -> Verdict:
     problems = []
     for obj in objects:
         if obj.name is None:
-            what = ("no world colour" if obj.colour is None else
-                    f"no world shape (IoU {obj.shape_iou:.2f} with a {obj.best_shape}, {obj.margin:.2f} above the next)")
+            what = "no world colour" if obj.colour is None else (
+                f"no world shape (IoU {obj.shape_iou:.2f} with a {obj.best_shape}, {obj.margin:.2f} above the next)")
             problems.append(f"object at {obj.pixel_box}: {what}")
     found = Counter(o.name for o in objects if o.name)
     expected = Counter(spec.object_names())
