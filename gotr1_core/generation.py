@@ -379,6 +379,7 @@ def generate(
     decode: bool = True,
     callback: ProgressCallback | None = None,
     preview: PreviewCallback | None = None,
+    streams: Sequence[int] | None = None,
 ) -> GenerationResult:
     """Generate ``config.num_samples`` chains (and images) per prompt.
 
@@ -387,7 +388,9 @@ def generate(
     ``(config.seed, config.first_index + r)``, recorded in ``streams``: a row
     is the same whatever the batch size or chunking, every row of a call has
     a stream of its own (a prompt listed twice gets two different samples),
-    and ``first_index=r`` with one sample redraws row ``r`` alone. ``chains`` (one for all prompts, or one per
+    and ``first_index=r`` with one sample redraws row ``r`` alone; ``streams`` (one per row) names the
+    rows' streams outright, for callers that draw scattered rows of a larger batch (GRPO's refilled
+    groups). ``chains`` (one for all prompts, or one per
     prompt) skips stage 1 and conditions the image on that text (:func:`encode_chain`; ``chains`` of the
     result keep it as given, ``reason_ids`` hold what the image was conditioned on).
     ``images=False`` stops after the reasoning (the planner); ``decode=False``
@@ -420,7 +423,11 @@ def generate(
     given = [c is not None for c in row_chain]
     if any(given) and not all(given):
         raise ValueError("give a chain for every prompt or for none")
-    streams = list(range(config.first_index, config.first_index + len(row_prompts)))
+    if streams is None:
+        streams = range(config.first_index, config.first_index + len(row_prompts))
+    streams = [int(s) for s in streams]
+    if len(streams) != len(row_prompts) or min(streams) < 0:
+        raise ValueError(f"streams: give one stream >= 0 per row ({len(row_prompts)}), got {len(streams)}")
     keys_all = row_keys(row_seeds, streams, got.device)
 
     reason_rows: list[list[int]] = []

@@ -2,6 +2,7 @@
 
 usage: grpo_dp_driver.py RUN_FOLDER MODEL_FOLDER STEPS [SAVE_EVERY] [--resume]
 Each process writes ``judged-<rank>.json``: the (prompt, chain) pairs its judge scored.
+With ``DYNAMIC_ROUNDS=n`` the run uses dynamic sampling (n rounds) and a judge that scores one prompt's groups alike.
 With ``KILL_RANK=r`` in the environment, rank r SIGKILLs itself as its rollout of step 3 begins.
 """
 
@@ -13,18 +14,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from grpo_helpers import LongChainJudge, tiny_run_config  # noqa: E402
+from grpo_helpers import EasyPromptJudge, LongChainJudge, tiny_run_config  # noqa: E402
 
 import trainer.grpo  # noqa: E402
 
 
-class RecordingJudge(LongChainJudge):
-    def __init__(self):
-        self.judged = []
+def recording(judge):
+    judge.judged = []
+    score = judge.score
 
-    def score(self, prompts, chains, layouts, images):
-        self.judged += list(zip(prompts, chains))
-        return super().score(prompts, chains, layouts, images)
+    def recorded(prompts, chains, layouts, images):
+        judge.judged += list(zip(prompts, chains))
+        return score(prompts, chains, layouts, images)
+
+    judge.score = recorded
+    return judge
 
 
 if __name__ == "__main__":
@@ -43,8 +47,9 @@ if __name__ == "__main__":
 
         trainer.grpo.rollout = rollout
     folder.mkdir(parents=True, exist_ok=True)
+    rounds = int(os.environ.get("DYNAMIC_ROUNDS", "0"))
     config = tiny_run_config(folder, model, steps=steps, prompts_per_step=4, group_size=2, micro_batch=3,
-                             save_every=save_every)
-    judge = RecordingJudge()
+                             save_every=save_every, dynamic_sampling_rounds=rounds)
+    judge = recording(EasyPromptJudge() if rounds else LongChainJudge())
     trainer.grpo.train_grpo(config, resume="--resume" in sys.argv, progress=False, judge=judge)
     (folder / f"judged-{rank}.json").write_text(json.dumps(judge.judged), encoding="utf-8")

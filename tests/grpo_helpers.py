@@ -23,6 +23,16 @@ class LongChainJudge:
         return Rewards(long, ones, ones, ones)
 
 
+class EasyPromptJudge(LongChainJudge):
+    """As :class:`LongChainJudge`, except that every sample of ``a red circle`` scores 1: its groups have zero
+    advantage, the ones dynamic sampling replaces."""
+
+    def score(self, prompts, chains, layouts, images):
+        rewards = super().score(prompts, chains, layouts, images)
+        rewards.r_sem = [1.0 if p == "a red circle" else r for p, r in zip(prompts, rewards.r_sem)]
+        return rewards
+
+
 def tiny_run_config(folder: Path, model: Path, **overrides) -> GRPOConfig:
     prompts = folder / "prompts.txt"
     prompts.write_text(PROMPTS, encoding="utf-8")

@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2
 
 
-def _run(folder: Path, model: Path, processes: int, *args: str, kill_rank: int | None = None) -> int:
+def _run(folder: Path, model: Path, processes: int, *args: str, kill_rank: int | None = None,
+         dynamic_rounds: int = 0) -> int:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                 "--master_port", "29517"] if processes > 1 else [sys.executable]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "KILL_RANK")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), **({"KILL_RANK": str(kill_rank)} if kill_rank else {}))
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), DYNAMIC_ROUNDS=str(dynamic_rounds),
+               **({"KILL_RANK": str(kill_rank)} if kill_rank else {}))
     done = subprocess.run([*launcher, str(DRIVER), str(folder), str(model), *(args or [str(STEPS)])], env=env,
                           capture_output=True, text=True, timeout=600)
     if kill_rank is None:
@@ -99,6 +101,30 @@ def test_evaluation_is_split_across_processes_and_gives_the_one_process_figures(
     judged = [[p for p, _ in json.loads((runs / "two" / f"judged-{r}.json").read_text()) if p in held_out]
               for r in (0, 1)]
     assert len(judged[0]) == len(judged[1]) == 1  # each process judged one of the two evaluation prompts
+
+
+def test_dynamic_sampling_refills_the_same_groups_however_many_processes_share_the_step(tmp_path, runs):
+    """A refilled group's prompt and random streams are a function of (seed, step, round, group): two processes,
+    each refilling its own groups and drawing rounds until neither has a zero-advantage group left, judge exactly
+    one process's samples and end with its weights; the easy prompt's groups were replaced."""
+    for processes in (1, 2):
+        _run(tmp_path / str(processes), runs / "model", processes, dynamic_rounds=3)
+    alone = _training_samples(tmp_path / "1", 0)
+    split = Counter(_training_samples(tmp_path / "2", 0)) + Counter(_training_samples(tmp_path / "2", 1))
+    assert split == Counter(alone) and len(alone) > STEPS * 4 * 2  # refills were drawn, and the same ones
+
+    def logged(folder):
+        rows = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k.startswith("sampling/") or k == "reward/zero_advantage_groups"}
+                for r in rows if "train/loss" in r]
+
+    one, two = logged(tmp_path / "1"), logged(tmp_path / "2")
+    assert one == two and all(r["sampling/groups_drawn"] > 4 for r in one)  # every step drew the easy prompt
+    # the kept batch teaches more than the step's own draw did
+    assert all(r["sampling/kept_informative"] > 1 - r["reward/zero_advantage_groups"] for r in one)
+    a, b = (load_file(str(tmp_path / str(n) / "run" / "model" / "model.safetensors")) for n in (1, 2))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-4, msg=key)
 
 
 def test_two_process_run_killed_in_one_rank_resumes_to_the_uninterrupted_weights(tmp_path, runs):

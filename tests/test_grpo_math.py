@@ -106,13 +106,14 @@ def test_zero_advantage_groups_counts_groups_not_samples():
     """Group 1 (totals 0, 0.5, 1) has a preference, though its middle sample has advantage 0; group 2 (all 0.5)
     has none. Half the groups, not two thirds of the samples."""
     from gotr1_core.rewards.base import Rewards
-    from trainer.grpo import reward_stats
+    from trainer.grpo import reward_stats, zero_advantage
 
     totals = [0.0, 0.5, 1.0, 0.5, 0.5, 0.5]  # r_pi, with r_sem = r_ri = 1 and r_spa = 0
     rewards = Rewards([1.0] * 6, [0.0] * 6, [1.0] * 6, totals)
     advantages = group_advantages(torch.tensor(totals), 3)
     assert (advantages == 0).sum() == 4  # the middle sample of group 1, and all of group 2
-    assert reward_stats(rewards, advantages, 3)["reward/zero_advantage_groups"] == 0.5
+    assert zero_advantage(rewards, 3) == [False, True]
+    assert reward_stats(rewards, 3)["reward/zero_advantage_groups"] == 0.5
 
 
 def test_clip_higher_by_hand():

@@ -396,3 +396,36 @@ def test_a_quantized_reference_is_stored_small_and_stays_close_to_the_starting_p
         with pytest.raises(ConfigError, match=message):
             load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tiny_model}", "reference_weights=int8",
                                            bad])
+
+
+def test_dynamic_sampling_replaces_alike_groups_with_fresh_prompts_drawn_on_their_own_streams(tmp_path, tiny_model):
+    """DAPO's dynamic sampling: the easy prompt's groups (all samples score 1) leave the batch; each replacement is
+    exactly what ``generate`` draws for its prompt on the streams the refill names; the logs describe the step's
+    own draw (its zero-advantage share), not the kept batch. Without rounds left, an alike group stays."""
+    from grpo_helpers import EasyPromptJudge
+
+    from trainer.grpo import collect_rollouts, start_run, zero_advantage
+
+    config = tiny_run_config(tmp_path, tiny_model, prompts_per_step=3, group_size=4, dynamic_sampling_rounds=4,
+                             eval_prompts=[])
+    run, _ = start_run(config, resume=False, judge=EasyPromptJudge())
+    rollouts = collect_rollouts(run, 0)
+    own = [rollouts.result.prompts[g * 4] for g in range(3)]
+    assert rollouts.drawn is not rollouts.rewards and zero_advantage(rollouts.drawn, 4).count(True) >= 1
+    assert "a red circle" not in own and not any(zero_advantage(rollouts.rewards, 4))
+    assert rollouts.sampling["groups_drawn"] > 3 and rollouts.sampling["groups_still_alike"] == 0
+    for g in range(3):  # the reference: one plain generate call per group, on the streams it records
+        rows = list(range(g * 4, g * 4 + 4))
+        kept = rollouts.result.select(rows)
+        again = generate(run.got, [own[g]], dataclasses.replace(config.generation(0), num_samples=4),
+                         streams=kept.streams, decode=False)
+        assert torch.equal(again.image_ids, kept.image_ids) and again.chains == kept.chains
+    assert len(set(rollouts.result.streams)) == 12
+
+    (tmp_path / "b").mkdir()
+    none_left = tiny_run_config(tmp_path / "b", tiny_model, prompts_per_step=3, group_size=4,
+                                dynamic_sampling_rounds=2, eval_prompts=[])
+    alike = SameRewardJudge()
+    rollouts = collect_rollouts(start_run(none_left, resume=False, judge=alike)[0], 0)
+    assert rollouts.sampling == {"groups_drawn": 9.0, "rounds": 2.0, "groups_still_alike": 3.0}
+    assert len(rollouts.result.prompts) == 12

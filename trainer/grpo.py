@@ -96,6 +96,8 @@ class GRPOConfig:
     loss_normalisation: str = "token"         # token: every token weighs the same | sample: mean of sample means
     entropy_warn_fraction: float = 0.5        # warn when a stage's entropy falls below this share of its first
     zero_advantage_warn: float = 0.5          # warn when more than this share of groups has zero advantage
+    dynamic_sampling_rounds: int = 0          # DAPO's dynamic sampling: up to this many rounds of fresh prompts
+                                              # replace groups whose samples all scored alike; 0: off
     stages: str = "both"                      # both | reason | image: which tokens the objective trains
     cfg_scale: float | None = None            # None: the model's gotr1.json defaults
     text_temperature: float | None = None
@@ -148,7 +150,8 @@ class GRPOConfig:
             found.append("plan_prompts_per_step: plans are written for ShapeWorld prompts; use shapeworld:<split> "
                          f"prompts or set it to 0 (prompts: {self.prompts!r})")
         for name in ("clip_eps", "beta", "entropy_coef", "plan_prompts_per_step", "warmup_steps", "weight_decay",
-                     "grad_clip", "lora_rank", "eval_every", "sample_every", "lora_dropout"):
+                     "grad_clip", "lora_rank", "eval_every", "sample_every", "lora_dropout",
+                     "dynamic_sampling_rounds"):
             if getattr(self, name) < 0:
                 found.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.lora_rank and not self.lora_targets:
@@ -353,11 +356,11 @@ class PolicyLogprobs(torch.nn.Module):
 # -- one step's pieces --------------------------------------------------------------------
 
 def rollout(got: GotModel, judge, prompts: list[str], generation: GenerationConfig,
-            chains: list[str] | None = None):
-    """Sample the groups (images from ``chains`` where given), decode and judge them; tensors made
-    trainable-safe (not inference tensors)."""
+            chains: list[str] | None = None, streams: list[int] | None = None):
+    """Sample the groups (images from ``chains`` where given; rows on ``streams`` where given), decode and judge
+    them; tensors made trainable-safe (not inference tensors)."""
     got.model.eval()
-    result = generate(got, prompts, generation, chains=chains)
+    result = generate(got, prompts, generation, chains=chains, streams=streams)
     for name in ("reason_ids", "reason_mask", "image_ids"):
         setattr(result, name, getattr(result, name).clone())
     rewards = judge.score(result.prompts, result.chains, None, result.images)
@@ -434,7 +437,13 @@ def gathered(accelerator, rewards):
     return rewards.concat(gather_object([rewards]))
 
 
-def reward_stats(rewards, advantages: torch.Tensor, group_size: int) -> dict[str, float]:
+def zero_advantage(rewards, group_size: int) -> list[bool]:
+    """Per group: did its samples all score alike? Its advantages are then exactly 0 and it teaches nothing."""
+    advantages = group_advantages(torch.tensor(rewards.total), group_size)
+    return (advantages.view(-1, group_size) == 0).all(dim=1).tolist()
+
+
+def reward_stats(rewards, group_size: int) -> dict[str, float]:
     """Mean and spread of each reward, the fully-correct share, and the share of groups whose samples all scored
     the same (zero advantage: they teach nothing; most groups so means the prompts are too easy or too hard)."""
     stats = {}
@@ -444,7 +453,7 @@ def reward_stats(rewards, advantages: torch.Tensor, group_size: int) -> dict[str
         stats[f"reward/{name}_std"] = float(values.std())
     if rewards.correct is not None:
         stats["reward/correct"] = float(np.mean(rewards.correct))
-    stats["reward/zero_advantage_groups"] = float((advantages.view(-1, group_size) == 0).all(dim=1).float().mean())
+    stats["reward/zero_advantage_groups"] = float(np.mean(zero_advantage(rewards, group_size)))
     return stats
 
 
@@ -554,12 +563,16 @@ class Run:
 
 @dataclasses.dataclass
 class Rollouts:
-    """A step's samples: the result (own-plan rows, then given-plan rows), their rewards and variety sums."""
+    """A step's samples: the result the update trains on (own-plan rows, then given-plan rows) and their rewards;
+    what the step's own prompts drew before any refill (the rewards and variety sums the logs and warnings
+    describe: the policy as it is, not the batch dynamic sampling kept); the refill's counts."""
 
     result: GenerationResult
     rewards: object
     plan_rewards: object | None
+    drawn: object
     variety: dict[str, float]
+    sampling: dict[str, float]
 
 
 @dataclasses.dataclass
@@ -591,7 +604,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
         rollouts = collect_rollouts(run, step)                  # 1-2. rollout and reward
         objective = step_objective(run, rollouts)               # 3. advantages, weights, old and reference
         stats = update_policy(run, rollouts, objective)         # 4. ppo_epochs optimiser steps
-        values = keep(run, step, last, rollouts, objective, stats, tick)  # 5. log, show, keep
+        values = keep(run, step, last, rollouts, stats, tick)  # 5. log, show, keep
         if values:
             bar.set_postfix(reward=f"{values['reward/total_mean']:.3f}", kl=f"{values['train/kl']:.4f}")
     if last < config.steps:
@@ -668,7 +681,10 @@ def collect_rollouts(run: Run, step: int) -> Rollouts:
                                   config.generation(step), rank, world)
     with full_parameters(run.policy):  # whole weights for decoding even when training shards them
         result, rewards = rollout(run.got, run.judge, [r["prompt"] for r in mine], generation)
-        variety = rollout_variety(result, config.group_size)
+        drawn, variety = rewards, rollout_variety(result, config.group_size)
+        sampling = {"groups_drawn": float(len(mine))}
+        if config.dynamic_sampling_rounds:
+            result, rewards, sampling = refill(run, step, result, rewards, first_group=rank * len(mine))
         plan_rewards = None
         if config.plan_prompts_per_step:
             planned, plan_generation = rank_share(
@@ -677,7 +693,50 @@ def collect_rollouts(run: Run, step: int) -> Rollouts:
             plan_result, plan_rewards = rollout(run.got, run.judge, [r["prompt"] for r in planned], plan_generation,
                                                 [r["chain"] for r in planned])
             result = joined(result, plan_result)
-    return Rollouts(result, rewards, plan_rewards, variety)
+    return Rollouts(result, rewards, plan_rewards, drawn, variety, sampling)
+
+
+REFILL_SEED = 104_729  # the refill rounds' shuffles of the prompts: apart from the step's own and the plans'
+
+
+def refill(run: Run, step: int, result: GenerationResult, rewards, first_group: int):
+    """DAPO's dynamic sampling (arXiv 2503.14476, §3.2): replace every group whose samples all scored alike.
+
+    Such a group has zero advantage, so it adds nothing to the gradient but
+    still dilutes the loss; as the policy gets good (or collapses) most groups
+    are like that and the effective batch shrinks. In round ``k`` (up to
+    ``dynamic_sampling_rounds``) each such group ``g`` of the step is drawn
+    again for prompt ``g`` of a fresh shuffle ``(seed + k * REFILL_SEED)``, on
+    random streams of its own — a fixed function of (seed, step, k, g), so the
+    batch is the same however many processes share the step, and a resumed run
+    redraws it. Rounds stop when no process has such a group left; a group
+    still alike after the last round stays (with zero advantage). Returns the
+    kept result and rewards, and counts: groups drawn (the step's own and the
+    refills), groups still alike, rounds run.
+    """
+    config, group = run.config, run.config.group_size
+    groups = [(result.select(rows), rewards.select(rows))
+              for rows in (range(g * group, (g + 1) * group) for g in range(len(result.prompts) // group))]
+    stride = (config.prompts_per_step + config.plan_prompts_per_step) * group  # rows of one round of the step
+    generation = config.generation(step)
+    counts = {"groups_drawn": float(len(groups)), "rounds": 0.0}
+    for k in range(1, config.dynamic_sampling_rounds + 1):
+        alike = [g for g, (_, r) in enumerate(groups) if zero_advantage(r, group)[0]]
+        if not int(run.accelerator.reduce(torch.tensor(len(alike), device=run.device), reduction="sum")):
+            break  # every process agrees: no more rounds
+        counts["rounds"] = float(k)
+        if not alike:
+            continue  # this process's groups are done; the others still draw
+        fresh = batch_for_step(run.records, step, config.prompts_per_step, config.seed + k * REFILL_SEED)
+        streams = [k * stride + (first_group + g) * group + i for g in alike for i in range(group)]
+        new, new_rewards = rollout(run.got, run.judge, [fresh[first_group + g]["prompt"] for g in alike],
+                                   generation, streams=streams)
+        for n, g in enumerate(alike):
+            rows = range(n * group, (n + 1) * group)
+            groups[g] = (new.select(rows), new_rewards.select(rows))
+        counts["groups_drawn"] += len(alike)
+    counts["groups_still_alike"] = float(sum(zero_advantage(r, group)[0] for _, r in groups))
+    return (GenerationResult.concat([r for r, _ in groups]), type(rewards).concat([w for _, w in groups]), counts)
 
 
 def step_objective(run: Run, rollouts: Rollouts) -> Objective:
@@ -741,27 +800,33 @@ def update_policy(run: Run, rollouts: Rollouts, objective: Objective) -> dict[st
     return stats
 
 
-def keep(run: Run, step: int, last: int, rollouts: Rollouts, objective: Objective, stats: dict,
-         tick: float) -> dict | None:
+def keep(run: Run, step: int, last: int, rollouts: Rollouts, stats: dict, tick: float) -> dict | None:
     """5. Figures of every rank: warn on collapse, log (returns what was logged, or None), write a sample sheet,
     evaluate, checkpoint atomically."""
     config, accelerator, done = run.config, run.accelerator, step + 1
-    variety = {k: float(accelerator.reduce(torch.tensor(v, device=run.device), reduction="sum"))
-               for k, v in rollouts.variety.items()}
-    every_reward = gathered(accelerator, rollouts.rewards)
-    every_advantage = accelerator.gather(objective.advantages[:len(rollouts.rewards)])
-    watched = {**variety_stats(variety), **reward_stats(every_reward, every_advantage, config.group_size)}
+
+    def summed(sums: dict[str, float]) -> dict[str, float]:
+        return {k: float(accelerator.reduce(torch.tensor(v, device=run.device), reduction="sum"))
+                for k, v in sums.items()}
+
+    every_reward = gathered(accelerator, rollouts.drawn)  # the step's own prompts as drawn, before any refill
+    watched = {**variety_stats(summed(rollouts.variety)), **reward_stats(every_reward, config.group_size)}
     run.first_watched = run.first_watched or watched
     for key, message in collapse_warnings(run.first_watched, watched, config).items():
         if key not in run.warned and accelerator.is_main_process:
             run.warned.add(key)  # once per run and kind: the curves show the rest
             warnings.warn(f"gotr1-train grpo, step {done}: {message}", RuntimeWarning, stacklevel=3)
     every_plan_reward = None if rollouts.plan_rewards is None else gathered(accelerator, rollouts.plan_rewards)
-    n = len(every_reward) + (0 if every_plan_reward is None else len(every_plan_reward))
+    sampling = summed({k: v for k, v in rollouts.sampling.items() if k != "rounds"})
+    if "rounds" in rollouts.sampling:  # the same on every process
+        sampling["rounds"] = rollouts.sampling["rounds"]
+        sampling["kept_informative"] = 1 - sampling["groups_still_alike"] / len(every_reward) * config.group_size
+    n = sampling["groups_drawn"] * config.group_size + (0 if every_plan_reward is None else len(every_plan_reward))
     run.samples_seen += n
     values = None
     if done % config.log_every == 0 or done == last:
         values = {**watched, **{f"train/{k}": v for k, v in stats.items()},
+                  **{f"sampling/{k}": v for k, v in sampling.items()},
                   **(plan_stats(every_plan_reward) if every_plan_reward is not None else {}),
                   "train/lr": run.scheduler.get_last_lr()[0], "perf/samples_per_s": n / (time.time() - tick),
                   "perf/peak_memory_mb": peak_memory_mb(run.device)}
