@@ -236,7 +236,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .model.convert import convert_checkpoint
+    from .model.loading import convert_checkpoint
 
     out = convert_checkpoint(args.src, args.dst, dtype=args.dtype, max_shard_size=args.max_shard_size)
     print(f"wrote {out} (HF Janus format, safetensors); load it with --model {out}")

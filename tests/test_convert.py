@@ -10,8 +10,8 @@ from safetensors.torch import load_file, save_file
 from gotr1_core.cli import main
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.model.configs import small_janus_config
-from gotr1_core.model.convert import UPSTREAM_ADDED_TOKENS, convert_checkpoint, convert_key
-from gotr1_core.model.loading import CheckpointError, load_model
+from gotr1_core.model.convert import UPSTREAM_ADDED_TOKENS, convert_key
+from gotr1_core.model.loading import CheckpointError, convert_checkpoint, load_model
 from gotr1_core.model.tokenizer import BOS, EOS, IMAGE_PLACEHOLDER, PAD
 
 CORPUS = ["User: Follow the caption to generate an image: a red circle\n\nAssistant: a red circle"] * 20
@@ -28,7 +28,14 @@ def janus_style_tokenizer(bos_post_processor: bool = True):
     Without ``bos_post_processor`` BOS is left to ``add_bos_token`` in tokenizer_config.json, the other
     shape checkpoints come in.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     specials = [BOS, EOS, PAD, "<begin_of_image>", "<end_of_image>", IMAGE_PLACEHOLDER]

@@ -76,3 +76,46 @@ def test_pyproject_declares_registry_metadata_and_scripts():
     from packaging.specifiers import SpecifierSet
 
     assert "2.13.0" in SpecifierSet(torch_req[len("torch"):])
+
+
+def _module_imports(package: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports anywhere in its body (a function-level import counts: it is
+    still a dependency, only a late one). ``from . import prompts`` depends on the submodule, not the package."""
+    graph = {}
+    for path in (ROOT / package).rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = here.split(".")[:len(here.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                if not target.startswith(package):
+                    continue
+                submodules = {f"{target}.{a.name}" for a in node.names
+                              if (ROOT / target.replace(".", "/") / f"{a.name}.py").exists()}
+                found |= submodules if len(submodules) == len(node.names) else {target, *submodules}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith(package)}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_core_modules_import_each_other_one_way():
+    """No import circle inside the core, not even one broken by a function-level import: what two modules both
+    need lives in the lower one (a package's ``__init__`` gathering its modules is not a circle)."""
+    graph = _module_imports("gotr1_core")
+    circles = []
+
+    def visit(module, path):
+        for dep in sorted(graph.get(module, ())):
+            if dep in path:
+                circles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif len(path) < 12:
+                visit(dep, path + [dep])
+
+    for module in sorted(graph):
+        if not module.endswith("__init__"):
+            visit(module, [module])
+    assert not circles, circles[:5]

@@ -30,7 +30,8 @@ from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_c
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
 from gotr1_core.shapeworld.diversity import diversity_report, layout_signature
-from gotr1_core.shapeworld.plans import edit_layout, free_boxes, model_wording, prose_chain
+from gotr1_core.shapeworld.plans import edit_layout, free_boxes, prose_chain
+from gotr1_core.shapeworld.scenes import model_wording
 from gotr1_core.shapeworld.renderback import RenderBackJudge
 
 from .config import positive

@@ -38,7 +38,8 @@ from gotr1_core.model.configs import small_janus_config
 from gotr1_core.model.loading import GenerationSpec, GotModel, save_model
 from gotr1_core.model.tokenizer import IMAGE_PLACEHOLDER, check_chain_tokens, encode_prompt_ids, train_tokenizer
 from gotr1_core.rewards import ShapeWorldJudge
-from gotr1_core.shapeworld.plans import model_wording, prose_chain
+from gotr1_core.shapeworld.plans import prose_chain
+from gotr1_core.shapeworld.scenes import model_wording
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS, any_plan_box, generate_split
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .loading import CheckpointError, GenerationSpec, iter_safetensors
+from .files import CheckpointError, iter_safetensors, load_tokenizer
 
 # Heads of the SigLIP variants Janus / GoT-R1 configs name (not recoverable from weights).
 SIGLIP_HEADS = {
@@ -254,8 +254,6 @@ def prepare_tokenizer(tokenizer):
 
 def open_original(folder: Path, allow_pickle: bool = False):
     """Config, tokenizer and a tensor stream (HF names) for an original-format folder."""
-    from .loading import load_tokenizer
-
     data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     files, fmt = original_weight_files(folder, allow_pickle)
     tokenizer = prepare_tokenizer(load_tokenizer(folder))
@@ -272,26 +270,5 @@ def open_original(folder: Path, allow_pickle: bool = False):
     return config, tokenizer, tensors
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "auto", max_shard_size: str = "4GB") -> Path:
-    """Write an HF-format folder (sharded safetensors) for an original-format one.
-
-    ``dtype`` "auto" keeps the stored dtype of each tensor.
-    """
-    from .loading import GotModel, build_skeleton, load_weights, resolve_dtype, save_model
-    from .tokenizer import check_chain_tokens
-
-    source, target = Path(src), Path(dst)
-    if target.exists() and any(target.iterdir()):
-        raise CheckpointError(f"{target} exists and is not empty; choose a new folder")
-    config, tokenizer, tensors = open_original(source, allow_pickle=True)
-    torch_dtype = None if dtype == "auto" else resolve_dtype(dtype, torch.device("cpu"))  # auto: as stored
-    model = build_skeleton(config)
-    load_weights(model, tensors(torch.device("cpu")), torch_dtype)
-    spec = GenerationSpec()
-    got = GotModel(model=model.eval(), tokenizer=tokenizer, spec=spec,
-                   token_ids=check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token))
-    return save_model(got, target, max_shard_size=max_shard_size)
-
-
-__all__ = ["KEY_RULES", "convert_checkpoint", "convert_config", "convert_key", "is_original_config",
+__all__ = ["KEY_RULES", "convert_config", "convert_key", "is_original_config",
            "open_original"]

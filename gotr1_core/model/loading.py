@@ -30,19 +30,15 @@ from typing import Iterator
 import torch
 
 from ..reasoning import IMAGE_START
+from .convert import is_original_config, open_original
+from .files import CheckpointError, iter_safetensors, load_tokenizer, read_config_json, weight_files
 from .tokenizer import PAD, ChainTokenIds, TokenizerError, check_chain_tokens
 
 SPEC_FILE = "gotr1.json"
-WEIGHTS_FILE = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"
 UNDERSTANDING = ("model.vision_model", "model.aligner")
 """The understanding path of a Janus model: image-to-text only, never used to generate."""
 PLAN_WORDINGS = ("as_written", "shapeworld")
 GOTR1_TEMPLATE = "User: Follow the caption to generate an image through a chain of thought process: {prompt}\n\nAssistant:"
-
-
-class CheckpointError(ValueError):
-    """A model folder that cannot be loaded; the message names the file and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -158,50 +154,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 # -- reading weights --------------------------------------------------------------
 
-def weight_files(folder: Path) -> list[Path]:
-    """The safetensors files of a folder, checked to exist (single file or index + shards)."""
-    index = folder / WEIGHTS_INDEX
-    if index.exists():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{index}: not a safetensors index with a 'weight_map' ({exc})") from None
-        files = [folder / name for name in sorted(set(weight_map.values()))]
-        missing = [f.name for f in files if not f.exists()]
-        if missing:
-            raise CheckpointError(f"{index} lists shards that are missing: {', '.join(missing)}")
-        return files
-    single = folder / WEIGHTS_FILE
-    if single.exists():
-        return [single]
-    others = sorted(p.name for p in folder.glob("*.safetensors"))
-    if others:
-        return [folder / name for name in others]
-    legacy = sorted(p.name for p in folder.glob("*.bin"))
-    hint = (f" Found {', '.join(legacy)}: convert it with `gotr1 convert {folder} OUT`." if legacy else "")
-    raise CheckpointError(f"no {WEIGHTS_FILE} (or {WEIGHTS_INDEX}) in {folder}.{hint}")
-
-
-def iter_safetensors(files: list[Path], device: torch.device,
-                     wanted=lambda name: True) -> Iterator[tuple[str, torch.Tensor, Path]]:
-    """Yield ``(name, tensor, file)`` for the names ``wanted`` accepts (others are not read); a truncated or
-    corrupt file raises naming it."""
-    from safetensors import safe_open
-
-    where = "cpu" if torch.device(device).type == "cpu" else str(device)  # safetensors refuses "cpu:0"
-    for path in files:
-        try:
-            with safe_open(str(path), framework="pt", device=where) as handle:
-                for name in handle.keys():
-                    if wanted(name):
-                        yield name, handle.get_tensor(name), path
-        except CheckpointError:
-            raise
-        except Exception as exc:  # safetensors raises its own error types for damaged files
-            raise CheckpointError(f"{path}: cannot read safetensors file ({exc}); it may be truncated or "
-                                  "damaged — download or export it again") from None
-
-
 def _summarise(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -299,19 +251,6 @@ def build_skeleton(config) -> torch.nn.Module:
 
 # -- public entry point -----------------------------------------------------------
 
-def read_config_json(folder: Path) -> dict:
-    path = folder / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{folder} has no config.json; point at the folder that holds the model files")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
-
-
 def janus_config(data: dict, path: Path):
     from transformers import JanusConfig
 
@@ -322,29 +261,6 @@ def janus_config(data: dict, path: Path):
         return JanusConfig.from_dict(data)
     except Exception as exc:  # transformers validates fields with its own exception types
         raise CheckpointError(f"{path}: invalid Janus config ({exc})") from None
-
-
-def load_tokenizer(folder: Path):
-    """The folder's fast tokenizer (``tokenizer.json``), read as it is.
-
-    Loaded through transformers' tokenizers backend directly rather than
-    ``AutoTokenizer``: the auto path reads ``config.json`` to pick a class (an
-    original-format ``multi_modality`` config is not one transformers knows)
-    and second-guesses the ``LlamaTokenizerFast`` class Janus checkpoints name
-    for a byte-level ``tokenizer.json`` — both only to end up here, with a
-    warning on every load. BOS is handled at encoding time
-    (:func:`~gotr1_core.model.tokenizer.encode_prompt_ids`).
-    """
-    from transformers import PreTrainedTokenizerFast
-
-    if not (folder / "tokenizer.json").exists():
-        raise CheckpointError(f"{folder} has no tokenizer.json; GoT-R1 / Janus-Pro folders ship one with "
-                              "tokenizer_config.json (copy both from the checkpoint you started from)")
-    try:
-        return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
-    except Exception as exc:  # missing or unreadable tokenizer files
-        raise CheckpointError(f"cannot load the tokenizer from {folder} ({exc}); the folder needs "
-                              "tokenizer.json and tokenizer_config.json") from None
 
 
 class NotLoaded(torch.nn.Module):
@@ -377,8 +293,6 @@ def _leave_out(model: torch.nn.Module, names: tuple[str, ...]) -> dict[str, int]
 
 def _tensor_source(folder: Path, data: dict):
     """(config, tokenizer, tensors(device, wanted)) of a folder, HF or original layout."""
-    from .convert import is_original_config, open_original
-
     if is_original_config(data):  # original DeepSeek / GoT-R1 layout: converted while loading
         config, tokenizer, original_tensors = open_original(folder)
         return config, tokenizer, lambda device, wanted: (t for t in original_tensors(device) if wanted(t[0]))
@@ -472,3 +386,21 @@ def save_model(got: GotModel, folder: str | Path, max_shard_size: str = "4GB") -
     got.tokenizer.save_pretrained(str(out))
     got.spec.write(out)
     return out
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, dtype: str = "auto", max_shard_size: str = "4GB") -> Path:
+    """Write an HF-format folder (sharded safetensors) for an original-format one.
+
+    ``dtype`` "auto" keeps the stored dtype of each tensor.
+    """
+    source, target = Path(src), Path(dst)
+    if target.exists() and any(target.iterdir()):
+        raise CheckpointError(f"{target} exists and is not empty; choose a new folder")
+    config, tokenizer, tensors = open_original(source, allow_pickle=True)
+    torch_dtype = None if dtype == "auto" else resolve_dtype(dtype, torch.device("cpu"))  # auto: as stored
+    model = build_skeleton(config)
+    load_weights(model, tensors(torch.device("cpu")), torch_dtype)
+    spec = GenerationSpec()
+    got = GotModel(model=model.eval(), tokenizer=tokenizer, spec=spec,
+                   token_ids=check_chain_tokens(tokenizer, spec.pad_token, spec.image_start_token))
+    return save_model(got, target, max_shard_size=max_shard_size)

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..layout import ObjectBox, relation
 from ..reasoning import BOX_END, BOX_START, GRID, IMAGE_START, OBJ_END, OBJ_START, Box, parse_chain
+from .scenes import layout_for, model_wording
 from .world import SceneSpec, ShapeWorldPromptError, parse_prompt
 
 MIN_SIDE, MAX_SIDE = 240, 380
@@ -81,17 +82,6 @@ def prose_chain(objects: list[ObjectBox], spec: SceneSpec, rng: np.random.Genera
         for part in parts[1:]:
             body += _pick(rng, PROSE_SEPARATORS) + part
     return _pick(rng, OPENINGS) + body + _pick(rng, CLOSINGS) + IMAGE_START
-
-
-def model_wording(objects: list[ObjectBox], spec: SceneSpec | None) -> str:
-    """The chain in the world's own template (what the ground-truth chains look like); the relation word
-    is ``spec``'s (none without a spec)."""
-    tagged = [f"{OBJ_START}{o.label}{OBJ_END} {BOX_START}{o.box.format()}{BOX_END}" for o in objects]
-    if spec is not None and spec.relation is not None and len(tagged) == 2:
-        body = f"{tagged[0]} {spec.relation} {tagged[1]}"
-    else:
-        body = tagged[0] if len(tagged) == 1 else ", ".join(tagged[:-1]) + " and " + tagged[-1]
-    return body + IMAGE_START
 
 
 def reworded(prompt: str, chain: str) -> str:
@@ -178,7 +168,6 @@ def edit_layout(objects: list[ObjectBox], spec: SceneSpec, rng: np.random.Genera
 def person_plan(spec: SceneSpec, rng: np.random.Generator) -> str:
     """A valid plan for ``spec`` as a person might write it: boxes on the world's lattice or at arbitrary
     integer coordinates, in the model's wording or with prose around the tags (each half the time)."""
-    from .scenes import layout_for  # scenes imports this module: import when called
 
     objects = free_boxes(spec, rng) if rng.random() < 0.5 else list(layout_for(spec, rng).layout.objects)
     return prose_chain(objects, spec, rng) if rng.random() < 0.5 else model_wording(objects, spec)

@@ -54,8 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..layout import Layout, ObjectBox, from_pixel_box, relation
-from ..reasoning import GRID, Box
-from .plans import model_wording
+from ..reasoning import BOX_END, BOX_START, GRID, IMAGE_START, OBJ_END, OBJ_START, Box
 from .world import COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, Group, SceneSpec, format_prompt, parse_prompt, scene_key
 
 CANVAS = 64
@@ -113,6 +112,17 @@ class Scene:
 
     def render(self) -> np.ndarray:
         return render(self.objects)
+
+
+def model_wording(objects: list[ObjectBox], spec: SceneSpec | None) -> str:
+    """The chain in the world's own template (what the ground-truth chains look like); the relation word
+    is ``spec``'s (none without a spec)."""
+    tagged = [f"{OBJ_START}{o.label}{OBJ_END} {BOX_START}{o.box.format()}{BOX_END}" for o in objects]
+    if spec is not None and spec.relation is not None and len(tagged) == 2:
+        body = f"{tagged[0]} {spec.relation} {tagged[1]}"
+    else:
+        body = tagged[0] if len(tagged) == 1 else ", ".join(tagged[:-1]) + " and " + tagged[-1]
+    return body + IMAGE_START
 
 
 def ground_truth_chain(scene: Scene) -> str:
