@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,10 @@ def _read_text(source: str) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"chain file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"chain file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+                         f"{exc.start}): a chain is text; save it as UTF-8") from None
+    except OSError as exc:
         raise UsageError(f"cannot read chain file {path}: {exc}") from None
 
 
@@ -81,15 +85,18 @@ def cmd_draw(args) -> int:
     if status != EXIT_OK:
         print(_report(parsed, layout), file=sys.stderr)
         return status
+    if args.size is not None and min(args.size) <= 0:
+        raise UsageError(f"--size needs positive numbers, got {args.size[0]} {args.size[1]}")
     background = None
     if args.on:
         try:
-            background = np.asarray(Image.open(args.on).convert("RGB"))
+            image = Image.open(args.on).convert("RGB")
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read background image {args.on}: {exc}") from None
-    width, height = args.size
-    if width <= 0 or height <= 0:
-        raise UsageError(f"--size needs positive numbers, got {width} {height}")
+        if args.size is not None and tuple(args.size) != image.size:  # asked for a size: the picture is scaled to it
+            image = image.resize(tuple(args.size), Image.Resampling.LANCZOS)
+        background = np.asarray(image)
+    width, height = args.size or (background.shape[1::-1] if background is not None else (512, 512))
     picture = render_layout(layout, width, height, background=background)
     out = Path(args.output)
     if out.parent and not out.parent.exists():
@@ -104,7 +111,7 @@ def _load(args):
     from .demo import builtin_model_path
     from .model.loading import load_model
 
-    if args.model:
+    if args.model and args.model != "builtin":
         return load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
     try:
         return load_model(builtin_model_path(), device=args.device, dtype=args.dtype, quantize=args.quantize)
@@ -205,7 +212,11 @@ def cmd_generate(args) -> int:
     if args.chain:
         from .reasoning import chain_to_draw, diagnostics_text
 
-        chain, parsed = chain_to_draw(_read_text(args.chain))  # drawn as repaired; nothing to draw: exit 1
+        text = _read_text(args.chain)
+        if not text.strip():
+            raise UsageError(f"chain file {args.chain} is empty: write a chain in it, or leave --chain out to let "
+                             "the model plan")
+        chain, parsed = chain_to_draw(text)  # drawn as repaired; nothing to draw: exit 1
         if parsed.diagnostics:
             print(f"{args.chain}: repaired before drawing:\n{diagnostics_text(parsed)}", file=sys.stderr)
     got = _load(args)
@@ -342,7 +353,10 @@ def cmd_check_workflow(args) -> int:
             problems, notes = check_workflow(load_workflow(path))
         except FileNotFoundError:
             raise UsageError(f"{path}: no such file") from None
-        print(f"{path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        unchecked = [n for n in notes if "not checked" in n]
+        verdict = (f"{len(problems)} problem(s)" if problems else
+                   f"OK for the nodes it knows; {len(unchecked)} not checked" if unchecked else "OK")
+        print(f"{path}: {verdict}")
         for line in problems:
             print(f"  error: {line}")
         for line in notes:
@@ -365,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("draw", help="draw a chain's layout to a PNG")
     d.add_argument("file", nargs="?", default="-", help="chain text file, or - for stdin (default)")
     d.add_argument("-o", "--output", required=True, help="PNG file to write")
-    d.add_argument("--size", nargs=2, type=int, default=(512, 512), metavar=("W", "H"),
-                   help="canvas size in pixels (default 512 512)")
+    d.add_argument("--size", nargs=2, type=int, metavar=("W", "H"),
+                   help="canvas size in pixels (default 512 512, or the --on image's size); with --on, the image "
+                        "is scaled to it")
     d.add_argument("--on", metavar="IMAGE", help="draw over this image instead of a blank canvas")
     d.add_argument("--strict", action="store_true", help="refuse chains that needed repair (exit 1)")
     d.set_defaults(func=cmd_draw)
@@ -445,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`gotr1 plan --json | head`): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail too
+        return EXIT_OK
     except UsageError as exc:
         print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

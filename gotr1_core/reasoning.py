@@ -472,7 +472,7 @@ def chain_to_draw(text: str) -> tuple[str, ParsedChain]:
         raise ValueError(
             f"no object with a box in the chain: {found}. Write each object as "
             f"{OBJ_START}name{OBJ_END}{BOX_START}(x1,y1),(x2,y2){BOX_END} with integers on the 0-{GRID} grid, "
-            "or leave the chain empty to let the model plan")
+            "or give no chain to let the model plan")
     parsed = ParsedChain(parsed.texts, parsed.objects, True, parsed.diagnostics)
     return format_chain(parsed), parsed
 

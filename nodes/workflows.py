@@ -15,11 +15,14 @@ our nodes plus the core image nodes (Save Image, Preview Image) in dependency
 order — what the test suite uses to run the shipped workflows.
 
 Core node signatures below are facts about ComfyUI's built-in nodes that our
-workflows use; other core nodes are reported as "not checked", never as errors.
+workflows use; other core nodes (``comfyui_core_nodes.txt``: every node type
+ComfyUI itself provides) and other packs' nodes are noted as "not checked",
+never errors; a name that is almost one of the pack's is an error (a typo).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
@@ -58,6 +61,11 @@ CORE_NODES: dict[str, tuple[dict, tuple]] = {
 }
 
 
+CORE_NODE_NAMES = frozenset(
+    line.strip() for line in (Path(__file__).with_name("comfyui_core_nodes.txt")).read_text(encoding="utf-8")
+    .splitlines() if line.strip() and not line.startswith("#"))
+
+
 def node_signature(class_type: str) -> tuple[dict, tuple] | None:
     """``(INPUT_TYPES dict, RETURN_TYPES)`` of a node type we know, else None."""
     if class_type in NODE_CLASS_MAPPINGS:
@@ -66,12 +74,24 @@ def node_signature(class_type: str) -> tuple[dict, tuple] | None:
     return CORE_NODES.get(class_type)
 
 
-def _checked_signature(class_type: str, here: str, notes: list[str]) -> tuple[dict, tuple] | None:
-    """``node_signature``; an unknown node type is noted (not an error: other packs' nodes are fine)."""
+def _checked_signature(class_type, here: str, problems: list[str], notes: list[str]) -> tuple[dict, tuple] | None:
+    """``node_signature``; a node type it does not know is noted as not checked — a ComfyUI core node, or another
+    pack's, which are fine — unless its name is almost one of the pack's: then it is a typo, and a problem."""
     signature = node_signature(class_type)
-    if signature is None:
-        notes.append(f"{here}: not one of ours or a known core node; not checked")
-    return signature
+    if signature is not None:
+        return signature
+    if not isinstance(class_type, str) or not class_type:
+        problems.append(f"{here}: no node type")
+    elif class_type in CORE_NODE_NAMES:
+        notes.append(f"{here}: a ComfyUI core node; not checked")
+    elif ours := difflib.get_close_matches(class_type, list(NODE_CLASS_MAPPINGS), n=1, cutoff=0.8):
+        problems.append(f"{here}: unknown node type; did you mean {ours[0]!r}? (the pack's nodes: "
+                        f"{', '.join(NODE_CLASS_MAPPINGS)})")
+    else:
+        core = difflib.get_close_matches(class_type, CORE_NODE_NAMES, n=1, cutoff=0.8)
+        notes.append(f"{here}: neither a GoT-R1 node nor a ComfyUI core node (another pack's?); not checked"
+                     + (f"; the core has {core[0]!r}" if core else ""))
+    return None
 
 
 def _inputs(signature: dict) -> dict[str, tuple]:
@@ -124,7 +144,7 @@ def _check_api(graph: dict) -> tuple[list[str], list[str]]:
     for node_id, node in graph.items():
         class_type = node.get("class_type")
         here = f"node {node_id} ({class_type})"
-        signature = _checked_signature(class_type, here, notes)
+        signature = _checked_signature(class_type, here, problems, notes)
         if signature is None:
             continue
         spec, _ = signature
@@ -203,7 +223,7 @@ def _check_ui(data: dict) -> tuple[list[str], list[str]]:
         here = f"node {node.get('id')} ({class_type})"
         if class_type in UI_ONLY:
             continue
-        signature = _checked_signature(class_type, here, notes)
+        signature = _checked_signature(class_type, here, problems, notes)
         if signature is None:
             continue
         spec, outputs = signature

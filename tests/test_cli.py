@@ -208,3 +208,75 @@ def test_generate_help_gives_the_built_in_models_own_defaults(capsys):
     for name in ("cfg_scale", "text_temperature", "image_temperature", "max_reason_tokens"):
         assert f"{spec[name]:g} for the built-in model" in text, name
     assert "(model default" not in text
+
+
+def test_draw_on_an_image_at_a_given_size_scales_the_image_to_it(tmp_path):
+    background = tmp_path / "bg.png"
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(background)
+    out = tmp_path / "over.png"
+    assert main(["draw", str(EXAMPLE), "-o", str(out), "--size", "640", "480", "--on", str(background)]) == 0
+    picture = np.asarray(Image.open(out))
+    assert picture.shape == (480, 640, 3) and (picture[0, 0] == (10, 20, 30)).all()
+
+
+def test_convert_says_what_is_wrong_with_a_folder_that_is_not_an_original_checkpoint(tmp_path, tiny_model, capsys):
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 1
+    assert f"folder not found: {tmp_path / 'missing'}" in capsys.readouterr().err
+    assert main(["convert", str(tiny_model), str(tmp_path / "out")]) == 1  # already HF format
+    err = capsys.readouterr().err
+    assert "not an original-format checkpoint" in err and f"--model {tiny_model}" in err and "Traceback" not in err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "llama"}')
+    assert main(["convert", str(tmp_path / "other"), str(tmp_path / "out")]) == 1
+    assert "language_config" in capsys.readouterr().err
+
+
+def test_a_missing_model_folder_names_where_it_looked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--model", "mymodel", "--prompt", "a red circle"]) == 1
+    assert f"looked for {tmp_path / 'mymodel'}" in capsys.readouterr().err
+
+
+def test_chain_files_that_are_empty_or_not_text_are_refused_for_what_they_are(tiny_model, tmp_path, capsys):
+    empty, binary = tmp_path / "empty.txt", tmp_path / "binary.txt"
+    empty.write_text("  \n")
+    binary.write_bytes(b"\x80\x81\xfe<|obj_start|>")
+    base = ["generate", "--model", str(tiny_model), "--prompt", "a red circle", "-o", str(tmp_path / "out")]
+    assert main([*base, "--chain", str(empty)]) == 2
+    assert "is empty: write a chain in it, or leave --chain out" in capsys.readouterr().err
+    assert main([*base, "--chain", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text (byte 0x80 at position 0)" in err and "codec" not in err
+
+
+def test_an_error_about_a_long_prompt_quotes_only_an_excerpt(capsys):
+    prompt = "a red circle " * 400
+    assert main(["plan", "--prompt", prompt]) == 1
+    err = capsys.readouterr().err
+    assert "not a ShapeWorld prompt" in err and f"({len(prompt):,} characters)" in err and len(err) < 1200
+
+
+def test_plan_json_into_a_reader_that_stops_early_ends_quietly(tiny_model):
+    """`gotr1 plan --json | head -1`: the reader closes the pipe; no BrokenPipeError traceback."""
+    plan = subprocess.Popen([sys.executable, "-m", "gotr1_core.cli", "plan", "--model", str(tiny_model), "--prompt",
+                             "a red circle", "-n", "64", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    plan.stdout.close()  # what head does once it has its line; here before the first write, so no timing matters
+    err = plan.stderr.read().decode()
+    assert plan.wait(timeout=300) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_check_workflow_tells_typos_core_nodes_and_other_packs_nodes_apart(tmp_path, capsys):
+    graph = {"1": {"class_type": "GoTR1ParseChian", "inputs": {}},                # a typo of the pack's node
+             "2": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},       # core, not checked
+             "3": {"class_type": "ImpactWildcardProcessor", "inputs": {}}}         # another pack's
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(graph))
+    assert main(["check-workflow", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "did you mean 'GoTR1ParseChain'" in out and "1 problem(s)" in out
+    assert "node 2 (LoadImage): a ComfyUI core node; not checked" in out
+    assert "node 3 (ImpactWildcardProcessor): neither a GoT-R1 node nor a ComfyUI core node" in out
+    del graph["1"]
+    path.write_text(json.dumps(graph))
+    assert main(["check-workflow", str(path)]) == 0
+    assert f"{path}: OK for the nodes it knows; 2 not checked" in capsys.readouterr().out

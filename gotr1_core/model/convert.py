@@ -19,14 +19,13 @@ ids are the ones the model was trained with.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 
-from .files import CheckpointError, iter_safetensors, load_tokenizer
+from .files import CheckpointError, iter_safetensors, load_tokenizer, read_config_json
 
 # Heads of the SigLIP variants Janus / GoT-R1 configs name (not recoverable from weights).
 SIGLIP_HEADS = {
@@ -254,7 +253,16 @@ def prepare_tokenizer(tokenizer):
 
 def open_original(folder: Path, allow_pickle: bool = False):
     """Config, tokenizer and a tensor stream (HF names) for an original-format folder."""
-    data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if not folder.is_dir():
+        raise CheckpointError(f"folder not found: {folder}")
+    data = read_config_json(folder)
+    if not is_original_config(data):
+        hint = (f"it is already an HF Janus folder: load it as it is (--model {folder})"
+                if data.get("model_type") == "janus" else
+                "give the folder of an original DeepSeek Janus-Pro / GoT-R1 release (its config.json has "
+                "language_config, vision_config and gen_vision_config)")
+        raise CheckpointError(f"{folder} is not an original-format checkpoint (config.json has model_type "
+                              f"{data.get('model_type')!r} and no language_config): {hint}")
     files, fmt = original_weight_files(folder, allow_pickle)
     tokenizer = prepare_tokenizer(load_tokenizer(folder))
     image_token_id = tokenizer.convert_tokens_to_ids("<image_placeholder>")

@@ -317,7 +317,8 @@ def load_model(path: str | Path, device: str | torch.device | None = "auto",
     check_mode(quantize)
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise CheckpointError(f"model folder not found: {folder}")
+        raise CheckpointError(f"model folder not found: {path} (looked for {folder.resolve()}); give the folder that "
+                              "holds config.json, the safetensors weights and tokenizer.json")
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     data = read_config_json(folder)

@@ -43,6 +43,14 @@ RELATIONS = ("left of", "right of", "above", "below")
 MAX_OBJECTS = 4
 
 
+def excerpt(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters with its length said: an error about a long
+    prompt names it without echoing all of it."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
 class ShapeWorldPromptError(ValueError):
     """A prompt outside the ShapeWorld vocabulary or grammar; the message lists what is known.
 
@@ -56,7 +64,7 @@ class ShapeWorldPromptError(ValueError):
         self.suggestion = suggest_prompt(prompt)
         hint = f" Did you mean '{self.suggestion}'?" if self.suggestion else ""
         super().__init__(
-            f"not a ShapeWorld prompt: {problem} in {prompt!r}.{hint} ShapeWorld knows colours "
+            f"not a ShapeWorld prompt: {problem} in {excerpt(prompt)}.{hint} ShapeWorld knows colours "
             f"{', '.join(COLOURS)}; shapes {', '.join(SHAPES)}; counts {', '.join(COUNT_WORDS.values())} "
             f"(up to {MAX_OBJECTS} objects); relations {', '.join(RELATIONS)}. Examples: 'a red circle', "
             "'two blue squares and a green triangle', 'a green triangle above a yellow circle'."
@@ -193,10 +201,10 @@ def _parse_group(words: list[str], prompt: str) -> Group:
     shown = " ".join(words)
     if len(words) == 2 and words[0] in COLOURS:
         if _singular(words[1]) != words[1]:
-            raise ShapeWorldPromptError(prompt, f"{shown!r} needs a count (two, three or four)")
+            raise ShapeWorldPromptError(prompt, f"{excerpt(shown)} needs a count (two, three or four)")
         words = ["a", *words]
     if len(words) != 3:
-        raise ShapeWorldPromptError(prompt, f"expected '<count> <colour> <shape>', found {shown!r}")
+        raise ShapeWorldPromptError(prompt, f"expected '<count> <colour> <shape>', found {excerpt(shown)}")
     count_word, colour, shape = words
     if count_word not in COUNT_PHRASES:
         raise ShapeWorldPromptError(prompt, f"unknown count {count_word!r}")
@@ -207,7 +215,7 @@ def _parse_group(words: list[str], prompt: str) -> Group:
     if singular is None:
         raise ShapeWorldPromptError(prompt, f"unknown shape {shape!r}")
     if (count > 1) != (shape != singular):
-        raise ShapeWorldPromptError(prompt, f"{shown!r} needs {'plural' if count > 1 else 'singular'}")
+        raise ShapeWorldPromptError(prompt, f"{excerpt(shown)} needs {'plural' if count > 1 else 'singular'}")
     return Group(count, colour, singular)
 
 
