@@ -12,9 +12,10 @@ share an edge on the grid share it in pixels too.
 
 from __future__ import annotations
 
-import colorsys
 import json
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -192,14 +193,49 @@ def relation(a: Box, b: Box) -> Relation:
 
 # -- drawing -----------------------------------------------------------------
 
-def palette(n: int) -> list[tuple[int, int, int]]:
-    """``n`` distinct, deterministic, saturated colours (golden-ratio hue steps)."""
-    colours = []
-    for i in range(n):
-        hue = (0.07 + i * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.9)
-        colours.append((int(r * 255), int(g * 255), int(b * 255)))
-    return colours
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (67, 99, 216), (46, 160, 67), (232, 113, 22), (165, 70, 205),
+    (0, 150, 180), (214, 40, 200), (154, 99, 36), (128, 128, 0), (0, 128, 128),
+)
+"""Object colours, each readable on white and on ComfyUI's dark canvas (contrast >= 3 against both) and under
+white label text. The Plan Editor (``web/gotr1/plan_layout.js``) holds the same list; a test keeps them equal."""
+
+
+def _colour_key(label: str) -> bytes:
+    """A label as the palette sees it: runs of spaces, tabs and newlines made one space, trimmed, ASCII lowercase
+    (the same in JS, where Unicode case rules differ)."""
+    folded = re.sub(r"[ \t\r\n]+", " ", label).strip(" ")
+    return re.sub(r"[A-Z]", lambda m: m.group().lower(), folded).encode("utf-8")
+
+
+def _fnv1a(data: bytes) -> int:
+    """32-bit FNV-1a: a hash that JS computes to the same number (``Math.imul``), unlike Python's ``hash``."""
+    h = 0x811C9DC5
+    for byte in data:
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def label_colours(labels: Sequence[str]) -> list[tuple[int, int, int]]:
+    """One colour per label, the same wherever the plan is drawn — Layout Viewer, demo sheets, the Plan Editor.
+
+    A label takes the palette colour its hash names; when another label of the
+    same plan already has it, the next free one (so a plan's objects differ
+    while there are colours left). The same label always shares its colour (two
+    red squares are one kind of thing), and a label's colour does not depend on
+    where in the plan it comes, only on the labels before it that collide.
+    """
+    chosen: dict[bytes, int] = {}
+    out = []
+    for label in labels:
+        key = _colour_key(label)
+        if key not in chosen:
+            start = _fnv1a(key) % len(PALETTE)
+            used = set(chosen.values())
+            free = [i for i in (start + k for k in range(len(PALETTE))) if i % len(PALETTE) not in used]
+            chosen[key] = (free[0] if free else start) % len(PALETTE)
+        out.append(PALETTE[chosen[key]])
+    return out
 
 
 def render_layout(
@@ -230,8 +266,7 @@ def render_layout(
     draw = ImageDraw.Draw(overlay)
     line = max(1, round(min(width, height) / 160))
     font_size = max(8, round(min(width, height) / 28))
-    font = ImageFont.load_default(size=font_size)
-    colours = [colour] * len(layout) if colour is not None else palette(len(layout))
+    colours = [colour] * len(layout) if colour is not None else label_colours([o.label for o in layout.objects])
     for obj, colour in zip(layout.objects, colours):
         x1, y1, x2, y2 = to_pixel_box(obj.box, width, height)
         # PIL rectangles include their end pixel; our boxes are half-open.
@@ -240,7 +275,7 @@ def render_layout(
     if labels:
         for obj, colour in zip(layout.objects, colours):
             x1, y1, x2, y2 = to_pixel_box(obj.box, width, height)
-            _draw_label(draw, obj.label, (x1, y1, x2, y2), colour, font, line)
+            _draw_label(draw, obj.label, (x1, y1, x2, y2), colour, font_size, line)
     # Labels never spill outside their boxes: keep the overlay only inside the union of boxes.
     inside = masks(layout, width, height).amax(dim=0).numpy() if len(layout) else np.zeros((height, width))
     rgba = np.asarray(overlay).copy()
@@ -249,24 +284,48 @@ def render_layout(
     return torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0)
 
 
+MIN_LABEL_SIZE = 7  # px: smaller than this a label is not read, so it is shortened instead
+
+
+def _wrapped(draw: ImageDraw.ImageDraw, words: list[str], font, width: int) -> list[str] | None:
+    """``words`` in lines no wider than ``width`` (greedy), or None when a single word is wider."""
+    lines: list[str] = []
+    for word in words:
+        if draw.textlength(word, font=font) + 4 > width:
+            return None
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) + 4 <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _fitted(draw: ImageDraw.ImageDraw, label: str, size: int, width: int, height: int):
+    """``(lines, font)`` that show the whole label inside ``width x height``: on one line, else wrapped at spaces,
+    at the largest size from ``size`` down to :data:`MIN_LABEL_SIZE`; if even that fails, one shortened line."""
+    words = label.split()
+    for font_size in range(size, MIN_LABEL_SIZE - 1, -1):
+        font = ImageFont.load_default(size=font_size)
+        lines = _wrapped(draw, words, font, width)
+        if lines is not None and len(lines) * (font_size + 3) + 1 <= height:
+            return lines, font
+    font = ImageFont.load_default(size=MIN_LABEL_SIZE)
+    text = " ".join(words)
+    while len(text) > 1 and draw.textlength(text + "…", font=font) + 4 > width:
+        text = text[:-1]
+    return [text.rstrip() + "…"], font
+
+
 def _draw_label(draw: ImageDraw.ImageDraw, label: str, box: tuple[int, int, int, int],
-                colour: tuple[int, int, int], font: ImageFont.FreeTypeFont, pad: int) -> None:
-    """Label in the box's top-left corner, clipped to the box."""
+                colour: tuple[int, int, int], size: int, pad: int) -> None:
+    """The whole label in the box's top-left corner (smaller or wrapped where the box is small), clipped to it."""
     x1, y1, x2, y2 = box
     inner_w, inner_h = x2 - x1 - 2 * pad, y2 - y1 - 2 * pad
-    if inner_w < 6 or inner_h < 6 or not label:
+    if inner_w < 6 or inner_h < MIN_LABEL_SIZE + 4 or not label.strip():
         return
-    text = label
-    while text and draw.textlength(text, font=font) + 4 > inner_w:
-        text = text[:-1]
-    if not text:
-        return
-    if text != label and len(text) > 1:
-        text = text[:-1] + "…"
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    w, h = right - left + 4, bottom - top + 4
-    if h > inner_h:
-        return
+    lines, font = _fitted(draw, label, size, inner_w, inner_h)
+    text = "\n".join(lines)
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=3)
     bx, by = x1 + pad, y1 + pad
-    draw.rectangle((bx, by, bx + w - 1, by + h - 1), fill=colour + (230,))
-    draw.text((bx + 2 - left, by + 2 - top), text, font=font, fill=(255, 255, 255, 255))
+    draw.rectangle((bx, by, bx + right - left + 3, by + bottom - top + 3), fill=colour + (230,))
+    draw.multiline_text((bx + 2 - left, by + 2 - top), text, font=font, fill=(255, 255, 255, 255), spacing=3)

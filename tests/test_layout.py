@@ -11,7 +11,8 @@ from gotr1_core.layout import (
     from_pixel_box,
     iou,
     masks,
-    palette,
+    PALETTE,
+    label_colours,
     relation,
     render_layout,
     to_pixel_box,
@@ -126,11 +127,33 @@ def test_from_dict_rejects_bad_data():
         Layout.from_dict({"boxes": []})
 
 
-def test_palette_is_distinct_and_deterministic():
-    colours = palette(12)
-    assert colours == palette(12)
-    assert len(set(colours)) == 12
-    assert palette(3) == colours[:3]
+def _contrast(a, b) -> float:
+    def luminance(c):
+        lin = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in (x / 255 for x in c)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_every_palette_colour_reads_on_white_on_the_dark_canvas_and_under_white_text():
+    assert len(set(PALETTE)) == len(PALETTE) == 10
+    for colour in PALETTE:
+        assert _contrast(colour, (255, 255, 255)) >= 3.0 and _contrast(colour, (32, 32, 32)) >= 3.0, colour
+
+
+def test_label_colours_follow_the_label_not_the_position():
+    plan = ["red circle", "blue square", "Red  circle", "green triangle", "two cats", "a dog", "yellow square"]
+    colours = label_colours(plan)
+    assert colours[0] == colours[2]  # one label (any spacing or case), one colour
+    assert len({c for i, c in enumerate(colours) if i != 2}) == len(plan) - 1  # different labels differ
+    alone = [label_colours([label])[0] for label in plan]
+    for i, label in enumerate(plan):  # a label keeps its own colour unless an earlier, different label took it
+        taken = any(alone[j] == alone[i] and plan[j].lower().split() != label.lower().split() for j in range(i))
+        if not taken:
+            assert colours[i] == alone[i], label
+    many = [f"object {i}" for i in range(len(PALETTE) + 2)]
+    assert len(set(label_colours(many))) == len(PALETTE)  # every colour used before any repeats
 
 
 LAYOUT = Layout((ObjectBox.of("a red apple", 100, 100, 400, 500), ObjectBox.of("cup", 550, 200, 900, 800)))
@@ -176,3 +199,20 @@ def test_render_rejects_bad_input():
     with pytest.raises(ValueError, match="positive"):
         render_layout(LAYOUT, 0, 10)
     assert render_layout(Layout(), 10, 10).eq(1.0).all()
+
+
+def test_labels_are_shown_whole_wrapped_or_smaller_before_they_are_shortened():
+    """The demo sheet's 48-pixel boxes cut "blue square" to "blue squa…"; now a label is wrapped at spaces or drawn
+    smaller until it fits, and shortened only when nothing else does."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from gotr1_core.layout import MIN_LABEL_SIZE, _fitted
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    lines, font = _fitted(draw, "blue square", 10, 44, 44)
+    assert " ".join(lines) == "blue square"
+    assert all(draw.textlength(line, font=font) + 4 <= 44 for line in lines)
+    assert _fitted(draw, "red circle", 10, 400, 40)[0] == ["red circle"]  # room enough: one line, full size
+    lines, font = _fitted(draw, "an extraordinarily long object name", 10, 30, 14)
+    assert len(lines) == 1 and lines[0].endswith("…") and font.size == MIN_LABEL_SIZE
+    assert draw.textlength(lines[0], font=ImageFont.load_default(size=MIN_LABEL_SIZE)) + 4 <= 30

@@ -144,3 +144,19 @@ def test_an_edited_plan_replaces_the_incoming_one_and_must_be_valid():
     with pytest.raises(ValueError, match="the Plan Editor's plan is not a valid chain: .*expected <\\|box_end\\|>"
                                          ".*press Reset"):
         PlanEditor().edit(plan=INCOMING, aspect_ratio="1:1", chain=INCOMING)
+
+
+@needs_node
+def test_the_plan_editor_colours_each_label_as_the_python_drawings_do():
+    """One palette: the Plan Editor's labelColours and gotr1_core.layout.label_colours give every label the same
+    colour, for plans with repeats, spacing and case, collisions, more labels than colours and non-ASCII."""
+    from gotr1_core.layout import label_colours
+
+    plans = [["red circle", "blue square"], ["blue square", "red circle", "Blue  Square"],
+             [f"object {i}" for i in range(13)], ["чашка", "Äpfel", "緑の三角", "a\tcat\n"], [" x ", "X", "y"]]
+    script = ("import {labelColours} from './web/gotr1/plan_layout.js';"
+              f"console.log(JSON.stringify({json.dumps(plans)}.map(labelColours)));")
+    done = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
+                          cwd=WEB.parent)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[list(c) for c in label_colours(plan)] for plan in plans]

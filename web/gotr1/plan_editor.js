@@ -6,7 +6,7 @@ import { api } from "../../../scripts/api.js";
 import * as L from "./plan_layout.js";
 
 const NODE_TYPE = "GoTR1PlanEditor";
-const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"];
+const hex = ([r, g, b]) => `#${[r, g, b].map((v) => v.toString(16).padStart(2, "0")).join("")}`;
 const HANDLE_PX = 5;
 const ASPECTS = { "1:1": 1, "4:3": 3 / 4, "3:4": 4 / 3, "3:2": 2 / 3, "2:3": 3 / 2, "16:9": 9 / 16, "9:16": 16 / 9 };
 
@@ -268,8 +268,10 @@ class PlanCanvas {
     if (image) g.drawImage(image, 0, 0, drawWidth, height);
     const sx = drawWidth / L.GRID;
     const sy = height / L.GRID;
-    L.boxesOf(plan).forEach((b, i) => {
-      const colour = COLOURS[b.object % COLOURS.length];
+    const boxes = L.boxesOf(plan);
+    const colours = L.labelColours(boxes.map((b) => b.label)).map(hex); // as the Layout Viewer draws them
+    boxes.forEach((b, i) => {
+      const colour = colours[i];
       const x = b.x1 * sx;
       const y = b.y1 * sy;
       const w = (b.x2 - b.x1) * sx;

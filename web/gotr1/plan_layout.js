@@ -104,6 +104,54 @@ export function formatChain(plan) {
   return parts.join("");
 }
 
+/**
+ * Object colours, the same list as gotr1_core/layout.py's PALETTE (a test keeps them equal): readable on white,
+ * on ComfyUI's dark canvas and under white label text.
+ */
+export const PALETTE = [
+  [230, 25, 75], [67, 99, 216], [46, 160, 67], [232, 113, 22], [165, 70, 205],
+  [0, 150, 180], [214, 40, 200], [154, 99, 36], [128, 128, 0], [0, 128, 128],
+];
+
+/** A label as the palette sees it: whitespace runs made one space, trimmed, ASCII lowercase (as in Python). */
+function colourKey(label) {
+  const folded = label.replace(/[ \t\r\n]+/g, " ").replace(/^ +| +$/g, "");
+  return new TextEncoder().encode(folded.replace(/[A-Z]/g, (c) => c.toLowerCase()));
+}
+
+/** 32-bit FNV-1a of bytes: the number Python's _fnv1a gives. */
+function fnv1a(bytes) {
+  let h = 0x811c9dc5;
+  for (const byte of bytes) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * One [r, g, b] per label, as label_colours in gotr1_core/layout.py: the colour the label's hash names, or the
+ * next one no other label of the plan has; the same label, the same colour. So an object looks the same in the
+ * Plan Editor, the Layout Viewer and the demo sheet.
+ */
+export function labelColours(labels) {
+  const chosen = new Map();
+  return labels.map((label) => {
+    const bytes = colourKey(label);
+    const key = bytes.join(",");
+    if (!chosen.has(key)) {
+      const start = fnv1a(bytes) % PALETTE.length;
+      const used = new Set(chosen.values());
+      let pick = start;
+      for (let k = 0; k < PALETTE.length; k++) {
+        if (!used.has((start + k) % PALETTE.length)) {
+          pick = (start + k) % PALETTE.length;
+          break;
+        }
+      }
+      chosen.set(key, pick);
+    }
+    return PALETTE[chosen.get(key)];
+  });
+}
+
 /** Every box of a plan, in drawing order: {object, box, label, x1, y1, x2, y2}. */
 export function boxesOf(plan) {
   const out = [];
