@@ -430,19 +430,3 @@ def test_dynamic_sampling_replaces_alike_groups_with_fresh_prompts_drawn_on_thei
     assert rollouts.sampling == {"groups_drawn": 9.0, "rounds": 2.0, "groups_still_alike": 3.0}
     assert len(rollouts.result.prompts) == 12
 
-
-def test_the_quickstart_recipe_runs_on_a_fresh_checkout_and_its_model_generates(tmp_path, monkeypatch):
-    """README's third command, shortened: no file but the config is needed, and the exported folder is a model
-    the CLI (and the Model Loader node, through the same loader) draws with."""
-    from gotr1_core.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    config = load_config(GRPOConfig, ROOT / "trainer" / "configs" / "quickstart.yaml",
-                         ["steps=2", "save_every=2", "sample_every=2", "eval_count=4"])
-    assert config.model == "builtin" and config.eval_prompts == ["shapeworld:test"]
-    metrics = train_grpo(config, progress=False)
-    assert {"eval/test/renderback_correct", "eval/test/correct"} <= metrics.keys()
-    model = tmp_path / "runs" / "quickstart" / "model"
-    assert (tmp_path / "runs" / "quickstart" / "samples" / "step-000002.png").exists()
-    assert main(["generate", "--model", str(model), "--prompt", "a red circle", "-o", str(tmp_path / "out")]) == 0
-    assert len(list((tmp_path / "out").glob("*.png"))) == 1
