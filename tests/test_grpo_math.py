@@ -167,3 +167,16 @@ def test_collapse_warnings_by_hand():
     found = collapse_warnings(first, now, config)
     assert set(found) == {"policy/entropy_chain", "reward/zero_advantage_groups"}
     assert "fell to 0.900 from 2.000" in found["policy/entropy_chain"] and "75%" in found["reward/zero_advantage_groups"]
+
+
+def test_clip_higher_is_said_to_do_nothing_in_a_one_epoch_run():
+    """With one PPO epoch the ratio is exactly 1 (the rollout policy is the policy), so no clip can bind: the
+    ablation measured clip_eps_high 0.28 giving the very same weights as none. The run says so up front."""
+    from trainer.grpo import GRPOConfig, inert_settings
+
+    def config(**changes):
+        return GRPOConfig(output_dir="x", model="builtin", **changes)
+
+    assert any("clip_eps_high has no effect" in m for m in inert_settings(config(clip_eps_high=0.28)))
+    assert inert_settings(config(clip_eps_high=0.28, ppo_epochs=2)) == []
+    assert inert_settings(config()) == inert_settings(config(clip_eps_high=0.2)) == []

@@ -612,10 +612,22 @@ def train_grpo(config: GRPOConfig, resume: bool = False, progress: bool = True, 
     return finish_run(run, began)
 
 
+def inert_settings(config: GRPOConfig) -> list[str]:
+    """Settings that cannot change this run, said before it starts rather than found out from its curves."""
+    found = []
+    if config.ppo_epochs == 1 and config.clip_eps_high not in (None, config.clip_eps):
+        found.append("clip_eps_high has no effect with ppo_epochs: 1 — the ratio is exactly 1 in the only epoch, "
+                     "so no clip binds; it acts from the second epoch on (ppo_epochs >= 2)")
+    return found
+
+
 def start_run(config: GRPOConfig, resume: bool, judge=None) -> tuple[Run, int]:
     """Load the policy, reference, judge and prompts, resume from the newest checkpoint if asked, and prepare
     the policy and optimizer for the processes; returns the run and the step to start at."""
     from accelerate import Accelerator
+
+    for message in inert_settings(config):
+        warnings.warn(f"gotr1-train grpo: {message}", RuntimeWarning, stacklevel=3)
 
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
