@@ -15,7 +15,7 @@ from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
 from gotr1_core.rewards import Judge, MLLMJudge, ServedJudge, ShapeWorldJudge
-from gotr1_core.rewards.served_judge import is_judge_url
+from gotr1_core.rewards.served_judge import check_allowed_host, is_judge_url
 from gotr1_core.reasoning import split_chains
 
 from . import services
@@ -68,7 +68,9 @@ class JudgeLoader:
             "optional": {
                 "server_url": ("STRING", {"default": "", "tooltip":
                                "A Qwen2.5-VL behind an OpenAI-compatible server (vLLM, SGLang, transformers serve), "
-                               "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here."}),
+                               "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here. Servers "
+                               "on this machine only, unless the host is named in GOTR1_JUDGE_HOSTS; a key comes "
+                               "from GOTR1_JUDGE_API_KEY, never from the workflow."}),
             },
         }
 
@@ -85,6 +87,7 @@ class JudgeLoader:
         if server_url.strip():
             if not is_judge_url(server_url.strip()):
                 raise ValueError(f"server_url must look like http://HOST:PORT/v1, got {server_url!r}")
+            check_allowed_host(server_url.strip())  # a shared graph names the URL: only hosts the user allowed
             return (LoadedJudge(ServedJudge(server_url.strip())),)
         if judge == SHAPEWORLD:
             return (LoadedJudge(ShapeWorldJudge()),)

@@ -66,6 +66,18 @@ CORE_NODE_NAMES = frozenset(
     .splitlines() if line.strip() and not line.startswith("#"))
 
 
+PER_USER = {("GoTR1JudgeLoader", "server_url"): "a judge server URL (the Judge Loader sends images there)"}
+"""Inputs a workflow meant for others must leave empty: each user sets their own."""
+
+
+def _per_user(class_type: str, name: str, value, where: str) -> list[str]:
+    what = PER_USER.get((class_type, name))
+    if what is None or not (isinstance(value, str) and value.strip()):
+        return []
+    return [f"{where} carries {what}: {value.strip()[:80]!r}; clear it before sharing the workflow — whoever "
+            "opens it would send their images to that server (the node refuses hosts the user has not allowed)"]
+
+
 def node_signature(class_type: str) -> tuple[dict, tuple] | None:
     """``(INPUT_TYPES dict, RETURN_TYPES)`` of a node type we know, else None."""
     if class_type in NODE_CLASS_MAPPINGS:
@@ -163,7 +175,7 @@ def _check_api(graph: dict) -> tuple[list[str], list[str]]:
             if _is_link(value):
                 problems += _check_link(graph, where, kind, value)
             else:
-                problems += _check_value(where, kind, options, value)
+                problems += _check_value(where, kind, options, value) + _per_user(class_type, name, value, where)
     return problems, notes
 
 
@@ -235,7 +247,8 @@ def _check_ui(data: dict) -> tuple[list[str], list[str]]:
         else:
             for name, value in _ui_widget_values(spec, values).items():
                 kind, options = declared[name]
-                problems += _check_value(f"{here}: widget {name!r}", kind, options, value)
+                where = f"{here}: widget {name!r}"
+                problems += _check_value(where, kind, options, value) + _per_user(class_type, name, value, where)
         linked = {}
         for slot in node.get("inputs", []):
             name = slot.get("name")

@@ -259,3 +259,97 @@ def test_judge_server_killed_mid_run_stops_training_with_its_name_and_keeps_the_
     assert found.name == "step-00000002"
     tensors, state = load_checkpoint(found)
     assert state["step"] == 2 and tensors
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """``/slow``: a 200 that drips its body a byte at a time; ``/cut``: a 500 whose body stops short (the
+    connection closes mid-body); anything: records the Authorization header it got."""
+
+    seen_auth: list = []
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen_auth.append(self.headers.get("Authorization"))
+        if self.path.endswith("/slow/chat/completions"):
+            body = _completion("Score: 9").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+        else:
+            self.send_response(500)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"partial")
+            self.wfile.flush()
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hostile():
+    handler = type("Hostile", (_Hostile,), {"seen_auth": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline(hostile):
+    _, base = hostile
+    judge = ServedJudge(f"{base}/slow", model="qwen", timeout=1.0, retries=0)
+    began = time.monotonic()
+    with pytest.raises(JudgeServerError, match="deadline"):
+        judge.ask([("Score?", None)])  # the socket never waits 1 s for a byte; the whole answer takes ~4 s
+    assert time.monotonic() - began < 3.0
+
+
+def test_an_error_body_cut_short_is_reported_not_raised(hostile):
+    _, base = hostile
+    with pytest.raises(JudgeServerError, match=r"HTTP 500: \(body unreadable|HTTP 500: partial"):
+        ServedJudge(f"{base}/cut", model="qwen", timeout=5, retries=0).ask([("Score?", None)])
+
+
+def test_the_api_key_comes_from_the_environment_as_a_bearer_header(hostile, monkeypatch):
+    handler, base = hostile
+    for key in (None, "s3cret"):
+        if key:
+            monkeypatch.setenv("GOTR1_JUDGE_API_KEY", key)
+        with pytest.raises(JudgeServerError):
+            ServedJudge(f"{base}/cut", model="qwen", timeout=5, retries=0).ask([("Score?", None)])
+    assert handler.seen_auth == [None, "Bearer s3cret"]
+
+
+def test_only_hosts_the_user_allowed_may_be_named_by_a_workflow(monkeypatch):
+    from gotr1_core.rewards.served_judge import check_allowed_host
+
+    monkeypatch.delenv("GOTR1_JUDGE_HOSTS", raising=False)
+    for url in ("http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
+                "http://127.8.9.1/v1"):
+        check_allowed_host(url)
+    for url in ("http://evil.example:8000/v1", "https://10.0.0.5/v1", "http://localhost.evil.example/v1"):
+        with pytest.raises(ValueError, match="not an allowed host.*GOTR1_JUDGE_HOSTS"):
+            check_allowed_host(url)
+    monkeypatch.setenv("GOTR1_JUDGE_HOSTS", "judge-node, 10.0.0.5:9000")
+    check_allowed_host("http://judge-node:8000/v1")
+    check_allowed_host("http://10.0.0.5:9000/v1")
+    with pytest.raises(ValueError, match="not an allowed host"):
+        check_allowed_host("http://10.0.0.5:9001/v1")  # allowed on one port only
+
+
+def test_the_judge_loader_refuses_a_workflows_server_before_contacting_it(monkeypatch):
+    from nodes.judge_nodes import JudgeLoader
+
+    monkeypatch.delenv("GOTR1_JUDGE_HOSTS", raising=False)
+    contacted = []
+    monkeypatch.setattr(ServedJudge, "_served_model", lambda self: contacted.append(self.url) or "qwen")
+    with pytest.raises(ValueError, match="not an allowed host"):
+        JudgeLoader().load("shapeworld", server_url="http://attacker.example:8000/v1")
+    assert contacted == []
+    JudgeLoader().load("shapeworld", server_url="http://127.0.0.1:8000/v1")
+    assert contacted == ["http://127.0.0.1:8000/v1"]

@@ -157,3 +157,18 @@ def test_layout_to_sd_plans_as_shipped_with_the_builtin_model():
 
     (conditioning,) = LayoutToConditioning().apply(layout, StandInCLIP(), [[None, {}]], **regions)
     assert len(conditioning) == 3  # the prompt's condition, then one per planned object
+
+
+def test_a_workflow_that_carries_a_judge_server_url_is_flagged_in_both_formats(tmp_path, capsys):
+    api = {"1": {"class_type": "GoTR1JudgeLoader",
+                 "inputs": {"judge": "ShapeWorld (exact)", "weights": "auto", "server_url": "http://203.0.113.7:8000/v1"}}}
+    problems, _ = check_workflow(api)
+    assert len(problems) == 1 and "carries a judge server URL" in problems[0] and "203.0.113.7" in problems[0]
+    api["1"]["inputs"]["server_url"] = "  "
+    assert check_workflow(api) == ([], [])
+    ui = {"nodes": [{"id": 1, "type": "GoTR1JudgeLoader", "inputs": [], "outputs": [],
+                     "widgets_values": ["ShapeWorld (exact)", "auto", "http://judge.example/v1"]}], "links": []}
+    path = tmp_path / "shared.json"
+    path.write_text(json.dumps(ui))
+    assert main(["check-workflow", str(path)]) == 1
+    assert "widget 'server_url' carries a judge server URL" in capsys.readouterr().out

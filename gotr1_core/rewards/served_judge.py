@@ -17,15 +17,26 @@ server's own resize leaves them as they are and the boxes it answers are in
 pixels this side knows.
 
 Only the standard library's HTTP client is used: no extra dependency.
+
+A key for a server that wants one comes from the ``GOTR1_JUDGE_API_KEY``
+environment variable (sent as ``Authorization: Bearer``), never from a
+workflow or config file people share. Every request has an overall deadline
+(``timeout``) besides the socket's, so a server that answers a byte at a time
+cannot hold a run. Which hosts a *workflow* may name is the node's business:
+:func:`check_allowed_host`.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
+import ipaddress
 import json
+import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -36,6 +47,8 @@ from .mllm_judge import QwenQuestions, _Progress
 
 PATCH = 28
 """Qwen2.5-VL's resize unit: 14 px patches merged 2 × 2."""
+API_KEY_VARIABLE = "GOTR1_JUDGE_API_KEY"
+ALLOWED_HOSTS_VARIABLE = "GOTR1_JUDGE_HOSTS"
 
 
 class JudgeServerError(RuntimeError):
@@ -53,6 +66,60 @@ def qwen_size(width: int, height: int, min_pixels: int, max_pixels: int) -> tupl
 
 def is_judge_url(name: str) -> bool:
     return name.startswith(("http://", "https://"))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_allowed_host(url: str, allowed: str | None = None) -> None:
+    """Refuse a judge URL whose host the user has not allowed: loopback always, others only when named in
+    ``allowed`` (default: the ``GOTR1_JUDGE_HOSTS`` environment variable, comma-separated ``host`` or
+    ``host:port``).
+
+    Why: a workflow file people share can carry a server URL, and a judge is
+    sent the user's images; opening a graph must not send them to a host its
+    author picked. Raises ``ValueError`` saying how to allow the host.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError(f"judge server URL {url!r} names no host; use http://HOST:PORT/v1")
+    if _is_loopback(host):
+        return
+    listed = os.environ.get(ALLOWED_HOSTS_VARIABLE, "") if allowed is None else allowed
+    names = {n.strip().lower() for n in listed.split(",") if n.strip()}
+    if host in names or (parts.port is not None and f"{host}:{parts.port}" in names):
+        return
+    raise ValueError(f"the judge server {host} is not an allowed host: this machine's judge servers (localhost) "
+                     f"are, others only when you name them in the {ALLOWED_HOSTS_VARIABLE} environment variable "
+                     f"(e.g. {ALLOWED_HOSTS_VARIABLE}={host}) before starting ComfyUI — a shared workflow must not "
+                     "send your images to a server you did not choose")
+
+
+def _read_within(response, deadline: float) -> bytes:
+    """The whole body, or ``TimeoutError`` once ``deadline`` (``time.monotonic()``) has passed."""
+    chunks = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer did not arrive within the request's deadline")
+        chunk = response.read1(65536)  # what has arrived (read() would wait for all of it)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _error_text(error: urllib.error.HTTPError) -> str:
+    """The start of an error response's body, or what stopped it being read (a server may close mid-body)."""
+    try:
+        return error.read(200).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return f"(body unreadable: {exc.__class__.__name__})"
 
 
 class ServedJudge(QwenQuestions):
@@ -79,21 +146,25 @@ class ServedJudge(QwenQuestions):
     def _request(self, path: str, body: dict | None = None) -> dict:
         """JSON of ``GET``/``POST url+path``, retried with backoff when the server is unreachable or busy."""
         data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if key := os.environ.get(API_KEY_VARIABLE):
+            headers["Authorization"] = f"Bearer {key}"
+        request = urllib.request.Request(self.url + path, data=data, headers=headers)
         problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+            deadline = time.monotonic() + self.timeout  # the whole request, however slowly the bytes come
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
+                    raw = _read_within(response, deadline)
             except urllib.error.HTTPError as exc:
-                problem = f"HTTP {exc.code}: {exc.read()[:200].decode('utf-8', 'replace')}"
+                problem = f"HTTP {exc.code}: {_error_text(exc)}"
                 if exc.code < 500 and exc.code != 429:  # the request is wrong: asking again will not help
                     break
                 continue
-            except OSError as exc:  # unreachable, refused, timed out (URLError is one)
-                problem = str(getattr(exc, "reason", exc))
+            except (OSError, http.client.HTTPException) as exc:  # unreachable, refused, timed out, cut off
+                problem = str(getattr(exc, "reason", exc)) or exc.__class__.__name__
                 continue
             try:
                 return json.loads(raw)
