@@ -43,10 +43,11 @@ SKIP = {  # a command's start -> why the suite does not run it
     "gotr1 generate --model models/gotr1/GoT-R1-7B": "needs the 7B checkpoint",
     "gotr1-train grpo --config trainer/configs/gotr1_7b_grpo.yaml": "needs the 7B checkpoint and a judge server",
     "python3 -m venv": "makes an environment",
+    "vllm serve": "serves a 7B judge (vLLM, a GPU)",
     "grep -v '^torch' /path/to/ComfyUI": "needs a ComfyUI checkout",
     "COMFYUI_PATH=/path/to/ComfyUI": "needs a ComfyUI checkout (tests/test_comfyui_server.py)",
 }
-FIRST_WORDS = ("gotr1", "gotr1-train", "python", "python3", "torchrun", "accelerate", "pip", "comfy", "grep",
+FIRST_WORDS = ("gotr1", "gotr1-train", "python", "python3", "torchrun", "accelerate", "pip", "comfy", "grep", "vllm",
                "COMFYUI_PATH=/path/to/ComfyUI")
 
 

@@ -221,3 +221,15 @@ def test_generation_only_loading_does_not_read_the_understanding_weights(copy):
     assert load_model(copy, device="cpu").extra["not_loaded"]["model.vision_model"] > 0
     with pytest.raises(CheckpointError, match="missing from the checkpoint: model.vision_model"):
         load_model(copy, device="cpu", understanding=True)  # asked for, it is checked name by name as before
+
+
+def test_an_index_cannot_point_at_files_outside_the_model_folder(copy, tmp_path):
+    """A shared folder's index naming ``../`` shards would read any safetensors file on the machine."""
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    shutil.copy(copy / "model.safetensors", elsewhere)
+    names = list(load_file(str(copy / "model.safetensors")))
+    (copy / "model.safetensors").unlink()
+    (copy / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {name: "../elsewhere.safetensors" for name in names}}))
+    with pytest.raises(CheckpointError, match=r"shards outside the model folder \(\.\./elsewhere"):
+        load_model(copy, device="cpu")

@@ -42,7 +42,12 @@ def weight_files(folder: Path) -> list[Path]:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{index}: not a safetensors index with a 'weight_map' ({exc})") from None
-        files = [folder / name for name in sorted(set(weight_map.values()))]
+        names = sorted({str(name) for name in weight_map.values()})
+        outside = [n for n in names if not (folder / n).resolve().is_relative_to(folder.resolve())]
+        if outside:  # an index is data from whoever made the folder: it must not reach other files
+            raise CheckpointError(f"{index} names shards outside the model folder ({', '.join(outside[:3])}); "
+                                  "a shard is a file name inside the folder")
+        files = [folder / name for name in names]
         missing = [f.name for f in files if not f.exists()]
         if missing:
             raise CheckpointError(f"{index} lists shards that are missing: {', '.join(missing)}")

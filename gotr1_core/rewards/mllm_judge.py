@@ -100,18 +100,18 @@ class QwenQuestions:
                 values.append(value or 0.0)
             return values
 
-        r_sem = scores([(prompts.SEM.format(prompt=p, chain=parse_chain(c).text), None)
+        r_sem = scores([(prompts.sem_question(p, parse_chain(c).text), None)
                         for p, c in zip(prompts_, chains)], "R_sem")
         plans = [to_pil(render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS)) for l in layouts]
-        r_spa = scores([(prompts.SPA.format(prompt=p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
-        r_pi = scores([(prompts.PI.format(prompt=p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
+        r_spa = scores([(prompts.spa_question(p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
+        r_pi = scores([(prompts.pi_question(p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
         r_ri, detected = self._grounding(layouts, pictures, notes, progress)
         return Rewards(r_sem, r_spa, r_ri, r_pi, explanations=notes, detected=detected)
 
     def _grounding(self, layouts: list[Layout], pictures: list[Image.Image], notes: list[list[str]],
                    progress: _Progress | None = None):
         queries = [(i, label) for i, layout in enumerate(layouts) for label in dict.fromkeys(layout.labels)]
-        answers = self.ask([(prompts.GROUND.format(label=label), pictures[i]) for i, label in queries],
+        answers = self.ask([(prompts.ground_question(label), pictures[i]) for i, label in queries],
                            max_new_tokens=GROUND_TOKENS, progress=progress)
         sizes = [self.seen_size(picture) for picture in pictures]
         found: list[list[tuple[str, object]]] = [[] for _ in layouts]
