@@ -201,7 +201,8 @@ def main() -> int:
         build_model(folder, args)
         if args.quantize:
             return compare_modes(folder, args)
-        got = load_model(folder, device=args.device, dtype=args.dtype)
+        # transformers' generate(generation_mode="image") reads the vision tower's config: load it too
+        got = load_model(folder, device=args.device, dtype=args.dtype, understanding="transformers" not in args.skip)
     params = sum(p.numel() for p in got.model.parameters()) / 1e6
     print(f"model: {params:.1f}M params, hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
           f"{got.num_image_tokens} image tokens, device {got.device}, dtype {got.dtype}, "

@@ -39,13 +39,17 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--grid", type=int, default=12, help="image tokens per side")
+    parser.add_argument("--reason-tokens", type=int, default=48)
     args = parser.parse_args()
-    shape = argparse.Namespace(vocab=8192, hidden=args.hidden, layers=8, grid=12, codebook=4096, reason_tokens=48)
+    shape = argparse.Namespace(vocab=8192, hidden=args.hidden, layers=args.layers, grid=args.grid, codebook=4096,
+                               reason_tokens=args.reason_tokens)
     with tempfile.TemporaryDirectory() as tmp:
         build_model(Path(tmp) / "model", shape)
         got = load_model(Path(tmp) / "model", device="cpu")
     config = GenerationConfig(num_samples=args.images, seed=0, text_temperature=0, image_temperature=0,
-                              max_reason_tokens=48)
+                              max_reason_tokens=args.reason_tokens)
     generate(got, PROMPT, config)  # warm-up
     overheads, sent, spent, base = [], [], [], []
     for pair in range(args.pairs):
