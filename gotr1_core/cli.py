@@ -12,14 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from .images import to_pil
-from .layout import Layout, render_layout
-from .model.quantize import QUANTIZED_MODES
+from .model.spec import BUILTIN_MODEL, QUANTIZED_MODES, GenerationSpec
 from .reasoning import ParsedChain, parse_chain
-from .rewards.served_judge import JudgeServerError
+
+# Everything heavier (torch, PIL, numpy, the models) is imported by the command that needs it, so `gotr1 --help`
+# and a mistyped flag answer at once.
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -43,7 +40,7 @@ def _read_text(source: str) -> str:
         raise UsageError(f"cannot read chain file {path}: {exc}") from None
 
 
-def _report(parsed: ParsedChain, layout: Layout) -> str:
+def _report(parsed: ParsedChain, layout) -> str:
     lines = [f"{len(layout)} boxes, {len(parsed.objects)} objects"]
     for obj in layout.objects:
         b = obj.box
@@ -55,7 +52,10 @@ def _report(parsed: ParsedChain, layout: Layout) -> str:
     return "\n".join(lines)
 
 
-def _parse_input(args) -> tuple[ParsedChain, Layout, int]:
+def _parse_input(args):
+    """``(parsed chain, Layout, exit status)`` of the chain file."""
+    from .layout import Layout
+
     parsed = parse_chain(_read_text(args.file))
     status = EXIT_REJECTED if args.strict and not parsed.ok else EXIT_OK
     return parsed, Layout.from_chain(parsed), status
@@ -81,6 +81,12 @@ def cmd_parse(args) -> int:
 
 
 def cmd_draw(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from .images import to_pil
+    from .layout import render_layout
+
     parsed, layout, status = _parse_input(args)
     if status != EXIT_OK:
         print(_report(parsed, layout), file=sys.stderr)
@@ -121,7 +127,7 @@ def _load(args):
 
 def cmd_memory(args) -> int:
     from .memory import PUBLISHED, WEIGHT_MODES, human, largest_chunk, parse_bytes, plan_memory, published_config
-    from .model.loading import GenerationSpec, _tensor_source, read_config_json
+    from .model.loading import _tensor_source, read_config_json
 
     if args.quantize not in WEIGHT_MODES:
         raise UsageError(f"--quantize: unknown weights mode {args.quantize!r}; use one of {', '.join(WEIGHT_MODES)}")
@@ -207,6 +213,7 @@ def cmd_plan(args) -> int:
 def cmd_generate(args) -> int:
     from .fitting import weights_mode
     from .generation import generate
+    from .images import to_pil
 
     chain = None
     if args.chain:
@@ -255,6 +262,9 @@ def cmd_convert(args) -> int:
 
 
 def cmd_judge(args) -> int:
+    import numpy as np
+    from PIL import Image
+
     from .reasoning import split_chains
     from .rewards import is_judge_url, load_judge
 
@@ -294,9 +304,6 @@ QUANTIZE_HELP = ("store the decoder layers' weights quantized: fp8, int8 (weight
 def _model_default(name: str) -> str:
     """Where a generation setting comes from when not given, with the actual values: the model folder's
     gotr1.json (the built-in model's value), else upstream GoT-R1's default."""
-    from .demo import BUILTIN_MODEL
-    from .model.loading import GenerationSpec
-
     upstream = f"{getattr(GenerationSpec(), name):g} (upstream's) for a folder without one"
     try:
         return f"default: the model's gotr1.json — {getattr(GenerationSpec.read(BUILTIN_MODEL), name):g} for the " \
@@ -456,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _explains_itself(exc: Exception) -> bool:
+    """Bad checkpoints, prompts and settings (``ValueError``) and judge servers (``JudgeServerError``) say what
+    is wrong; anything else is a bug and keeps its traceback. A judge-server error can only come from a command
+    that imported the served judge, so a light command does not import it to ask."""
+    served = sys.modules.get(f"{__package__}.rewards.served_judge")
+    return isinstance(exc, ValueError) or (served is not None and isinstance(exc, served.JudgeServerError))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -466,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, JudgeServerError) as exc:  # bad checkpoints, prompts, settings, servers explain themselves
+    except Exception as exc:
+        if not _explains_itself(exc):
+            raise
         print(f"gotr1 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_REJECTED
 

@@ -280,3 +280,16 @@ def test_check_workflow_tells_typos_core_nodes_and_other_packs_nodes_apart(tmp_p
     path.write_text(json.dumps(graph))
     assert main(["check-workflow", str(path)]) == 0
     assert f"{path}: OK for the nodes it knows; 2 not checked" in capsys.readouterr().out
+
+
+def test_help_and_usage_errors_answer_without_loading_torch():
+    """`gotr1 --help` took seconds importing torch and transformers for text; the help of every command (with
+    the built-in model's defaults read from its gotr1.json) and a bad flag need none of them."""
+    script = ("import sys\nfrom gotr1_core.cli import main\n"
+              "for argv in (['--help'], ['generate', '--help'], ['plan', '--help'], ['demo', '--bad-flag']):\n"
+              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+              "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'PIL') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "0.7 for the built-in model" in done.stdout  # the defaults are still the model's own

@@ -13,12 +13,10 @@ from typing import Iterator
 
 import torch
 
+from .spec import CheckpointError
+
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
-
-
-class CheckpointError(ValueError):
-    """A model folder that cannot be loaded; the message names the file and what was expected."""
 
 
 def read_config_json(folder: Path) -> dict:

@@ -22,76 +22,19 @@ A model folder holds ``config.json``, ``model.safetensors`` (or shards with
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from ..reasoning import IMAGE_START
 from .convert import is_original_config, open_original
-from .files import CheckpointError, iter_safetensors, load_tokenizer, read_config_json, weight_files
-from .tokenizer import PAD, ChainTokenIds, TokenizerError, check_chain_tokens
+from .files import iter_safetensors, load_tokenizer, read_config_json, weight_files
+from .spec import CheckpointError, GenerationSpec
+from .tokenizer import ChainTokenIds, TokenizerError, check_chain_tokens
 
-SPEC_FILE = "gotr1.json"
 UNDERSTANDING = ("model.vision_model", "model.aligner")
 """The understanding path of a Janus model: image-to-text only, never used to generate."""
-PLAN_WORDINGS = ("as_written", "shapeworld")
-GOTR1_TEMPLATE = "User: Follow the caption to generate an image through a chain of thought process: {prompt}\n\nAssistant:"
-
-
-@dataclass(frozen=True)
-class GenerationSpec:
-    """How a checkpoint expects to be prompted (``gotr1.json`` in the model folder).
-
-    ``prompt_template`` wraps the user's prompt (``{prompt}``) in the chat
-    format the model was trained on; BOS is put in front when it is encoded
-    (:func:`~gotr1_core.model.tokenizer.encode_prompt_ids`). ``plan_wording``
-    says how a plan given to the model is read: ``as_written``, or
-    ``shapeworld`` — its tagged objects and boxes reworded into the ShapeWorld
-    template first (the built-in model,
-    :func:`~gotr1_core.shapeworld.plans.reworded`).
-    """
-
-    prompt_template: str = GOTR1_TEMPLATE
-    image_start_token: str = IMAGE_START
-    pad_token: str = PAD
-    max_reason_tokens: int = 600
-    cfg_scale: float = 5.0
-    cfg_plausibility: float = 0.0
-    text_temperature: float = 1.0
-    image_temperature: float = 1.0
-    plan_wording: str = "as_written"
-
-    def __post_init__(self) -> None:
-        if self.prompt_template.count("{prompt}") != 1:
-            raise CheckpointError(f"prompt_template must contain '{{prompt}}' exactly once: {self.prompt_template!r}")
-        if self.plan_wording not in PLAN_WORDINGS:
-            raise CheckpointError(f"plan_wording must be one of {', '.join(PLAN_WORDINGS)}, got {self.plan_wording!r}")
-
-    def format_prompt(self, prompt: str) -> str:
-        """Trailing whitespace is dropped, leading kept: as the GoT-R1 release prompts its models."""
-        return self.prompt_template.replace("{prompt}", prompt.rstrip())
-
-    @classmethod
-    def read(cls, folder: Path) -> "GenerationSpec":
-        path = folder / SPEC_FILE
-        if not path.exists():
-            return cls()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CheckpointError(f"{path}: unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-    def write(self, folder: Path) -> None:
-        (folder / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n",
-                                        encoding="utf-8")
 
 
 @dataclass

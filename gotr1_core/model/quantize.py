@@ -25,7 +25,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-QUANTIZED_MODES = ("fp8", "int8", "int4")
+from .spec import QUANTIZED_MODES
+
 WEIGHT_MODES = ("auto", "bf16", "fp16", "fp32", *QUANTIZED_MODES)
 """How a model's weights are stored: a compute dtype (``auto``: bf16 on a GPU, fp32 on the CPU) or a quantized
 storage of the decoder layers' projections (computed in the ``auto`` dtype)."""
