@@ -119,3 +119,20 @@ def test_core_modules_import_each_other_one_way():
         if not module.endswith("__init__"):
             visit(module, [module])
     assert not circles, circles[:5]
+
+
+def test_loading_the_pack_adds_no_heavy_library_to_comfyuis_start():
+    """ComfyUI has torch, numpy and PIL loaded when it imports the pack; transformers, scipy and matplotlib wait
+    until a node runs (scipy alone added 0.5 s to every server start)."""
+    import subprocess
+
+    script = ("import importlib.util, sys, torch, numpy, PIL.Image\n"
+              f"spec = importlib.util.spec_from_file_location('pack', {str(ROOT / '__init__.py')!r}, "
+              f"submodule_search_locations=[{str(ROOT)!r}])\n"
+              "module = importlib.util.module_from_spec(spec); sys.modules['pack'] = module\n"
+              "spec.loader.exec_module(module)\n"
+              "print(sorted(m for m in ('transformers', 'scipy', 'matplotlib', 'diffusers', 'peft') "
+              "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

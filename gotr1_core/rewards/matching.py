@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..layout import iou
 from ..reasoning import Box
@@ -28,6 +27,8 @@ def matched_iou(planned: list[tuple[str, Box]], found: list[tuple[str, Box]]) ->
         theirs = [box for lbl, box in found if lbl == label]
         if not theirs:
             continue
+        from scipy.optimize import linear_sum_assignment  # here: scipy.optimize costs ComfyUI's start 0.5 s
+
         matrix = np.array([[iou(planned[i][1], box) for box in theirs] for i in mine])
         rows, cols = linear_sum_assignment(matrix, maximize=True)
         for r, c in zip(rows, cols):

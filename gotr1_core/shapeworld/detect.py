@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from ..images import to_uint8
 from ..layout import from_pixel_box
@@ -57,6 +56,8 @@ def classify_shape(mask: np.ndarray) -> tuple[str, float]:
 
 def detect_objects(image) -> list[Detection]:
     """Objects found in an image, largest first."""
+    from scipy import ndimage  # here, not at import: scipy.ndimage adds 0.4 s to ComfyUI's start
+
     pixels = to_uint8(image).astype(np.float32)
     height, width = pixels.shape[:2]
     distance = np.linalg.norm(pixels[:, :, None, :] - _PALETTE[None, None], axis=-1)
