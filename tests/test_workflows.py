@@ -172,3 +172,27 @@ def test_a_workflow_that_carries_a_judge_server_url_is_flagged_in_both_formats(t
     path.write_text(json.dumps(ui))
     assert main(["check-workflow", str(path)]) == 1
     assert "widget 'server_url' carries a judge server URL" in capsys.readouterr().out
+
+
+def test_the_edit_shipped_in_edit_the_plan_is_the_one_its_note_describes():
+    """The note says the red circle was dragged down and the blue square enlarged: true of the shipped edit
+    against what the shipped planner (seed 0, the model's own settings) plans for the prompt. A retrained model
+    that plans otherwise fails this until the edit and its note are redone."""
+    from gotr1_core.demo import builtin_model_path
+    from gotr1_core.generation import GenerationConfig, generate
+    from gotr1_core.layout import Layout
+    from gotr1_core.model.loading import load_model
+
+    got = load_model(builtin_model_path(), device="cpu")
+    planned = generate(got, build.PROMPT, GenerationConfig(num_samples=1, seed=0), images=False).layouts[0]
+    edited = Layout.from_chain(build.EDITED_CHAIN)
+    before = {o.label: o.box for o in planned.objects}
+    after = {o.label: o.box for o in edited.objects}
+    assert before.keys() == after.keys() == {"red circle", "blue square"}
+    circle, square = (before["red circle"], after["red circle"]), (before["blue square"], after["blue square"])
+    assert circle[1].y1 - circle[0].y1 > 150 and abs(circle[1].x1 - circle[0].x1) < 50   # dragged down
+    area = [(b.x2 - b.x1) * (b.y2 - b.y1) for b in square]
+    assert area[1] > 1.5 * area[0]                                                        # enlarged
+    note = json.loads((FOLDER / "edit_the_plan.json").read_text())
+    assert any("red circle dragged down, the blue square enlarged" in str(n.get("widgets_values"))
+               for n in note["nodes"] if n["type"] in ("Note", "MarkdownNote"))
