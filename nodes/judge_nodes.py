@@ -68,9 +68,9 @@ class JudgeLoader:
             "optional": {
                 "server_url": ("STRING", {"default": "", "tooltip":
                                "A Qwen2.5-VL behind an OpenAI-compatible server (vLLM, SGLang, transformers serve), "
-                               "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here. Servers "
-                               "on this machine only, unless the host is named in GOTR1_JUDGE_HOSTS; a key comes "
-                               "from GOTR1_JUDGE_API_KEY, never from the workflow."}),
+                               "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here. "
+                               "Servers on this machine only, unless the host is named in GOTR1_JUDGE_HOSTS; a key "
+                               "comes from GOTR1_JUDGE_API_KEY, never from the workflow."}),
             },
         }
 

@@ -13,6 +13,7 @@ from gotr1_core.generation import GenerationConfig, GenerationResult, encode_pro
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
+from gotr1_core.model.spec import BUILTIN_MODEL, GenerationSpec
 from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
 
 from . import services
@@ -127,9 +128,19 @@ MODEL_DEFAULT = -1.0
 """A cfg or temperature of -1 takes the checkpoint's own setting (its gotr1.json)."""
 
 
-def _temperature_input(tooltip: str):
+def _own_setting(name: str) -> str:
+    """What -1 means for a setting, with the values a user will meet: the built-in model's and upstream's."""
+    try:
+        builtin = f"{getattr(GenerationSpec.read(BUILTIN_MODEL), name):g}"
+    except Exception:  # noqa: BLE001 - a tooltip must never stop the pack from loading
+        builtin = "its gotr1.json's"
+    return (f" -1: the model's own setting (its gotr1.json): {builtin} for the built-in model, "
+            f"{getattr(GenerationSpec(), name):g} for a folder without one (upstream's).")
+
+
+def _temperature_input(tooltip: str, setting: str):
     return ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 2.0, "step": 0.05,
-                      "tooltip": tooltip + " -1: the model's own default."})
+                      "tooltip": tooltip + _own_setting(setting)})
 
 
 def _or_model_default(value: float) -> float | None:
@@ -156,10 +167,11 @@ class ReasoningPlanner:
                 "model": MODEL_INPUT,
                 "prompt": PROMPT_INPUT,
                 "seed": _seed_input("Same seed, same chain."),
-                "temperature": _temperature_input("Sampling temperature of the chain; 0 is greedy."),
+                "temperature": _temperature_input("Sampling temperature of the chain; 0 is greedy.",
+                                                  "text_temperature"),
                 "max_tokens": ("INT", {"default": -1, "min": -1, "max": 4096,
                                        "tooltip": "Longest chain in tokens; the chain is cut there (and where the "
-                                                  "model's context ends). -1: the model's own setting."}),
+                                                  "model's context ends)." + _own_setting("max_reason_tokens")}),
             },
             "optional": {"live_preview": LIVE_PREVIEW_INPUT},
         }
@@ -198,13 +210,14 @@ class Generator:
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                        "tooltip": "Images to generate; each plans its own chain."}),
                 "cfg": ("FLOAT", {"default": MODEL_DEFAULT, "min": MODEL_DEFAULT, "max": 20.0, "step": 0.1,
-                                  "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off. "
-                                             "-1: the model's own default."}),
+                                  "tooltip": "Classifier-free guidance scale of the image stage; 1 turns it off."
+                                             + _own_setting("cfg_scale")}),
                 "seed": _seed_input("Image i of the batch draws from (seed, i): the same image whatever the "
                                     "batch size, and a new seed gives a wholly new batch. To redraw image i "
                                     "alone, keep the seed and set batch_size 1 and first_index i."),
-                "text_temperature": _temperature_input("Chain sampling temperature; 0 is greedy."),
-                "image_temperature": _temperature_input("Image-token sampling temperature; 0 is greedy."),
+                "text_temperature": _temperature_input("Chain sampling temperature; 0 is greedy.", "text_temperature"),
+                "image_temperature": _temperature_input("Image-token sampling temperature; 0 is greedy.",
+                                                        "image_temperature"),
             },
             "optional": {
                 "chain": ("STRING", {"multiline": True, "default": "",

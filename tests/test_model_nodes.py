@@ -203,3 +203,20 @@ def test_generator_asks_model_management_for_the_planned_memory_and_fits_its_chu
     assert asked == [plan.peak - plan.weights]  # the whole batch's need beyond the loaded weights
     assert chunks == [2, 2, 2] and images.shape[0] == 6
     torch.testing.assert_close(images, real(got, "a red circle", config).images, atol=1e-5, rtol=0)  # unchunked
+
+
+def test_tooltips_say_what_minus_one_means_with_the_built_in_models_values():
+    """-1 takes the model's gotr1.json; the tooltip names the values a user meets (the built-in model's) beside
+    upstream's, read from the files, never written into the text by hand."""
+    import json
+
+    from gotr1_core.model.spec import BUILTIN_MODEL, GenerationSpec
+    from nodes.model_nodes import Generator, ReasoningPlanner
+
+    spec = json.loads((BUILTIN_MODEL / "gotr1.json").read_text())
+    generator = Generator.INPUT_TYPES()["required"]
+    assert f"{spec['cfg_scale']:g} for the built-in model, {GenerationSpec().cfg_scale:g}" in \
+        generator["cfg"][1]["tooltip"]
+    assert f"{spec['image_temperature']:g} for the built-in model" in generator["image_temperature"][1]["tooltip"]
+    planner = ReasoningPlanner.INPUT_TYPES()["required"]
+    assert f"{spec['max_reason_tokens']} for the built-in model" in planner["max_tokens"][1]["tooltip"]
