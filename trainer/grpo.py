@@ -12,7 +12,9 @@ One step, top to bottom (:func:`train_grpo`):
    only those image tokens train — rewarded, through R_RI, for following a
    plan that is not its own. With several processes each takes its own whole
    groups of the step (:func:`rank_share`); the loss is normalised over all of
-   them and gradients reduced once.
+   them and gradients reduced once. With ``dynamic_sampling_rounds`` groups
+   whose samples all scored alike are drawn again for fresh prompts
+   (:func:`refill`).
 2. **Reward.** Decode the images and score each sample with the judge;
    ``total = r_pi * (r_sem + r_spa) * r_ri``.
 3. **Advantage.** Normalise totals within each prompt's group
