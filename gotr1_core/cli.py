@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .model.spec import BUILTIN_MODEL, QUANTIZED_MODES, GenerationSpec
+from .model.spec import QUANTIZED_MODES, GenerationSpec, default_values
 from .reasoning import ParsedChain, parse_chain
 
 # Everything heavier (torch, PIL, numpy, the models) is imported by the command that needs it, so `gotr1 --help`
@@ -302,14 +302,7 @@ QUANTIZE_HELP = ("store the decoder layers' weights quantized: fp8, int8 (weight
 
 
 def _model_default(name: str) -> str:
-    """Where a generation setting comes from when not given, with the actual values: the model folder's
-    gotr1.json (the built-in model's value), else upstream GoT-R1's default."""
-    upstream = f"{getattr(GenerationSpec(), name):g} (upstream's) for a folder without one"
-    try:
-        return f"default: the model's gotr1.json — {getattr(GenerationSpec.read(BUILTIN_MODEL), name):g} for the " \
-            f"built-in model, {upstream}"
-    except Exception:  # noqa: BLE001 - help text must never fail: say what is known
-        return f"default: the model's gotr1.json; {upstream}"
+    return f"default: the model's gotr1.json — {default_values(name)}"
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -360,7 +353,7 @@ def cmd_check_workflow(args) -> int:
             problems, notes = check_workflow(load_workflow(path))
         except FileNotFoundError:
             raise UsageError(f"{path}: no such file") from None
-        unchecked = [n for n in notes if "not checked" in n]
+        unchecked = workflows.unchecked(notes)
         verdict = (f"{len(problems)} problem(s)" if problems else
                    f"OK for the nodes it knows; {len(unchecked)} not checked" if unchecked else "OK")
         print(f"{path}: {verdict}")

@@ -230,10 +230,9 @@ def label_colours(labels: Sequence[str]) -> list[tuple[int, int, int]]:
     for label in labels:
         key = _colour_key(label)
         if key not in chosen:
-            start = _fnv1a(key) % len(PALETTE)
-            used = set(chosen.values())
-            free = [i for i in (start + k for k in range(len(PALETTE))) if i % len(PALETTE) not in used]
-            chosen[key] = (free[0] if free else start) % len(PALETTE)
+            start, used = _fnv1a(key) % len(PALETTE), set(chosen.values())
+            free = [i % len(PALETTE) for i in range(start, start + len(PALETTE)) if i % len(PALETTE) not in used]
+            chosen[key] = free[0] if free else start
         out.append(PALETTE[chosen[key]])
     return out
 

@@ -13,7 +13,7 @@ from gotr1_core.generation import GenerationConfig, GenerationResult, encode_pro
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
-from gotr1_core.model.spec import BUILTIN_MODEL, GenerationSpec
+from gotr1_core.model.spec import default_values
 from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
 
 from . import services
@@ -129,13 +129,8 @@ MODEL_DEFAULT = -1.0
 
 
 def _own_setting(name: str) -> str:
-    """What -1 means for a setting, with the values a user will meet: the built-in model's and upstream's."""
-    try:
-        builtin = f"{getattr(GenerationSpec.read(BUILTIN_MODEL), name):g}"
-    except Exception:  # noqa: BLE001 - a tooltip must never stop the pack from loading
-        builtin = "its gotr1.json's"
-    return (f" -1: the model's own setting (its gotr1.json): {builtin} for the built-in model, "
-            f"{getattr(GenerationSpec(), name):g} for a folder without one (upstream's).")
+    """What -1 means for a setting, with the values a user will meet."""
+    return f" -1: the model's own setting (its gotr1.json): {default_values(name)}."
 
 
 def _temperature_input(tooltip: str, setting: str):

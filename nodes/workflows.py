@@ -78,6 +78,12 @@ def _per_user(class_type: str, name: str, value, where: str) -> list[str]:
             "opens it would send their images to that server (the node refuses hosts the user has not allowed)"]
 
 
+def unchecked(notes: list[str]) -> list[str]:
+    """The notes that name a node the checker could not check (a core node it has no signature for, or another
+    pack's)."""
+    return [n for n in notes if "not checked" in n]
+
+
 def node_signature(class_type: str) -> tuple[dict, tuple] | None:
     """``(INPUT_TYPES dict, RETURN_TYPES)`` of a node type we know, else None."""
     if class_type in NODE_CLASS_MAPPINGS:
@@ -327,9 +333,9 @@ def run_workflow(graph: dict, output_dir: str | Path) -> dict:
     Raises ``ValueError`` with the checker's report when the graph does not validate.
     """
     problems, notes = check_workflow(graph)
-    unknown = [n for n in notes if "not checked" in n]
-    if problems or unknown:
-        raise ValueError("workflow does not validate:\n" + "\n".join(problems + unknown))
+    skipped = unchecked(notes)
+    if problems or skipped:
+        raise ValueError("workflow does not validate:\n" + "\n".join(problems + skipped))
     outputs, saved = {}, {}
     for node_id in execution_order(graph):
         node = graph[node_id]

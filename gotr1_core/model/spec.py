@@ -79,3 +79,14 @@ class GenerationSpec:
     def write(self, folder: Path) -> None:
         (folder / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n",
                                         encoding="utf-8")
+
+
+def default_values(name: str) -> str:
+    """Where a generation setting comes from when not given, as help texts and tooltips state it: the built-in
+    model's value and upstream's for a folder without a ``gotr1.json``, read from the files, never written by
+    hand (``0.7 for the built-in model, 1 for a folder without one (upstream's)``)."""
+    upstream = f"{getattr(GenerationSpec(), name):g} for a folder without one (upstream's)"
+    try:
+        return f"{getattr(GenerationSpec.read(BUILTIN_MODEL), name):g} for the built-in model, {upstream}"
+    except (OSError, ValueError):  # help must never fail: say what is known
+        return upstream
