@@ -1,8 +1,8 @@
-"""A model folder's files as they are read: its config, weights and tokenizer, and the error that names a file.
+"""A model folder's files as they are read: its config, weights and tokenizer.
 
-The lowest layer of :mod:`gotr1_core.model`: both the loader (:mod:`.loading`)
-and the reader of original-layout checkpoints (:mod:`.convert`) read files
-through it, and it imports neither.
+Below the loader (:mod:`.loading`) and the reader of original-layout
+checkpoints (:mod:`.convert`), which both read files through it; it imports
+neither (only :mod:`.spec`, for the error that names a bad folder).
 """
 
 from __future__ import annotations
