@@ -188,21 +188,25 @@ def test_same_inputs_run_nothing_and_a_new_seed_reruns_only_the_generator(server
 
 
 def test_cancel_stops_a_long_generation_within_a_few_steps(server):
+    """Cancel pressed while the Generator is drawing (its first progress message, so the run is under way and
+    far from done) stops the run within a quarter of a full run's time."""
     base, output = server
     graph = _workflow("text_to_image")
-    graph["4"]["inputs"].update(batch_size=64, seed=777)
+    ids = {node["class_type"]: node_id for node_id, node in graph.items()}
+    graph[ids["GoTR1Generator"]]["inputs"].update(batch_size=64, seed=777)
     start = time.monotonic()
     _succeeds(base, output, graph)
     duration = time.monotonic() - start
 
-    graph["4"]["inputs"]["seed"] = 778
-    prompt_id = _submit(base, graph)
-    time.sleep(duration / 2)
-    pressed = time.monotonic()
-    _post(f"{base}/interrupt")
-    entry = _wait(base, prompt_id)
-    stopped_after = time.monotonic() - pressed
-    assert "execution_interrupted" in _messages(entry), entry["status"]
+    graph[ids["GoTR1Generator"]]["inputs"]["seed"] = 778
+
+    def generator_drawing(kind, data) -> bool:
+        return kind == "progress" and data.get("node") == ids["GoTR1Generator"] and data["value"] < data["max"]
+
+    events = _watch(base, graph, interrupt_when=generator_drawing)
+    kinds = _kinds(events)
+    assert "interrupt_sent" in kinds and kinds[-1] == "execution_interrupted", kinds
+    stopped_after = events[-1][2] - events[kinds.index("interrupt_sent")][2]
     assert stopped_after < max(0.25 * duration, 1.0), (stopped_after, duration)
     print(f"64 images: {duration:.2f} s; cancel took {stopped_after:.3f} s")
 
@@ -261,15 +265,12 @@ def test_core_node_facts_match_the_server(server):
 def test_layout_to_sd_passes_the_servers_validation(server, name):
     """The server's own /prompt validation accepts the graph as shipped."""
     base, _ = server
-    response = _post(f"{base}/prompt", {"prompt": _workflow(name), "client_id": "gotr1-tests"})
-    assert response["node_errors"] == {}
-    if HAS_DIFFUSERS:  # real weights: 25 steps at 512 px take minutes on a CPU; the runs below are smaller
-        prompt_id = response["prompt_id"]
-        while prompt_id not in _get(f"{base}/history/{prompt_id}"):  # a run clears an interrupt sent before it
-            _post(f"{base}/interrupt")
-            time.sleep(0.5)
-        assert "execution_interrupted" in _messages(_wait(base, prompt_id))
+    if HAS_DIFFUSERS:  # real weights: 25 steps at 512 px take minutes on a CPU; cancelled once it starts
+        kinds = _kinds(_watch(base, _workflow(name), interrupt_when=lambda kind, data: kind == "execution_start"))
+        assert kinds[-1] == "execution_interrupted", kinds
     else:
+        response = _post(f"{base}/prompt", {"prompt": _workflow(name), "client_id": "gotr1-tests"})
+        assert response["node_errors"] == {}
         entry = _wait(base, response["prompt_id"])
         assert _messages(entry)["execution_error"]["node_type"] == "CheckpointLoaderSimple"  # the empty stand-in
 
@@ -390,6 +391,33 @@ def editor(server):
         browser.close()
 
 
+PLAN = "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value"
+
+
+def _open_plan_editor(page, workflow: dict | None = None) -> dict:
+    """Load ``workflow`` in the editor (if given), show its Plan Editor at scale 1 in the middle of the window, and return
+    the editing canvas's box on the page once it is there: the node present in the graph, and the canvas in
+    place (the same box on two animation frames running), so a click lands where the test aims it."""
+    if workflow is not None:
+        page.evaluate("async (workflow) => { await window.app.loadGraphData(workflow); }", workflow)
+    page.wait_for_function("""() => {
+        const node = window.app.graph._nodes.find((n) => n.type === "GoTR1PlanEditor");
+        if (!node) return false;
+        window.app.canvas.ds.scale = 1;
+        window.app.canvas.centerOnNode(node);
+        window.app.canvas.setDirty(true, true);
+        return true;
+    }""")
+    page.wait_for_function("""() => new Promise((resolve) => {
+        const canvas = document.querySelector(".gotr1-plan-editor canvas");
+        const where = () => { const r = canvas && canvas.getBoundingClientRect();
+                              return r && r.width > 0 ? [r.x, r.y, r.width, r.height].join() : null; };
+        const first = where();
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve(first !== null && where() === first)));
+    })""", polling="raf")
+    return page.locator(".gotr1-plan-editor canvas").bounding_box()
+
+
 @pytest.mark.parametrize("name", EVERY)
 def test_the_editor_loads_each_workflow_and_queues_its_api_twin(editor, name):
     """Drag-and-drop equivalent: the editor loads the UI file; what it would queue equals the shipped API file."""
@@ -421,22 +449,18 @@ def test_dragging_a_box_in_the_plan_editor_moves_that_object_in_the_generated_im
 
     base, output = server
     ui = json.loads((ROOT / "workflows" / "edit_the_plan.json").read_text(encoding="utf-8"))
-    editor.evaluate("async (workflow) => { await window.app.loadGraphData(workflow); }", ui)
+    _open_plan_editor(editor, ui)
     entry = _queue_and_wait(editor, base)
     assert entry["status"]["status_str"] == "success", entry["status"]
-    editor.evaluate("""() => {  // the Plan Editor at scale 1 in the middle of the window
+    editor.wait_for_function("""() => {  // the run's message reached the editor: the planner's plan arrived
         const node = window.app.graph._nodes.find((n) => n.type === "GoTR1PlanEditor");
-        window.app.canvas.ds.scale = 1;
-        window.app.canvas.centerOnNode(node);
-        window.app.canvas.setDirty(true, true);
+        const background = node && node.gotr1Canvas && node.gotr1Canvas.background;
+        return Boolean(node && node.properties.gotr1_incoming && (!background || background.complete));
     }""")
-    editor.wait_for_timeout(500)
+    box = _open_plan_editor(editor)
     widget = editor.locator(".gotr1-plan-editor")
     shot_before = widget.screenshot()
-    canvas = editor.locator(".gotr1-plan-editor canvas")
-    box = canvas.bounding_box()
-    before = parse_chain(editor.evaluate(
-        "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value"))
+    before = parse_chain(editor.evaluate(PLAN))
     circle = before.objects[0].boxes[0]
     assert before.objects[0].label == "red circle"
 
@@ -449,8 +473,7 @@ def test_dragging_a_box_in_the_plan_editor_moves_that_object_in_the_generated_im
     editor.mouse.down()
     editor.mouse.move(*end, steps=12)
     editor.mouse.up()
-    plan = editor.evaluate(
-        "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value")
+    plan = editor.evaluate(PLAN)
     moved = parse_chain(plan, strict=True).objects[0].boxes[0]
     assert abs(moved.y1 - (circle.y1 + 300)) <= 3 and moved.x1 == circle.x1, (circle, moved)
     assert moved.y2 - moved.y1 == circle.y2 - circle.y1  # moved, not resized
@@ -492,38 +515,54 @@ def _screenshot_sheet(path: Path, before: bytes, after: bytes, images: np.ndarra
     sheet.save(path)
 
 
-def _binary_messages(base: str, graph: dict) -> list[int]:
-    """Run ``graph`` with a websocket open, as the browser does; the types of the binary messages it got
-    (1: preview image, 3: progress text, 4: preview image with metadata)."""
+def _watch(base: str, graph: dict, interrupt_when=None) -> list[tuple]:
+    """Run ``graph`` with a websocket open, as the browser does; every message of the run in order, as
+    ``(kind, data, time)``: a text event's type and data, or a binary message's type (1: preview image, 3:
+    progress text, 4: preview image with metadata) and None. ``interrupt_when(kind, data)``, if given, presses
+    cancel (``/interrupt``) at the first message it accepts: the run is known to be under way then, not guessed
+    to be. Ends at the run's success, error or interruption."""
     import asyncio
     import uuid
 
     import aiohttp
 
     client = f"gotr1-ws-{uuid.uuid4().hex[:8]}"
+    ends = ("execution_success", "execution_error", "execution_interrupted")
 
-    async def run() -> list[int]:
-        kinds = []
+    async def run() -> list[tuple]:
+        events, interrupted = [], interrupt_when is None
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(f"{base.replace('http', 'ws')}/ws?clientId={client}") as ws:
                 async with session.post(f"{base}/prompt", json={"prompt": graph, "client_id": client}) as r:
-                    prompt_id = (await r.json())["prompt_id"]
+                    response = await r.json()
+                assert r.status == 200 and not response.get("node_errors"), response  # the server's validation
+                prompt_id = response["prompt_id"]
                 async for message in ws:
                     if message.type == aiohttp.WSMsgType.BINARY:
-                        kinds.append(int.from_bytes(message.data[:4], "big"))
+                        event = (int.from_bytes(message.data[:4], "big"), None, time.monotonic())
                     elif message.type == aiohttp.WSMsgType.TEXT:
-                        event = json.loads(message.data)
-                        data = event.get("data", {})
-                        if data.get("prompt_id") == prompt_id and event["type"] in ("execution_success",
-                                                                                    "execution_error"):
-                            assert event["type"] == "execution_success", data
-                            return kinds
-        return kinds
+                        parsed = json.loads(message.data)
+                        event = (parsed["type"], parsed.get("data") or {}, time.monotonic())
+                    else:
+                        continue
+                    events.append(event)
+                    if not interrupted and interrupt_when(*event[:2]):
+                        interrupted = True
+                        events.append(("interrupt_sent", {}, time.monotonic()))
+                        async with session.post(f"{base}/interrupt"):
+                            pass
+                    if event[0] in ends and event[1].get("prompt_id") == prompt_id:
+                        return events
+        return events
 
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as thread:  # its own event loop: playwright's sync API may hold this thread's
         return thread.submit(asyncio.run, asyncio.wait_for(run(), timeout=300)).result()
+
+
+def _kinds(events: list[tuple]) -> list:
+    return [kind for kind, _, _ in events]
 
 
 def test_the_generator_sends_live_previews_and_none_when_turned_off(server):
@@ -534,13 +573,13 @@ def test_the_generator_sends_live_previews_and_none_when_turned_off(server):
     ids = {node["class_type"]: node_id for node_id, node in graph.items()}
     generator = graph[ids["GoTR1Generator"]]["inputs"]
     generator.update(batch_size=48, seed=4321)  # ~2 s on the CPU: long enough for previews at their 5 % share
-    kinds = _binary_messages(base, graph)
-    assert {1, 4} & set(kinds), kinds
+    kinds = _kinds(_watch(base, graph))
+    assert "execution_success" in kinds and {1, 4} & set(kinds), kinds
     generator.update(seed=4322, live_preview=False)
     graph[ids["GoTR1ReasoningPlanner"]]["inputs"]["live_preview"] = False
     graph[ids["GoTR1ReasoningPlanner"]]["inputs"]["seed"] = 99
-    kinds = _binary_messages(base, graph)
-    assert not {1, 3, 4} & set(kinds), kinds
+    kinds = _kinds(_watch(base, graph))
+    assert "execution_success" in kinds and not {1, 3, 4} & set(kinds), kinds
 
 
 def test_the_plan_editor_renames_adds_deletes_and_undoes_with_mouse_and_keys(editor, server):
@@ -549,16 +588,8 @@ def test_the_plan_editor_renames_adds_deletes_and_undoes_with_mouse_and_keys(edi
     from gotr1_core.reasoning import parse_chain
 
     ui = json.loads((ROOT / "workflows" / "edit_the_plan.json").read_text(encoding="utf-8"))
-    editor.evaluate("""async (workflow) => {
-        await window.app.loadGraphData(workflow);
-        const node = window.app.graph._nodes.find((n) => n.type === "GoTR1PlanEditor");
-        window.app.canvas.ds.scale = 1;
-        window.app.canvas.centerOnNode(node);
-        window.app.canvas.setDirty(true, true);
-    }""", ui)
-    editor.wait_for_timeout(500)
-    value = "() => window.app.graph._nodes.find((n) => n.type === 'GoTR1PlanEditor').widgets[0].value"
-    box = editor.locator(".gotr1-plan-editor canvas").bounding_box()
+    box = _open_plan_editor(editor, ui)
+    value = PLAN
 
     def at(x, y):
         return box["x"] + x / 1000 * box["width"], box["y"] + y / 1000 * box["height"]
@@ -613,3 +644,32 @@ def test_the_plan_editor_sends_its_incoming_plan_and_background_to_the_browser(s
     with urllib.request.urlopen(f"{base}/view?{query}", timeout=10) as response:
         image = Image.open(io.BytesIO(response.read()))
     assert image.size == (64, 64) and np.asarray(image.convert("RGB")).std() > 0
+
+
+
+@pytest.mark.parametrize("name", EVERY)
+def test_each_workflow_opens_readable_on_a_1600_by_1000_window(editor, name):
+    """Opened as drag and drop opens it, a workflow is shown at 80 % or more (below about 60 % ComfyUI draws
+    nodes as empty shells), every node whole inside the window, none on top of another."""
+    size = editor.viewport_size
+    editor.set_viewport_size({"width": 1600, "height": 1000})
+    try:
+        ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text(encoding="utf-8"))
+        view = editor.evaluate("""async (workflow) => {
+            await window.app.loadGraphData(workflow);
+            await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));  // drawn once
+            const ds = window.app.canvas.ds;
+            const onScreen = (x, y) => [(x + ds.offset[0]) * ds.scale, (y + ds.offset[1]) * ds.scale];
+            return {scale: ds.scale, nodes: window.app.graph._nodes.map((n) => {
+                const [x, y, w, h] = n.getBounding();  // title included
+                return [n.type, ...onScreen(x, y), ...onScreen(x + w, y + h)];
+            })};
+        }""", ui)
+    finally:
+        editor.set_viewport_size(size)
+    assert view["scale"] >= 0.8, view["scale"]
+    for kind, x1, y1, x2, y2 in view["nodes"]:
+        assert 0 <= x1 < x2 <= 1600 and 0 <= y1 < y2 <= 1000, (kind, x1, y1, x2, y2)
+    for i, (a, *ra) in enumerate(view["nodes"]):
+        for b, *rb in view["nodes"][i + 1:]:
+            assert ra[2] <= rb[0] or rb[2] <= ra[0] or ra[3] <= rb[1] or rb[3] <= ra[1], (a, ra, b, rb)

@@ -16,24 +16,48 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from nodes.workflows import _inputs, _is_widget, has_seed_control, node_signature  # noqa: E402
+from nodes.workflows import _inputs, _is_widget, has_seed_control, node_signature
 
 PROMPT = "a red circle left of a blue square"
 BUILTIN = "shapeworld-tiny (built in)"
 
 
-class Graph:
-    """Nodes with widget values and links; renders the editor (UI) and API formats."""
+# Sizes (width, height below the title) the editor draws each node at; at least what it computes for the node's
+# widgets, so that opening a graph changes nothing. Every graph is laid out in columns COLUMN wide (the Plan Editor
+# wider, its canvas is what the user works on) to fit 1,500 x 900 canvas units: ComfyUI fits a graph to 75 % of
+# the window when it opens one, so on a 1600 x 1000 window it opens at 80 % or more, where nodes show their
+# widgets (at 60 % and below they are drawn as empty shells).
+COLUMN, GAP, TITLE = 250, 30, 30
+SIZES = {"GoTR1ModelLoader": 110, "GoTR1JudgeLoader": 110, "GoTR1ReasoningPlanner": 230, "GoTR1Generator": 374,
+         "GoTR1LayoutViewer": 160, "GoTR1RewardJudge": 130, "GoTR1SelectBest": 50, "GoTR1LayoutToConditioning": 190,
+         "CheckpointLoaderSimple": 100, "CLIPTextEncode": 120, "EmptyLatentImage": 110, "KSampler": 262,
+         "VAEDecode": 50, "SaveImage": 270, "PreviewImage": 270}
+PLAN_EDITOR = (340, 540)
 
-    def __init__(self, note: str):
+
+def column(index: int) -> int:
+    """The x of the ``index``-th column; the Plan Editor's column (2 in every graph that has one) is wider."""
+    return index * (COLUMN + GAP) + (PLAN_EDITOR[0] - COLUMN if index > 2 else 0)
+
+
+class Graph:
+    """Nodes with widget values and links; renders the editor (UI) and API formats. Nodes are placed in
+    columns, each below the one before it in its column, with the graph's note at the top of the first."""
+
+    def __init__(self, note: str, note_height: int = 250):
         self.nodes: list[dict] = []
         self.links: list[list] = []
         self.note = note
+        self.note_size = (COLUMN, note_height)
+        self.bottoms = {0: note_height + TITLE + GAP}  # column -> y where its next node's title starts
 
-    def add(self, class_type: str, pos: tuple[int, int], title: str | None = None, **widgets) -> int:
+    def add(self, class_type: str, col: int, title: str | None = None, **widgets) -> int:
         node_id = len(self.nodes) + 1
-        self.nodes.append({"id": node_id, "type": class_type, "pos": pos, "widgets": widgets, "title": title,
-                           "links_in": {}})
+        size = PLAN_EDITOR if class_type == "GoTR1PlanEditor" else (COLUMN, SIZES[class_type])
+        top = self.bottoms.get(col, 0)
+        self.bottoms[col] = top + TITLE + size[1] + GAP
+        self.nodes.append({"id": node_id, "type": class_type, "pos": (column(col), top + TITLE), "size": size,
+                           "widgets": widgets, "title": title, "links_in": {}})
         return node_id
 
     def link(self, source: int, slot: int, target: int, name: str) -> None:
@@ -89,14 +113,14 @@ class Graph:
             for slot, (kind, name) in enumerate(zip(outputs, names)):
                 cls_outputs.append({"name": name, "type": kind, "links": out_links.get((node["id"], slot), []),
                                     "slot_index": slot})
-            entry = {"id": node["id"], "type": node["type"], "pos": list(node["pos"]), "size": [320, 160],
+            entry = {"id": node["id"], "type": node["type"], "pos": list(node["pos"]), "size": list(node["size"]),
                      "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": cls_outputs,
                      "properties": {"Node name for S&R": node["type"]}, "widgets_values": values}
             if node["title"]:
                 entry["title"] = node["title"]
             nodes.append(entry)
         note_id = len(nodes) + 1
-        nodes.append({"id": note_id, "type": "Note", "pos": [20, -220], "size": [520, 180], "flags": {},
+        nodes.append({"id": note_id, "type": "Note", "pos": [0, TITLE], "size": list(self.note_size), "flags": {},
                       "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
                       "widgets_values": [self.note]})
         return {"last_node_id": note_id, "last_link_id": len(links), "nodes": nodes, "links": links,
@@ -120,13 +144,13 @@ def text_to_image() -> Graph:
               "chain that places every object with a box; the Layout Viewer draws that plan; the Generator "
               "draws images from the same chain. Try prompts like 'two green triangles above a yellow "
               "circle'. cfg / temperatures of -1 use the model's own settings.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
-    viewer = g.add("GoTR1LayoutViewer", (740, 20), width=512, height=512, chain="")
-    generator = g.add("GoTR1Generator", (380, 360), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
+    loader = g.add("GoTR1ModelLoader", 0, model=BUILTIN, weights="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", 1, prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
+    viewer = g.add("GoTR1LayoutViewer", 2, width=512, height=512, chain="")
+    generator = g.add("GoTR1Generator", 1, prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
-    preview = g.add("PreviewImage", (1100, 20))
-    save = g.add("SaveImage", (740, 300), filename_prefix="gotr1_text_to_image")
+    preview = g.add("PreviewImage", 3)
+    save = g.add("SaveImage", 2, filename_prefix="gotr1_text_to_image")
     g.link(loader, 0, planner, "model")
     g.link(planner, 1, viewer, "layout")
     g.link(viewer, 0, preview, "images")
@@ -151,16 +175,16 @@ def edit_the_plan() -> Graph:
               "As shipped the editor holds an edit made by hand (the red circle dragged down, the blue square enlarged, the "
               "words around the tags rewritten): press Reset to pass the planner's own plan through, or edit "
               "on. The Layout Viewers show the model's plan and the plan the Generator draws.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
-    planned = g.add("GoTR1LayoutViewer", (1180, 20), title="the model's plan", width=512, height=512, chain="")
-    show_planned = g.add("PreviewImage", (1540, 20))
-    editor = g.add("GoTR1PlanEditor", (740, 20), plan=EDITED_CHAIN, aspect_ratio="1:1")
-    edited = g.add("GoTR1LayoutViewer", (1180, 300), title="the edited plan", width=512, height=512, chain="")
-    show_edited = g.add("PreviewImage", (1540, 300))
-    generator = g.add("GoTR1Generator", (380, 360), prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
+    loader = g.add("GoTR1ModelLoader", 0, model=BUILTIN, weights="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", 1, prompt=PROMPT, seed=0, temperature=-1.0, max_tokens=-1)
+    planned = g.add("GoTR1LayoutViewer", 3, title="the model's plan", width=512, height=512, chain="")
+    show_planned = g.add("PreviewImage", 4)
+    editor = g.add("GoTR1PlanEditor", 2, plan=EDITED_CHAIN, aspect_ratio="1:1")
+    edited = g.add("GoTR1LayoutViewer", 3, title="the edited plan", width=512, height=512, chain="")
+    show_edited = g.add("PreviewImage", 4)
+    generator = g.add("GoTR1Generator", 1, prompt=PROMPT, batch_size=4, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
-    save = g.add("SaveImage", (740, 620), filename_prefix="gotr1_edit_the_plan")
+    save = g.add("SaveImage", 0, filename_prefix="gotr1_edit_the_plan")
     g.link(loader, 0, planner, "model")
     g.link(planner, 1, planned, "layout")
     g.link(planned, 0, show_planned, "images")
@@ -178,14 +202,14 @@ def best_of_n() -> Graph:
               "them with the exact ShapeWorld judge (the four GoT-R1 rewards) and draws planned vs found "
               "boxes; Select Best keeps the highest total. With a real model, pick a Qwen2.5-VL judge folder "
               "from models/gotr1/judges/ in the Judge Loader.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
-    judge = g.add("GoTR1JudgeLoader", (20, 260), judge="ShapeWorld (exact)", weights="auto")
-    generator = g.add("GoTR1Generator", (380, 20), prompt=PROMPT, batch_size=8, cfg=-1.0, seed=0,
+    loader = g.add("GoTR1ModelLoader", 0, model=BUILTIN, weights="auto", device="auto")
+    judge = g.add("GoTR1JudgeLoader", 0, judge="ShapeWorld (exact)", weights="auto")
+    generator = g.add("GoTR1Generator", 1, prompt=PROMPT, batch_size=8, cfg=-1.0, seed=0,
                       text_temperature=-1.0, image_temperature=-1.0)
-    rewards = g.add("GoTR1RewardJudge", (740, 20), prompt=PROMPT)
-    best = g.add("GoTR1SelectBest", (1100, 20))
-    save = g.add("SaveImage", (1460, 20), filename_prefix="gotr1_best_of_n")
-    overlay = g.add("PreviewImage", (1100, 300))
+    rewards = g.add("GoTR1RewardJudge", 2, prompt=PROMPT)
+    best = g.add("GoTR1SelectBest", 3)
+    save = g.add("SaveImage", 3, filename_prefix="gotr1_best_of_n")
+    overlay = g.add("PreviewImage", 2)
     g.link(loader, 0, generator, "model")
     g.link(judge, 0, rewards, "judge")
     g.link(generator, 1, rewards, "chains")
@@ -203,15 +227,15 @@ SD_PROMPT = "a photo of a red ball left of a blue box on a wooden table, soft da
 def _stable_diffusion(g: Graph, plan: tuple[int, int]) -> None:
     """The Stable Diffusion 1.5 half of a layout workflow: the plan's layout (node, output slot) steers KSampler
     through Layout To Conditioning."""
-    checkpoint = g.add("CheckpointLoaderSimple", (20, 500), ckpt_name="v1-5-pruned-emaonly.safetensors")
-    positive = g.add("CLIPTextEncode", (380, 500), text=SD_PROMPT)
-    negative = g.add("CLIPTextEncode", (380, 720), text="blurry, low quality")
-    regions = g.add("GoTR1LayoutToConditioning", (1180, 20), mode="area", strength=1.0, width=512, height=512)
-    latent = g.add("EmptyLatentImage", (1180, 520), width=512, height=512, batch_size=1)
-    sampler = g.add("KSampler", (1540, 20), seed=0, steps=25, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras",
+    checkpoint = g.add("CheckpointLoaderSimple", 0, ckpt_name="v1-5-pruned-emaonly.safetensors")
+    positive = g.add("CLIPTextEncode", 1, text=SD_PROMPT)
+    negative = g.add("CLIPTextEncode", 1, text="blurry, low quality")
+    regions = g.add("GoTR1LayoutToConditioning", 3, mode="area", strength=1.0, width=512, height=512)
+    latent = g.add("EmptyLatentImage", 3, width=512, height=512, batch_size=1)
+    sampler = g.add("KSampler", 4, seed=0, steps=25, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras",
                     denoise=1.0)
-    decode = g.add("VAEDecode", (1900, 20))
-    save = g.add("SaveImage", (1900, 300), filename_prefix="gotr1_layout_to_sd")
+    decode = g.add("VAEDecode", 4)
+    save = g.add("SaveImage", 4, filename_prefix="gotr1_layout_to_sd")
     g.link(checkpoint, 1, positive, "clip")
     g.link(checkpoint, 1, negative, "clip")
     g.link(plan[0], plan[1], regions, "layout")
@@ -235,11 +259,11 @@ def layout_to_sd() -> Graph:
               "Text Encode. Needs your SD 1.5 checkpoint in models/checkpoints/. With a real GoT-R1 / Janus-Pro "
               "model in models/gotr1/: choose it in the Model Loader and give the planner the same prompt as "
               "CLIP Text Encode. No GoT-R1 model at all: see hand_drawn_layout_to_sd. For GLIGEN: load a GLIGEN "
-              "model, connect it and set mode to gligen.")
-    loader = g.add("GoTR1ModelLoader", (20, 20), model=BUILTIN, weights="auto", device="auto")
-    planner = g.add("GoTR1ReasoningPlanner", (380, 20), prompt="a red circle left of a blue square", seed=0,
+              "model, connect it and set mode to gligen.", note_height=330)
+    loader = g.add("GoTR1ModelLoader", 0, model=BUILTIN, weights="auto", device="auto")
+    planner = g.add("GoTR1ReasoningPlanner", 1, prompt="a red circle left of a blue square", seed=0,
                     temperature=-1.0, max_tokens=-1)
-    editor = g.add("GoTR1PlanEditor", (740, 20), plan="", aspect_ratio="1:1")
+    editor = g.add("GoTR1PlanEditor", 2, plan="", aspect_ratio="1:1")
     g.link(loader, 0, planner, "model")
     g.link(planner, 0, editor, "chain")
     _stable_diffusion(g, (editor, 1))
@@ -256,7 +280,7 @@ def hand_drawn_layout_to_sd() -> Graph:
               "the boxes in the Plan Editor (Add names an object and places a box; drag to move, drag corners "
               "to resize, double-click to rename), and Layout To Conditioning limits each object's label to "
               "its box. Needs your SD 1.5 checkpoint in models/checkpoints/.")
-    editor = g.add("GoTR1PlanEditor", (740, 20), plan=HAND_DRAWN, aspect_ratio="1:1")
+    editor = g.add("GoTR1PlanEditor", 2, plan=HAND_DRAWN, aspect_ratio="1:1")
     _stable_diffusion(g, (editor, 1))
     return g
 
@@ -291,11 +315,9 @@ def write_examples(folder: Path = HERE / "examples") -> list[Path]:
     """Run each runnable workflow (API format) and save one sheet of everything it saved or previewed."""
     import tempfile
 
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     from nodes.workflows import run_workflow
-
-    from PIL import ImageDraw
 
     folder.mkdir(exist_ok=True)
     written = []
