@@ -23,6 +23,16 @@ interleaved repeats.
 compares weights modes instead: the same model loaded in full precision and in
 each mode, ours only — parameter memory, generation time, and how many greedy
 chain and image tokens agree with full precision.
+
+    python benchmarks/bench_generate.py --decoding [--builtin] [--batches 1 8] [--draft-tokens 16]
+
+compares the image stage's decodings instead, at the model's own sampling
+settings: sequential (one forward pass per image token) and speculative Jacobi
+decoding. Chains are planned once per batch and given to both, so only the
+image stage is timed. Reports forward passes per image stage (what a GPU's time
+follows), wall time (median of interleaved repeats) and whether greedy decoding
+gives identical tokens. ``--builtin`` uses the built-in ShapeWorld model instead
+of the random one.
 """
 
 from __future__ import annotations
@@ -178,6 +188,39 @@ def compare_modes(folder: Path, args) -> int:
     return 0
 
 
+def compare_decoding(got, args) -> int:
+    """Sequential vs speculative Jacobi image decoding at the model's own settings, per batch size."""
+    prompt = "a red circle left of a blue square" if args.builtin else PROMPT
+    print(f"{'batch':>5}  {'decoding':<11}{'passes':>7}{'fewer':>8}{'seconds':>9}{'faster':>8}  greedy identical")
+    identical = True
+    for batch in args.batches:
+        planned = generate(got, prompt, GenerationConfig(num_samples=batch, max_batch=batch), images=False).chains
+
+        def draw(mode: str, batch=batch, planned=planned, **extra):
+            config = GenerationConfig(seed=1, max_batch=batch, image_decoding=mode, draft_tokens=args.draft_tokens,
+                                      **extra)
+            return generate(got, [prompt] * batch, config, chains=planned, decode=False)
+
+        modes = ("sequential", "jacobi")
+        for mode in modes:
+            draw(mode)  # warm-up
+        times, passes = {mode: [] for mode in modes}, {}
+        for _ in range(args.repeats):
+            for mode in modes:
+                start = time.perf_counter()
+                passes[mode] = draw(mode).settings["image_passes"]  # the same every repeat: same seed
+                times[mode].append(time.perf_counter() - start)
+        same = torch.equal(draw("sequential", image_temperature=0).image_ids,
+                           draw("jacobi", image_temperature=0).image_ids)
+        identical &= same
+        base = statistics.median(times["sequential"])
+        for mode in modes:
+            seconds = statistics.median(times[mode])
+            print(f"{batch:>5}  {mode:<11}{passes[mode]:>7}{passes['sequential'] / passes[mode]:>7.2f}x"
+                  f"{seconds:>9.2f}{base / seconds:>7.2f}x  {'yes' if same else 'NO'}")
+    return 0 if identical else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -194,13 +237,32 @@ def main() -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["naive", "transformers"])
     parser.add_argument("--quantize", nargs="+", choices=["fp8", "int8", "int4"], metavar="MODE",
                         help="compare these weights modes with full precision instead (ours only)")
+    parser.add_argument("--decoding", action="store_true",
+                        help="compare sequential and speculative Jacobi image decoding instead (ours only)")
+    parser.add_argument("--builtin", action="store_true", help="with --decoding: the built-in ShapeWorld model")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="with --decoding: batch sizes")
+    parser.add_argument("--draft-tokens", type=int, default=16, help="with --decoding: guesses checked per pass")
     args = parser.parse_args()
+
+    if args.decoding and args.builtin:
+        from gotr1_core.demo import builtin_model_path
+
+        got = load_model(builtin_model_path(), device=args.device, dtype=args.dtype)
+        print(f"built-in model, {got.num_image_tokens} image tokens, device {got.device}, "
+              f"threads {torch.get_num_threads()}; the model's own sampling settings\n")
+        return compare_decoding(got, args)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bench-janus"
         build_model(folder, args)
         if args.quantize:
             return compare_modes(folder, args)
+        if args.decoding:
+            got = load_model(folder, device=args.device, dtype=args.dtype)
+            print(f"random model: {sum(p.numel() for p in got.model.parameters()) / 1e6:.1f}M params, "
+                  f"{got.num_image_tokens} image tokens, device {got.device}, threads {torch.get_num_threads()}; "
+                  f"the model's own sampling settings\n")
+            return compare_decoding(got, args)
         # transformers' generate(generation_mode="image") reads the vision tower's config: load it too
         got = load_model(folder, device=args.device, dtype=args.dtype, understanding="transformers" not in args.skip)
     params = sum(p.numel() for p in got.model.parameters()) / 1e6

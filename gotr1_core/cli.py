@@ -160,7 +160,9 @@ def cmd_demo(args) -> int:
     from .demo import DEFAULT_PROMPT, run_demo
 
     asked = args.prompt or DEFAULT_PROMPT
-    report = run_demo(asked, args.num, args.output, seed=args.seed, got=_load(args))
+    report = run_demo(asked, args.num, args.output, seed=args.seed, got=_load(args),
+                      image_decoding=getattr(args, "image_decoding", "sequential"),
+                  draft_tokens=getattr(args, "draft_tokens", 16))
     print(f"prompt: {report['prompt']}" + (f"  (read from {asked!r})" if report["prompt"] != asked else ""))
     for i, chain in enumerate(report["chains"]):
         row = report["rewards"][i] if report["rewards"] else None
@@ -175,7 +177,9 @@ def _generation_config(args, **overrides):
     from .generation import GenerationConfig
 
     fields = dict(num_samples=args.num, seed=args.seed, text_temperature=args.text_temperature,
-                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch, first_index=args.first_index)
+                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch, first_index=args.first_index,
+                  image_decoding=getattr(args, "image_decoding", "sequential"),
+                  draft_tokens=getattr(args, "draft_tokens", 16))
     fields.update(overrides)
     return GenerationConfig(**fields)
 
@@ -324,6 +328,14 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE", help=QUANTIZE_HELP)
 
 
+def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-decoding", choices=("sequential", "jacobi"), default="sequential",
+                   help="image tokens one forward pass each, or by speculative Jacobi decoding: a draft of "
+                        "guesses checked per pass, samples from the same distribution in fewer passes")
+    p.add_argument("--draft-tokens", type=int, default=16, metavar="N",
+                   help="guesses checked per pass with --image-decoding jacobi (default 16)")
+
+
 def _pack_nodes():
     """The pack's ``nodes`` package, imported under a private name: a top-level ``nodes`` would be
     ComfyUI's own module, so the pack never installs one."""
@@ -401,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"image-token temperature; 0 = greedy ({_model_default('image_temperature')})")
     g.add_argument("--top-k", type=int, default=None, help="sample image tokens from the k most likely")
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling of image tokens")
+    _add_decoding_arguments(g)
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("convert", help="original DeepSeek/GoT-R1 checkpoint -> HF Janus folder (safetensors)")
@@ -420,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--device", default="auto")
     dm.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     dm.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE", help=QUANTIZE_HELP)
+    _add_decoding_arguments(dm)
     dm.set_defaults(func=cmd_demo)
 
     m = sub.add_parser("memory", help="the memory a generation needs (weights, key/value cache, activations, "

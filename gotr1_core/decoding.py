@@ -60,26 +60,32 @@ class SharedPrefix:
     def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor):
         self.keys, self.values, self.mask = keys, values, mask
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, scale: float) -> torch.Tensor:
-        """Attention of one query per row ``q [B, heads, 1, D]`` over its prefix and its own keys ``k, v [B, kv_heads, t, D]``.
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, scale: float,
+               own_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention of each row's queries ``q [B, heads, L, D]`` over its prefix and its own keys ``k, v [B, kv_heads, t, D]``.
 
         One softmax over the concatenated scores (prefix, own tokens), so the
         result is the attention over the row's whole sequence. The prefix
         scores of all rows come from one product with the stored prefixes.
+        Several queries (a speculative draft checked in one pass) see their
+        own tokens through ``own_mask [L, t]`` (additive, causal).
         """
-        batch, heads, _, dim = q.shape
+        batch, heads, length, dim = q.shape
         kv_heads = k.shape[1]
         group = heads // kv_heads  # query heads per key/value head
         keys, values = self.keys[layer_idx], self.values[layer_idx]
         width = keys.shape[1]
-        q = (q * scale).view(batch, kv_heads, group, dim)
-        by_head = q.transpose(0, 1).reshape(kv_heads, batch * group, dim)
-        prefix = (by_head @ keys.transpose(1, 2)).view(kv_heads, batch, group, width).transpose(0, 1) + self.mask
-        scores = torch.cat([prefix, q @ k.transpose(2, 3)], dim=-1)
+        q = (q * scale).reshape(batch, kv_heads, group * length, dim)
+        by_head = q.transpose(0, 1).reshape(kv_heads, batch * group * length, dim)
+        prefix = (by_head @ keys.transpose(1, 2)).view(kv_heads, batch, group * length, width).transpose(0, 1)
+        own = q @ k.transpose(2, 3)
+        if own_mask is not None:
+            own = (own.view(batch, kv_heads, group, length, -1) + own_mask).view(batch, kv_heads, group * length, -1)
+        scores = torch.cat([prefix + self.mask, own], dim=-1)
         weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        from_prefix = weights[..., :width].transpose(0, 1).reshape(kv_heads, batch * group, width) @ values
-        out = from_prefix.view(kv_heads, batch, group, dim).transpose(0, 1) + weights[..., width:] @ v
-        return out.reshape(batch, heads, 1, dim)
+        from_prefix = weights[..., :width].transpose(0, 1).reshape(kv_heads, batch * group * length, width) @ values
+        out = from_prefix.view(kv_heads, batch, group * length, dim).transpose(0, 1) + weights[..., width:] @ v
+        return out.reshape(batch, heads, length, dim)
 
 
 class KVBuffer:
@@ -126,8 +132,8 @@ def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch
     """One ``LlamaDecoderLayer`` forward over ``hidden [B, L, D]`` with the cache (no dropout, inference).
 
     ``cos``/``sin`` are ``[B, L, head_dim]`` for these positions, ``mask`` is
-    additive ``[B, 1, L, keys]`` (unused with a shared prefix, where every own
-    token is real). Queries and keys are rotated together, in one row-major
+    additive ``[B, 1, L, keys]`` (with a shared prefix, where every own token
+    is real: None, or ``[L, own keys]`` to keep several new tokens causal). Queries and keys are rotated together, in one row-major
     tensor (which the fused attention kernels need).
     """
     attn, mlp = layer.self_attn, layer.mlp
@@ -139,7 +145,7 @@ def llama_layer_step(layer, hidden: torch.Tensor, mask: torch.Tensor, cos: torch
     v = project(x, attn.v_proj).view(batch, length, kv_heads, attn.head_dim).transpose(1, 2)
     k, v = cache.update(qk[:, heads:], v, layer_idx)
     if cache.prefix is not None:
-        out = cache.prefix.attend(qk[:, :heads], k, v, layer_idx, attn.scaling)
+        out = cache.prefix.attend(qk[:, :heads], k, v, layer_idx, attn.scaling, mask)
     else:
         out = F.scaled_dot_product_attention(qk[:, :heads], k, v, attn_mask=mask, scale=attn.scaling,
                                              enable_gqa=kv_heads != heads)
@@ -186,7 +192,8 @@ class Decoder:
         self.prefill_mask = torch.zeros((rows, 1, width, width), dtype=dtype, device=mask.device)
         self.prefill_mask.masked_fill_(~allowed[:, None], blocked)
 
-    def _run(self, embeds: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _run(self, embeds: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
+             every: bool = False) -> torch.Tensor:
         cos, sin = self.cos[positions], self.sin[positions]
         hidden = embeds
         for idx, layer in enumerate(self.lm.layers):
@@ -195,7 +202,7 @@ class Decoder:
             else:
                 hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), cache=self.kv)
         self.kv.length += embeds.shape[1]
-        return self.lm.norm(hidden[:, -1])
+        return self.lm.norm(hidden if every else hidden[:, -1])
 
     def prefill(self, embeds: torch.Tensor) -> torch.Tensor:
         """Run the whole prompt batch; returns the final hidden state of each row ``[rows, D]``."""
@@ -211,6 +218,33 @@ class Decoder:
         hidden = self._run(embeds, self.next_pos, mask)
         self.next_pos = self.next_pos + 1
         return hidden
+
+    def extend(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Several new tokens per row in one pass (``embeds [rows, L, D]``), each seeing the ones before it;
+        returns the hidden state after every one of them ``[rows, L, D]``: a speculative draft is checked
+        in one forward instead of ``L``."""
+        length = embeds.shape[1]
+        start = self.width
+        self.width += length
+        later = torch.ones((length, length), dtype=torch.bool, device=embeds.device).triu(1)  # query j, key > j
+        blocked = torch.finfo(embeds.dtype).min
+        if self.kv.prefix is not None:  # own keys: every earlier token of the row, then the new ones
+            mask = embeds.new_zeros((length, self.kv.length + length))
+            mask[:, self.kv.length:] = mask[:, self.kv.length:].masked_fill(later, blocked)
+        else:
+            mask = self.step_mask[:, :, :, : self.width].expand(-1, -1, length, -1).clone()
+            mask[:, :, :, start:] = mask[:, :, :, start:].masked_fill(later, blocked)
+        positions = self.next_pos + torch.arange(length, device=embeds.device)
+        hidden = self._run(embeds, positions, mask, every=True)
+        self.next_pos = self.next_pos + length
+        return hidden
+
+    def rollback(self, count: int) -> None:
+        """Forget the last ``count`` tokens of every row (draft tokens that were not accepted): the next
+        tokens are written over them."""
+        self.width -= count
+        self.kv.length -= count
+        self.next_pos = self.next_pos - count
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop all other rows from the batch and its cache (also expands: rows may repeat)."""

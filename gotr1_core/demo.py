@@ -93,7 +93,8 @@ def build_sheet(prompt: str, result: GenerationResult, rewards=None) -> Image.Im
 
 
 def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "out", model: str | Path | None = None,
-             seed: int = 0, device: str = "auto", got: GotModel | None = None) -> dict:
+             seed: int = 0, device: str = "auto", got: GotModel | None = None, image_decoding: str = "sequential",
+             draft_tokens: int = 16) -> dict:
     """Plan, generate, judge and write ``demo.png`` (``got``: an already loaded model)."""
     from .rewards import ShapeWorldJudge
     from .shapeworld import ShapeWorldPromptError, parse_prompt
@@ -102,7 +103,8 @@ def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "o
     got = got or load_model(model or builtin_model_path(), device=device)
     loaded = time.perf_counter()
     prompt = model_prompt(got, prompt)
-    result = generate(got, prompt, GenerationConfig(num_samples=num, seed=seed))
+    result = generate(got, prompt, GenerationConfig(num_samples=num, seed=seed, image_decoding=image_decoding,
+                                                    draft_tokens=draft_tokens))
     generated = time.perf_counter()
     rewards = None
     try:

@@ -35,13 +35,19 @@ from .layout import Layout
 from .model.loading import GotModel
 from .model.tokenizer import encode_prompt_ids
 from .reasoning import ParsedChain, parse_chain
-from .sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, row_keys, sample
+from .sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, distribution, gumbel, row_keys, sample
+from .speculative import accept, accepted_run, residual
 
 ProgressCallback = Callable[[str, int, int], None]
 """``callback(stage, done, total)`` every block of tokens; raise inside it to cancel."""
 PreviewCallback = Callable[[str, torch.Tensor, int], None]
 """``preview(stage, tokens, done)``: at the same points as the progress callback, the stage's token buffer
 (``[rows, total]``, the first ``done`` columns written) — for live previews; reading it syncs the device."""
+
+
+IMAGE_DECODING = ("sequential", "jacobi")
+"""How stage 2 writes image tokens: one forward pass per token, or speculative Jacobi decoding (a draft of
+``draft_tokens`` guesses checked per pass, the same distribution: :mod:`gotr1_core.speculative`)."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,15 @@ class GenerationConfig:
     max_batch: int = 16
     check_every: int = 8
     first_index: int = 0
+    image_decoding: str = "sequential"
+    draft_tokens: int = 16
 
     def __post_init__(self) -> None:
         problems = []
+        if self.image_decoding not in IMAGE_DECODING:
+            problems.append(f"image_decoding must be one of {', '.join(IMAGE_DECODING)}, got {self.image_decoding!r}")
+        if self.draft_tokens < 1:
+            problems.append(f"draft_tokens must be >= 1, got {self.draft_tokens}")
         if self.num_samples < 1:
             problems.append(f"num_samples must be >= 1, got {self.num_samples}")
         if self.max_batch < 1:
@@ -279,26 +291,40 @@ def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, plausibility: 
     return guided
 
 
+def _image_logits(got: GotModel, hidden: torch.Tensor, batch: int, config: GenerationConfig) -> torch.Tensor:
+    """Guided image logits of the ``batch`` sample rows from the hidden states of the cond (and uncond) rows."""
+    logits = image_logits(got.model.model.generation_head, hidden).float()
+    if config.cfg_scale != 1.0:
+        logits = guide(logits[:batch], logits[batch:], config.cfg_scale, config.cfg_plausibility)
+    return logits
+
+
+def _image_rows(got: GotModel, cond_ids: list[list[int]], config: GenerationConfig) -> list[list[int]]:
+    """The rows stage 2 runs: the conditional ones, then (with guidance) their unconditional twins."""
+    uncond = [unconditional_ids(r, got.token_ids.pad) for r in cond_ids] if config.cfg_scale != 1.0 else []
+    return list(cond_ids) + uncond
+
+
+def _feed(got: GotModel, tokens: torch.Tensor, config: GenerationConfig) -> torch.Tensor:
+    """Embeddings of sampled image tokens ``[B, L]`` for the next pass, for both CFG halves."""
+    embeds = got.model.prepare_embeddings_for_image_generation(tokens)
+    return torch.cat([embeds, embeds]) if config.cfg_scale != 1.0 else embeds
+
+
 @torch.inference_mode()
 def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
           callback: ProgressCallback | None, preview: PreviewCallback | None = None):
+    """Stage 2, one forward pass per token. Returns tokens, their log-probabilities and the pass count."""
     device = got.device
-    pad = got.token_ids.pad
-    cfg_scale = config.cfg_scale
-    use_cfg = cfg_scale != 1.0
-    rows = list(cond_ids) + ([unconditional_ids(r, pad) for r in cond_ids] if use_cfg else [])
     n_tokens = got.num_image_tokens
-    decoder, hidden = _start(got, rows, n_tokens)
-    head = got.model.model.generation_head
+    decoder, hidden = _start(got, _image_rows(got, cond_ids, config), n_tokens)
     noise = NoiseSource(got.model.config.vq_config.num_embeddings, device)
 
     batch = len(cond_ids)
     tokens = torch.empty((batch, n_tokens), dtype=torch.long, device=device)
     logprobs = torch.empty((batch, n_tokens), dtype=torch.float32, device=device)
     for t in range(n_tokens):
-        logits = image_logits(head, hidden).float()
-        if use_cfg:
-            logits = guide(logits[:batch], logits[batch:], cfg_scale, config.cfg_plausibility)
+        logits = _image_logits(got, hidden, batch, config)
         tok, lp = sample(logits, config.image_temperature, keys, t, STREAM_IMAGE, noise, config.top_k, config.top_p)
         tokens[:, t] = tok
         logprobs[:, t] = lp
@@ -309,9 +335,107 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
                 callback("image", t + 1, n_tokens)
             if preview:
                 preview("image", tokens, t + 1)
-        embeds = got.model.prepare_embeddings_for_image_generation(tok[:, None])
-        hidden = decoder.step(torch.cat([embeds, embeds]) if use_cfg else embeds)
-    return tokens, logprobs
+        hidden = decoder.step(_feed(got, tok[:, None], config))
+    return tokens, logprobs, n_tokens
+
+
+STREAM_DRAFT, STREAM_CHECK = 2, 3  # the randomness of drafts, and of acceptance coins and refused places
+
+
+@torch.inference_mode()
+def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
+                 callback: ProgressCallback | None, preview: PreviewCallback | None = None):
+    """Stage 2 by speculative Jacobi decoding (:mod:`gotr1_core.speculative`); same returns as :func:`_draw`.
+
+    Each pass feeds the last written token and the draft's guesses for the next places, and gets the model's
+    distribution at each. The batch moves on together: every row writes as many tokens as the row that
+    accepted fewest (each row's tokens are still its own accepted guesses or its own draws, so the
+    distribution is unchanged; which sample a row gets depends on the rows beside it, unlike sequential
+    decoding). One host sync per pass reads that count.
+    """
+    device = got.device
+    n_tokens, vocab = got.num_image_tokens, got.model.config.vq_config.num_embeddings
+    decoder, hidden = _start(got, _image_rows(got, cond_ids, config), n_tokens)
+    noise = NoiseSource(vocab, device)
+    greedy = config.image_temperature <= 0
+    batch = len(cond_ids)
+    window, grid = max(1, min(config.draft_tokens, n_tokens - 1)), got.grid_size
+
+    def dist(logits: torch.Tensor) -> torch.Tensor:
+        return distribution(logits, config.image_temperature, config.top_k, config.top_p)
+
+    tokens = torch.empty((batch, n_tokens), dtype=torch.long, device=device)
+    logprobs = torch.empty((batch, n_tokens), dtype=torch.float32, device=device)
+    first, lp = sample(_image_logits(got, hidden, batch, config), config.image_temperature, keys, 0, STREAM_IMAGE,
+                       noise, config.top_k, config.top_p)  # the first token as sequential decoding draws it
+    tokens[:, 0], logprobs[:, 0] = first, lp
+
+    def next_draft(done: int, seen: torch.Tensor, drawn: torch.Tensor, valid: torch.Tensor):
+        """Guesses for the ``window`` places from ``done`` on, and the distributions they were drawn from.
+
+        Where the last pass saw a place with every guess before it accepted by the row (``valid``), its
+        distribution there is the exact one: the guess is drawn from it (``drawn``) and will pass. Elsewhere
+        the guess is the token one grid row above (in the first row, the one to its left), a point-mass
+        proposal: pictures repeat along their columns, and a distribution computed after a refused guess
+        tends to repeat that guess's mistake.
+        """
+        row = list(tokens[:, :done].unbind(1))
+        guessed, logq = [], []
+        for k in range(window):
+            place = done + k
+            above = row[place - grid] if place >= grid else row[place - 1]
+            point = torch.full((batch, vocab), float("-inf"), device=device).scatter(-1, above[:, None], 0.0)
+            if k < seen.shape[1]:
+                above = torch.where(valid[:, k], drawn[:, k], above)
+                point = torch.where(valid[:, k, None], seen[:, k], point)
+            row.append(above)
+            guessed.append(above)
+            logq.append(point)
+        return torch.stack(guessed, 1), torch.stack(logq, 1)
+
+    nothing = torch.empty((batch, 0, vocab), device=device)
+    draft, draft_logq = next_draft(1, nothing, nothing[..., 0].long(), nothing[..., 0].bool())
+    done, passes, shown = 1, 1, 0
+    while done < n_tokens:
+        width = min(window, n_tokens - 1 - done)  # guesses checked this pass; the pass also gives one more place
+        step_key = passes * (window + 2)
+        hidden = decoder.extend(_feed(got, torch.cat([tokens[:, done - 1:done], draft[:, :width]], 1), config))
+        logp = dist(_image_logits(got, hidden, batch, config))  # [batch, width + 1, vocab]: places done..done+width
+        passes += 1
+        if greedy:
+            ok = draft[:, :width] == logp[:, :width].argmax(-1)
+        else:
+            coins = noise.uniform(keys, step_key, STREAM_CHECK)[:, :width]
+            ok = accept(draft[:, :width], logp[:, :width], draft_logq[:, :width], coins)
+        run = accepted_run(ok)
+        wrote = int(run.min()) + 1  # the host sync of this pass: tokens every row writes
+        place = wrote - 1  # the last of them: an accepted guess, or a draw where a row refused (or past the draft)
+        if greedy:  # the model's own token where a guess was refused, or past the draft
+            drawn = logp[:, place].argmax(-1)
+        else:  # refused: from the residual; past the draft: from the model's distribution there
+            own = residual(logp[:, place], draft_logq[:, place]) if place < width else logp[:, place]
+            drawn = (own + gumbel(noise, keys, step_key + 1, STREAM_CHECK)).argmax(-1)
+        last = torch.where(run == place, drawn, draft[:, place]) if place < width else drawn
+        new = torch.cat([draft[:, :place], last[:, None]], 1)
+        tokens[:, done:done + wrote] = new
+        logprobs[:, done:done + wrote] = logp[:, :wrote].gather(-1, new[..., None]).squeeze(-1)
+        decoder.rollback(width + 1 - wrote)  # keep the last written token and the accepted guesses before it
+        done += wrote
+        seen = logp[:, wrote:]  # this pass's distributions at the places after the written ones
+        if greedy:
+            drawn = seen.argmax(-1)
+        else:
+            drawn = torch.stack([(seen[:, j] + gumbel(noise, keys, step_key + 2 + j, STREAM_DRAFT)).argmax(-1)
+                                 for j in range(seen.shape[1])], 1) if seen.shape[1] else seen[..., 0].long()
+        valid = run[:, None] >= torch.arange(wrote, width + 1, device=device)[None]
+        draft, draft_logq = next_draft(done, seen, drawn, valid)
+        if done // config.check_every > shown and done < n_tokens:
+            shown = done // config.check_every
+            if callback:
+                callback("image", done, n_tokens)
+            if preview:
+                preview("image", tokens, done)
+    return tokens, logprobs, passes
 
 
 @torch.inference_mode()
@@ -433,7 +557,7 @@ def generate(
     reason_rows: list[list[int]] = []
     reason_lps: list[torch.Tensor] = []
     finished: list[bool] = []
-    image_ids, image_lps = [], []
+    image_ids, image_lps, image_passes = [], [], 0
     for start in range(0, len(row_prompts), config.max_batch):
         sl = slice(start, start + config.max_batch)
         keys = keys_all[sl]
@@ -450,7 +574,9 @@ def generate(
         finished += chunk_finished
         if images:
             cond = [p + chain_for_image(got, r) for p, r in zip(row_prompt_ids[sl], chunk_reason)]
-            tok, lp = _draw(got, cond, keys, config, callback, preview)
+            draw = _draw_jacobi if config.image_decoding == "jacobi" else _draw
+            tok, lp, passes = draw(got, cond, keys, config, callback, preview)
+            image_passes += passes
             image_ids.append(tok.cpu())
             image_lps.append(lp.cpu())
 
@@ -472,9 +598,10 @@ def generate(
         finished=torch.tensor(finished, dtype=torch.bool), chain_given=all(given),
         settings={k: getattr(config, k) for k in ("seed", "cfg_scale", "cfg_plausibility", "text_temperature",
                                                   "image_temperature", "top_k", "top_p", "max_reason_tokens",
-                                                  "num_samples", "first_index")},
+                                                  "num_samples", "first_index", "image_decoding")},
     )
     if images:
+        result.settings["image_passes"] = image_passes  # forward passes of the image stage, all chunks
         result.image_ids = torch.cat(image_ids)
         result.image_logprobs = torch.cat(image_lps)
         if decode:

@@ -83,6 +83,22 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
+def distribution(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                 top_p: float | None = None) -> torch.Tensor:
+    """Log-probabilities of the distribution a token is drawn from: after temperature and top-k / top-p; for
+    greedy decoding (temperature <= 0) the plain softmax. Any leading shape ``[..., vocab]``."""
+    shape = logits.shape
+    logits = logits.float().reshape(-1, shape[-1])
+    if temperature > 0:
+        logits = filter_logits(logits / temperature, top_k, top_p)
+    return torch.log_softmax(logits, dim=-1).view(shape)
+
+
+def gumbel(noise: NoiseSource, keys: torch.Tensor, step: int, stream: int) -> torch.Tensor:
+    """Gumbel noise ``[rows, vocab]``: ``argmax(logp + gumbel)`` draws a token from ``exp(logp)``."""
+    return -torch.log(-torch.log(noise.uniform(keys, step, stream)))
+
+
 def sample(
     logits: torch.Tensor,
     temperature: float,
@@ -94,12 +110,9 @@ def sample(
     top_p: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one token per row; returns ``(tokens [B], logprobs [B])``. Greedy when temperature <= 0."""
-    logits = logits.float()
+    logprobs = distribution(logits, temperature, top_k, top_p)
     if temperature <= 0:
-        logprobs = torch.log_softmax(logits, dim=-1)
         tokens = torch.argmax(logits, dim=-1)
     else:
-        logprobs = torch.log_softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-        gumbel = -torch.log(-torch.log(noise.uniform(keys, step, stream)))
-        tokens = torch.argmax(logprobs + gumbel, dim=-1)
+        tokens = torch.argmax(logprobs + gumbel(noise, keys, step, stream), dim=-1)
     return tokens, logprobs.gather(1, tokens[:, None]).squeeze(1)

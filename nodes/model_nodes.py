@@ -9,7 +9,7 @@ import torch
 
 from gotr1_core.demo import builtin_model_path, model_prompt
 from gotr1_core.fitting import fitting_chunk, generate_fitting
-from gotr1_core.generation import GenerationConfig, GenerationResult, encode_prompt, generate
+from gotr1_core.generation import IMAGE_DECODING, GenerationConfig, GenerationResult, encode_prompt, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
@@ -224,12 +224,17 @@ class Generator:
                                         "tooltip": "Number the images from here: image k of this run is image "
                                                    "first_index + k of the seed's sequence."}),
                 "live_preview": LIVE_PREVIEW_INPUT,
+                "image_decoding": (list(IMAGE_DECODING), {
+                    "default": "sequential",
+                    "tooltip": "sequential: one model pass per image token. jacobi: speculative Jacobi decoding, "
+                               "several guessed tokens checked per pass; images from the same distribution in "
+                               "fewer passes (which image a seed gives differs from sequential)."}),
             },
         }
 
     def generate(self, model, prompt: str, batch_size: int, cfg: float, seed: int, text_temperature: float,
                  image_temperature: float, chain: str | None = None, layout: Layout | None = None,
-                 first_index: int = 0, live_preview: bool = True):
+                 first_index: int = 0, live_preview: bool = True, image_decoding: str = "sequential"):
         loaded = _check_model(model)
         prompt = model_prompt(loaded.got, prompt)
         given, report = None, None
@@ -243,7 +248,8 @@ class Generator:
         config = GenerationConfig(num_samples=batch_size, seed=seed, first_index=first_index,
                                   cfg_scale=_or_model_default(cfg),
                                   text_temperature=_or_model_default(text_temperature),
-                                  image_temperature=_or_model_default(image_temperature))
+                                  image_temperature=_or_model_default(image_temperature),
+                                  image_decoding=image_decoding)
         got = loaded.ready(prompt, config, chain_given=given is not None)
         steps = (0 if given else got.spec.max_reason_tokens) + got.num_image_tokens
         chunk = fitting_chunk(got, batch_size, config, given is not None, len(encode_prompt(got, prompt)),

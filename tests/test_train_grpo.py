@@ -59,6 +59,17 @@ def test_smoke_grpo_raises_the_reward_of_fixed_prompts(tmp_path, tiny_model):
     assert metrics["eval/held_out/total"] == pytest.approx(card["metrics"]["eval/held_out/total"])
 
 
+def test_rollouts_by_speculative_jacobi_decoding_train(tmp_path, tiny_model):
+    """Rollout images drawn by speculative Jacobi decoding: the run trains on them (their log-probabilities are
+    the teacher-forced ones: tests/test_speculative.py) and logs the passes it saved."""
+    config = tiny_run_config(tmp_path, tiny_model, steps=2, image_decoding="jacobi")
+    train_grpo(config, progress=False, judge=LongChainJudge())
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "train/loss" in r]
+    assert len(steps) == 2 and all(np.isfinite(r["train/loss"]) for r in steps)
+    assert load_config(GRPOConfig, tmp_path / "run" / "config.yaml", []).image_decoding == "jacobi"
+
+
 def test_evaluation_prompts_are_never_trained_on(tmp_path, tiny_model):
     """Through the trainer itself: training prompts that reword the run's own evaluation prompts (relation read
     from the other side, other phrasings) or a scene of an evaluation split never reach a rollout."""
@@ -185,10 +196,11 @@ def test_bad_grpo_config_names_every_field(tmp_path, tiny_model):
     with pytest.raises(ConfigError) as info:
         load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tmp_path / 'nothing'}", "group_size=1",
                                        "stages=images", "lr_schedule=linear", "clip_eps=-1", "judge=gpt",
-                                       "prompts=prompts.csv", "eval_prompts=[shapeworld:nowhere]"])
+                                       "prompts=prompts.csv", "eval_prompts=[shapeworld:nowhere]",
+                                       "image_decoding=parallel"])
     text = str(info.value)
     for needle in ("model:", "group_size:", "stages:", "lr_schedule:", "clip_eps:", "judge:", "prompts.csv",
-                   "'nowhere'"):
+                   "'nowhere'", "image_decoding: use sequential or jacobi"):
         assert needle in text, needle
     config = load_config(GRPOConfig, None, [f"output_dir={tmp_path}", f"model={tiny_model}"])
     assert config.group_size == 8 and config.stages == "both"

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gotr1_core.generation import GenerationConfig, GenerationResult, generate
+from gotr1_core.generation import IMAGE_DECODING, GenerationConfig, GenerationResult, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.model.quantize import QUANTIZED_MODES
@@ -106,6 +106,7 @@ class GRPOConfig:
     image_temperature: float | None = None
     max_reason_tokens: int | None = None
     rollout_batch: int = 64
+    image_decoding: str = "sequential"        # or jacobi: rollout image tokens by speculative Jacobi decoding
     mixed_precision: str = "no"               # no | bf16 | fp16
     gradient_checkpointing: bool = False
     ref_device: str = "same"                  # same | cpu (offload the reference)
@@ -131,6 +132,8 @@ class GRPOConfig:
             found.append(f"group_size: GRPO compares samples within a group; needs >= 2, got {self.group_size}")
         if self.loss_normalisation not in LOSS_NORMALISATIONS:
             found.append(f"loss_normalisation: use {' or '.join(LOSS_NORMALISATIONS)}, got {self.loss_normalisation!r}")
+        if self.image_decoding not in IMAGE_DECODING:
+            found.append(f"image_decoding: use {' or '.join(IMAGE_DECODING)}, got {self.image_decoding!r}")
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
             found.append(f"clip_eps_high: must be >= clip_eps ({self.clip_eps}) or left out, got {self.clip_eps_high}")
         if not 0 <= self.entropy_warn_fraction <= 1 or not 0 <= self.zero_advantage_warn <= 1:
@@ -172,7 +175,7 @@ class GRPOConfig:
         return GenerationConfig(num_samples=self.group_size, seed=(self.seed * 1_000_003 + step) * 4096,
                                 cfg_scale=self.cfg_scale, text_temperature=self.text_temperature,
                                 image_temperature=self.image_temperature, max_reason_tokens=self.max_reason_tokens,
-                                max_batch=self.rollout_batch)
+                                max_batch=self.rollout_batch, image_decoding=self.image_decoding)
 
 
 # -- the policy ----------------------------------------------------------------------------

@@ -35,28 +35,43 @@ QUEUE_AND_WAIT = """async (workflow) => {
 }"""
 
 
+SHOWN = """() => new Promise((resolve) => {  // every preview's pictures loaded, then one frame drawn with them
+    const pictures = window.app.graph._nodes.flatMap((n) => n.imgs ?? []);
+    const loaded = pictures.length > 0 && pictures.every((img) => img.complete && img.naturalWidth > 0);
+    window.app.canvas.setDirty(true, true);
+    requestAnimationFrame(() => requestAnimationFrame(() => resolve(loaded)));
+})"""
+
+
+def take_screenshots(url: str, chromium: str = "/usr/bin/chromium", folder: Path = HERE / "examples") -> list[Path]:
+    """Run each runnable workflow in the editor at ``url`` and save the page once it has finished."""
+    from playwright.sync_api import sync_playwright
+
+    written = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(url, wait_until="networkidle", timeout=120_000)
+        page.wait_for_function("() => window.app && window.app.graph", timeout=120_000)
+        for name in RUNNABLE:
+            workflow = json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
+            if not page.evaluate(QUEUE_AND_WAIT, workflow):
+                raise RuntimeError(f"{name}: the run did not finish within 300 s")
+            page.wait_for_function(SHOWN)
+            target = folder / f"{name}_editor.png"
+            page.screenshot(path=str(target))
+            written.append(target)
+        browser.close()
+    return written
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1700, "height": 1000})
-        page.goto(args.url, wait_until="networkidle", timeout=120_000)
-        page.wait_for_function("() => window.app && window.app.graph", timeout=120_000)
-        for name in RUNNABLE:
-            workflow = json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
-            if not page.evaluate(QUEUE_AND_WAIT, workflow):
-                print(f"{name}: the run did not finish within 300 s", file=sys.stderr)
-                return 1
-            page.wait_for_timeout(1000)  # let the previews draw
-            target = HERE / "examples" / f"{name}_editor.png"
-            page.screenshot(path=str(target))
-            print(f"wrote {target.relative_to(HERE.parent)}")
-        browser.close()
+    for target in take_screenshots(args.url, args.chromium):
+        print(f"wrote {target.relative_to(HERE.parent)}")
     return 0
 
 
