@@ -374,7 +374,8 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
         """Guesses for the ``window`` places from ``done`` on, and the distributions they were drawn from.
 
         Where the last pass saw a place with every guess before it accepted by the row (``valid``), its
-        distribution there is the exact one: the guess is drawn from it (``drawn``) and will pass. Elsewhere
+        distribution there is the model's given those guesses: the guess is drawn from it (``drawn``), and
+        passes whenever the guesses before it are drawn the same again (the first one always). Elsewhere
         the guess is the token one grid row above (in the first row, the one to its left), a point-mass
         proposal: pictures repeat along their columns, and a distribution computed after a refused guess
         tends to repeat that guess's mistake.
