@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .model.spec import QUANTIZED_MODES, GenerationSpec, default_values
+from .model.spec import DRAFT_TOKENS, IMAGE_DECODING, QUANTIZED_MODES, GenerationSpec, default_values
 from .reasoning import ParsedChain, parse_chain
 
 # Everything heavier (torch, PIL, numpy, the models) is imported by the command that needs it, so `gotr1 --help`
@@ -161,8 +161,7 @@ def cmd_demo(args) -> int:
 
     asked = args.prompt or DEFAULT_PROMPT
     report = run_demo(asked, args.num, args.output, seed=args.seed, got=_load(args),
-                      image_decoding=getattr(args, "image_decoding", "sequential"),
-                  draft_tokens=getattr(args, "draft_tokens", 16))
+                      image_decoding=args.image_decoding, draft_tokens=args.draft_tokens)
     print(f"prompt: {report['prompt']}" + (f"  (read from {asked!r})" if report["prompt"] != asked else ""))
     for i, chain in enumerate(report["chains"]):
         row = report["rewards"][i] if report["rewards"] else None
@@ -177,9 +176,7 @@ def _generation_config(args, **overrides):
     from .generation import GenerationConfig
 
     fields = dict(num_samples=args.num, seed=args.seed, text_temperature=args.text_temperature,
-                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch, first_index=args.first_index,
-                  image_decoding=getattr(args, "image_decoding", "sequential"),
-                  draft_tokens=getattr(args, "draft_tokens", 16))
+                  max_reason_tokens=args.max_tokens, max_batch=args.max_batch, first_index=args.first_index)
     fields.update(overrides)
     return GenerationConfig(**fields)
 
@@ -232,7 +229,8 @@ def cmd_generate(args) -> int:
             print(f"{args.chain}: repaired before drawing:\n{diagnostics_text(parsed)}", file=sys.stderr)
     got = _load(args)
     config = _generation_config(args, cfg_scale=args.cfg, image_temperature=args.image_temperature,
-                                top_k=args.top_k, top_p=args.top_p)
+                                top_k=args.top_k, top_p=args.top_p, image_decoding=args.image_decoding,
+                                draft_tokens=args.draft_tokens)
     prompt = _model_prompt(got, args.prompt)
     result = generate(got, prompt, config, chains=chain)
     out = Path(args.output)
@@ -329,11 +327,11 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image-decoding", choices=("sequential", "jacobi"), default="sequential",
+    p.add_argument("--image-decoding", choices=IMAGE_DECODING, default=IMAGE_DECODING[0],
                    help="image tokens one forward pass each, or by speculative Jacobi decoding: a draft of "
                         "guesses checked per pass, samples from the same distribution in fewer passes")
-    p.add_argument("--draft-tokens", type=int, default=16, metavar="N",
-                   help="guesses checked per pass with --image-decoding jacobi (default 16)")
+    p.add_argument("--draft-tokens", type=int, default=DRAFT_TOKENS, metavar="N",
+                   help=f"guesses checked per pass with --image-decoding jacobi (default {DRAFT_TOKENS})")
 
 
 def _pack_nodes():

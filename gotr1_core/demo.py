@@ -19,6 +19,7 @@ from .images import to_uint8
 from .generation import GenerationConfig, GenerationResult, generate
 from .layout import render_layout
 from .model.loading import GotModel, load_model
+from .model.spec import DRAFT_TOKENS
 
 BUILTIN_MODEL = Path(__file__).parent / "assets" / "shapeworld-tiny"
 DEFAULT_PROMPT = "a red circle left of a blue square"
@@ -94,7 +95,7 @@ def build_sheet(prompt: str, result: GenerationResult, rewards=None) -> Image.Im
 
 def run_demo(prompt: str = DEFAULT_PROMPT, num: int = 4, output: str | Path = "out", model: str | Path | None = None,
              seed: int = 0, device: str = "auto", got: GotModel | None = None, image_decoding: str = "sequential",
-             draft_tokens: int = 16) -> dict:
+             draft_tokens: int = DRAFT_TOKENS) -> dict:
     """Plan, generate, judge and write ``demo.png`` (``got``: an already loaded model)."""
     from .rewards import ShapeWorldJudge
     from .shapeworld import ShapeWorldPromptError, parse_prompt

@@ -33,9 +33,11 @@ import torch
 from .decoding import Decoder, image_logits
 from .layout import Layout
 from .model.loading import GotModel
+from .model.spec import DRAFT_TOKENS, IMAGE_DECODING
 from .model.tokenizer import encode_prompt_ids
 from .reasoning import ParsedChain, parse_chain
-from .sampling import STREAM_IMAGE, STREAM_REASON, NoiseSource, distribution, gumbel, row_keys, sample
+from .sampling import (STREAM_CHECK, STREAM_DRAFT, STREAM_IMAGE, STREAM_REASON, NoiseSource, distribution, gumbel,
+                       row_keys, sample)
 from .speculative import accept, accepted_run, residual
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -43,11 +45,6 @@ ProgressCallback = Callable[[str, int, int], None]
 PreviewCallback = Callable[[str, torch.Tensor, int], None]
 """``preview(stage, tokens, done)``: at the same points as the progress callback, the stage's token buffer
 (``[rows, total]``, the first ``done`` columns written) — for live previews; reading it syncs the device."""
-
-
-IMAGE_DECODING = ("sequential", "jacobi")
-"""How stage 2 writes image tokens: one forward pass per token, or speculative Jacobi decoding (a draft of
-``draft_tokens`` guesses checked per pass, the same distribution: :mod:`gotr1_core.speculative`)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class GenerationConfig:
     check_every: int = 8
     first_index: int = 0
     image_decoding: str = "sequential"
-    draft_tokens: int = 16
+    draft_tokens: int = DRAFT_TOKENS
 
     def __post_init__(self) -> None:
         problems = []
@@ -339,9 +336,6 @@ def _draw(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: 
     return tokens, logprobs, n_tokens
 
 
-STREAM_DRAFT, STREAM_CHECK = 2, 3  # the randomness of drafts, and of acceptance coins and refused places
-
-
 @torch.inference_mode()
 def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, config: GenerationConfig,
                  callback: ProgressCallback | None, preview: PreviewCallback | None = None):
@@ -360,9 +354,6 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
     greedy = config.image_temperature <= 0
     batch = len(cond_ids)
     window, grid = max(1, min(config.draft_tokens, n_tokens - 1)), got.grid_size
-
-    def dist(logits: torch.Tensor) -> torch.Tensor:
-        return distribution(logits, config.image_temperature, config.top_k, config.top_p)
 
     tokens = torch.empty((batch, n_tokens), dtype=torch.long, device=device)
     logprobs = torch.empty((batch, n_tokens), dtype=torch.float32, device=device)
@@ -401,7 +392,8 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
         width = min(window, n_tokens - 1 - done)  # guesses checked this pass; the pass also gives one more place
         step_key = passes * (window + 2)
         hidden = decoder.extend(_feed(got, torch.cat([tokens[:, done - 1:done], draft[:, :width]], 1), config))
-        logp = dist(_image_logits(got, hidden, batch, config))  # [batch, width + 1, vocab]: places done..done+width
+        logp = distribution(_image_logits(got, hidden, batch, config), config.image_temperature, config.top_k,
+                            config.top_p)  # [batch, width + 1, vocab]: places done..done+width
         passes += 1
         if greedy:
             ok = draft[:, :width] == logp[:, :width].argmax(-1)

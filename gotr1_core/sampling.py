@@ -24,6 +24,8 @@ MASK32 = 0xFFFFFFFF
 _MUL = 0x45D9F3B  # < 2**31: products of 32-bit values stay inside int64
 STREAM_REASON = 0
 STREAM_IMAGE = 1
+STREAM_DRAFT = 2  # speculative decoding's guesses
+STREAM_CHECK = 3  # its acceptance coins and the draws at refused places
 
 
 def _hash32_int(x: int) -> int:

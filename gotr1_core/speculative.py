@@ -4,11 +4,10 @@ Stage 2 writes ``grid**2`` image tokens one forward pass each. Speculative
 Jacobi decoding (SJD, Teng et al., arXiv 2410.01699) guesses the next ``W``
 tokens (the *draft*), runs them through the model in one pass, and keeps the
 longest run of guesses the model agrees with, plus one token of its own: one
-pass then writes one token or more. Each draft token ``x`` was drawn from a
-known distribution ``q`` (the model's own distribution at that place from the
-pass before, or uniform for a place never seen); the pass gives the model's
-distribution ``p`` there. Speculative sampling's rule keeps the output
-distributed exactly as sequential sampling from ``p``:
+pass then writes one token or more. Each guess ``x`` was drawn from a known
+distribution ``q``; the pass gives the model's distribution ``p`` there.
+Speculative sampling's rule keeps the output distributed exactly as
+sequential sampling from ``p``:
 
 * accept ``x`` with probability ``min(1, p(x) / q(x))``, in order, stopping at
   the first refusal;
@@ -18,9 +17,11 @@ distributed exactly as sequential sampling from ``p``:
 A place is only judged with ``p`` computed from accepted tokens before it, so
 each ``p`` is the exact conditional. Greedy decoding (temperature 0) accepts a
 guess when it is the model's most likely token and otherwise writes that
-token: the tokens of sequential greedy decoding. Guesses past the refused place
-are redrawn from this pass's ``p`` at their places (the Jacobi update: the
-model's view given the previous guesses) and checked again next pass.
+token: the tokens of sequential greedy decoding. Any ``q`` keeps the rule
+exact, so the guesses are free to be good ones: how the image stage makes them
+(the model's distribution where a pass saw it after accepted guesses, else
+the token one grid row above as a point mass) is in
+:func:`gotr1_core.generation._draw_jacobi`.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import torch
 
 from gotr1_core.demo import builtin_model_path, model_prompt
 from gotr1_core.fitting import fitting_chunk, generate_fitting
-from gotr1_core.generation import IMAGE_DECODING, GenerationConfig, GenerationResult, encode_prompt, generate
+from gotr1_core.generation import GenerationConfig, GenerationResult, encode_prompt, generate
 from gotr1_core.layout import Layout
 from gotr1_core.model.loading import GotModel, load_model, resolve_dtype
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
-from gotr1_core.model.spec import default_values
+from gotr1_core.model.spec import IMAGE_DECODING, default_values
 from gotr1_core.reasoning import chain_to_draw, diagnostics_text, join_chains
 
 from . import services

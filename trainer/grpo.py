@@ -51,10 +51,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gotr1_core.generation import IMAGE_DECODING, GenerationConfig, GenerationResult, generate
+from gotr1_core.generation import GenerationConfig, GenerationResult, generate
 from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.model.quantize import QUANTIZED_MODES
+from gotr1_core.model.spec import IMAGE_DECODING
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan

@@ -18,6 +18,12 @@ BUILTIN_MODEL = Path(__file__).resolve().parents[1] / "assets" / "shapeworld-tin
 QUANTIZED_MODES = ("fp8", "int8", "int4")
 """How a model's decoder layers may be stored (:mod:`.quantize` does it)."""
 
+IMAGE_DECODING = ("sequential", "jacobi")
+"""How stage 2 writes image tokens: one forward pass per token, or speculative Jacobi decoding (a draft of
+``draft_tokens`` guesses checked per pass, the same distribution: :mod:`gotr1_core.speculative`)."""
+DRAFT_TOKENS = 16
+"""Guesses checked per pass by speculative Jacobi decoding, unless asked otherwise."""
+
 
 class CheckpointError(ValueError):
     """A model folder that cannot be loaded; the message names the file and what was expected."""
