@@ -263,18 +263,32 @@ def cmd_convert(args) -> int:
     return EXIT_OK
 
 
+def cmd_convert_hps(args) -> int:
+    from .rewards.hps_convert import convert_hps
+
+    out = convert_hps(args.src, args.tokenizer, args.dst, *args.heads)
+    print(f"wrote {out} (transformers CLIP, safetensors); score with `gotr1 judge --quality {out}` or "
+          f"quality_model: {out}")
+    return EXIT_OK
+
+
 def cmd_judge(args) -> int:
     import numpy as np
     from PIL import Image
 
     from .reasoning import split_chains
-    from .rewards import is_judge_url, load_judge
+    from .rewards import RewardFormula, is_judge_url, load_judge
 
     if args.quantize and (args.judge == "shapeworld" or is_judge_url(args.judge)):
         raise UsageError("--quantize applies to a Qwen2.5-VL judge folder (the exact ShapeWorld judge has no "
                          "weights; a judge server quantizes its own)")
     try:
-        judge = load_judge(args.judge, device=args.device, quantize=args.quantize)
+        formula = RewardFormula.of(args.formula, args.expression)
+    except ValueError as exc:
+        raise UsageError(f"--formula: {exc}") from None
+    try:
+        judge = load_judge(args.judge, device=args.device, quantize=args.quantize, quality=args.quality,
+                           formula=formula, questions=args.questions)
     except ValueError as exc:
         raise UsageError(f"--judge: {exc}") from None
     images = []
@@ -292,10 +306,14 @@ def cmd_judge(args) -> int:
     if args.json:
         print(rewards.to_json())
         return EXIT_OK
-    print(f"{'image':<28}{'total':>7}{'R_sem':>7}{'R_spa':>7}{'R_RI':>7}{'R_PI':>7}  notes")
+    columns = {"r_sem": "R_sem", "r_spa": "R_spa", "r_ri": "R_RI", "r_pi": "R_PI"}
+    if rewards.r_hps is not None:
+        columns["r_hps"] = "R_HPS"
+    print(f"{'image':<28}{'total':>7}" + "".join(f"{title:>7}" for title in columns.values()) + "  notes")
     for name, row in zip(args.images, rewards.to_list()):
-        print(f"{Path(name).name[:27]:<28}{row['total']:>7.3f}{row['r_sem']:>7.3f}{row['r_spa']:>7.3f}"
-              f"{row['r_ri']:>7.3f}{row['r_pi']:>7.3f}  {'; '.join(row['explanation']) or 'ok'}")
+        print(f"{Path(name).name[:27]:<28}{row['total']:>7.3f}" + "".join(f"{row[c]:>7.3f}" for c in columns)
+              + f"  {'; '.join(row['explanation']) or 'ok'}")
+    print(f"total = {rewards.formula.expression} (reward formula {rewards.formula.describe()})")
     return EXIT_OK
 
 
@@ -459,8 +477,25 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--device", default="auto", help="device for an MLLM judge")
     j.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE",
                    help="store a Qwen2.5-VL judge's language model quantized: fp8, int8 or int4")
+    j.add_argument("--quality", metavar="FOLDER",
+                   help="HPS v2.1 as a transformers CLIP folder (gotr1 convert-hps): adds R_HPS, visual quality")
+    j.add_argument("--formula", default="v1",
+                   help="how the rewards combine: v1 R_PI*(R_sem+R_spa)*R_RI (default), v2 "
+                        "R_PI*(R_sem+R_spa)/2*R_RI*R_HPS (needs --quality), custom (with --expression)")
+    j.add_argument("--expression", help="the custom formula, e.g. 'r_pi * r_ri + 0.5 * r_hps'")
+    j.add_argument("--questions", default="pack",
+                   help="a Qwen2.5-VL judge's wording: pack (ours, default) or paper (the GoT-R1 criteria)")
     j.add_argument("--json", action="store_true", help="print JSON instead of a table")
     j.set_defaults(func=cmd_judge)
+
+    h = sub.add_parser("convert-hps", help="HPS v2.1 OpenCLIP weights (safetensors) -> transformers CLIP folder")
+    h.add_argument("src", help="the OpenCLIP state dict saved as .safetensors (docs/rewards.md says how)")
+    h.add_argument("dst", help="new folder to write")
+    h.add_argument("--tokenizer", required=True, metavar="FOLDER",
+                   help="a local CLIP folder with its tokenizer (vocab.json + merges.txt), e.g. ViT-H-14's")
+    h.add_argument("--heads", nargs=2, type=int, default=[16, 16], metavar=("VISION", "TEXT"),
+                   help="attention heads of the two towers (ViT-H/14: 16 16)")
+    h.set_defaults(func=cmd_convert_hps)
 
     w = sub.add_parser("check-workflow", help="validate ComfyUI workflow JSON files (editor or API format)")
     w.add_argument("files", nargs="+", help="workflow .json files")

@@ -14,7 +14,9 @@ from PIL import Image
 from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
-from gotr1_core.rewards import Judge, MLLMJudge, ServedJudge, ShapeWorldJudge
+from gotr1_core.rewards import (FORMULAS, HPSScorer, Judge, MLLMJudge, RewardFormula, ScoredJudge, ServedJudge,
+                                ShapeWorldJudge)
+from gotr1_core.rewards.prompts import QUESTION_PRESETS
 from gotr1_core.rewards.served_judge import check_allowed_host, is_judge_url
 from gotr1_core.reasoning import split_chains
 
@@ -23,6 +25,7 @@ from . import services
 GOT_JUDGE = "GOT_JUDGE"
 CATEGORY = "GoT-R1/Rewards"
 SHAPEWORLD = "ShapeWorld (exact)"
+NO_QUALITY = "none"
 OVERLAY_MIN_SIDE = 256  # small images are enlarged so labels stay readable
 FOUND_COLOUR = (20, 20, 20)
 
@@ -33,17 +36,21 @@ class LoadedJudge:
 
     judge: Judge
     handle: services.ManagedModel | None = None
+    quality_handle: services.ManagedModel | None = None
 
     def ready(self, images: torch.Tensor | None = None) -> Judge:
         """The judge on its device; an MLLM judge is loaded together with the memory a full batch of
-        questions about ``images`` needs (ComfyUI unloads other models for both)."""
+        questions about ``images`` needs (ComfyUI unloads other models for both), a quality model beside it."""
         if self.handle is not None:
             working = self.judge.working_bytes(to_pil(images[0])) if images is not None and len(images) else 0
             self.handle.load(working)
+        if self.quality_handle is not None:
+            self.quality_handle.load(0)
         return self.judge
 
 
 _judges: "weakref.WeakValueDictionary[tuple, LoadedJudge]" = weakref.WeakValueDictionary()
+_quality: "weakref.WeakValueDictionary[tuple, LoadedJudge]" = weakref.WeakValueDictionary()
 
 
 class JudgeLoader:
@@ -52,7 +59,8 @@ class JudgeLoader:
     RETURN_NAMES = ("judge",)
     FUNCTION = "load"
     DESCRIPTION = ("Chooses who scores the images: the exact ShapeWorld judge (built in), a Qwen2.5-VL folder "
-                   "in models/gotr1/judges/, or a judge server (server_url).")
+                   "in models/gotr1/judges/, or a judge server (server_url); optionally a visual-quality model "
+                   "(HPS v2.1 in models/gotr1/quality/) and how the rewards combine.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -71,43 +79,100 @@ class JudgeLoader:
                                "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here. "
                                "Servers on this machine only, unless the host is named in GOTR1_JUDGE_HOSTS; a key "
                                "comes from GOTR1_JUDGE_API_KEY, never from the workflow."}),
+                "quality_model": ([NO_QUALITY] + services.list_model_dirs("quality"), {"tooltip":
+                                  "Visual quality, R_HPS: Human Preference Score v2.1 as a CLIP folder in "
+                                  "models/gotr1/quality/ (made by `gotr1 convert-hps`)."}),
+                "reward_formula": (list(FORMULAS), {"default": "v1", "tooltip":
+                                   "v1: R_PI * (R_sem + R_spa) * R_RI. v2: R_PI * (R_sem + R_spa) / 2 * R_RI * "
+                                   "R_HPS (needs a quality model). custom: reward_expression."}),
+                "reward_expression": ("STRING", {"default": "", "tooltip":
+                                      "For custom: arithmetic over r_sem, r_spa, r_ri, r_pi, r_hps (+ - * / **, "
+                                      "min, max), e.g. r_pi * r_ri + 0.5 * r_hps."}),
+                "questions": (list(QUESTION_PRESETS), {"default": "pack", "tooltip":
+                              "A Qwen2.5-VL judge's wording: pack (ours) or paper (the GoT-R1 criteria)."}),
             },
         }
 
     @classmethod
-    def IS_CHANGED(cls, judge: str, weights: str = "auto", server_url: str = ""):
-        """Reload an MLLM judge when its folder's files change, not otherwise."""
-        if server_url.strip():
-            return server_url.strip()
-        if judge == SHAPEWORLD:
-            return judge
-        return services.loader_is_changed(_judge_folder, judge)
+    def IS_CHANGED(cls, judge: str, weights: str = "auto", server_url: str = "", quality_model: str = NO_QUALITY,
+                   **settings):
+        """Reload an MLLM judge or quality model when its folder's files change, not otherwise."""
+        parts = [server_url.strip() or (judge if judge == SHAPEWORLD else
+                                        services.loader_is_changed(_judge_folder, judge))]
+        if quality_model != NO_QUALITY:
+            parts.append(services.loader_is_changed(_quality_folder, quality_model))
+        if any(isinstance(part, float) for part in parts):
+            return float("nan")  # a folder that does not resolve: run the node, whose load says why
+        return "|".join(str(part) for part in parts + sorted(f"{k}={v}" for k, v in settings.items()))
 
-    def load(self, judge: str, weights: str = "auto", server_url: str = ""):
-        if server_url.strip():
-            if not is_judge_url(server_url.strip()):
+    def load(self, judge: str, weights: str = "auto", server_url: str = "", quality_model: str = NO_QUALITY,
+             reward_formula: str = "v1", reward_expression: str = "", questions: str = "pack"):
+        formula = RewardFormula.of(reward_formula, reward_expression.strip() or None)
+        if "r_hps" in formula.needs and quality_model == NO_QUALITY:
+            raise ValueError(f"reward_formula {formula.describe()} multiplies by R_HPS: choose a quality_model "
+                             "(HPS v2.1 in models/gotr1/quality/) or use v1")
+        if questions not in QUESTION_PRESETS:
+            raise ValueError(f"questions: use {' or '.join(QUESTION_PRESETS)}, got {questions!r}")
+        if questions != "pack" and judge == SHAPEWORLD and not server_url.strip():
+            raise ValueError("questions: the exact ShapeWorld judge asks no questions; 'paper' is for a "
+                             "Qwen2.5-VL judge")
+        loaded = self._judge(judge, weights, server_url.strip(), questions)
+        if quality_model == NO_QUALITY and formula == RewardFormula():
+            return (loaded,)
+        quality = None if quality_model == NO_QUALITY else self._quality(quality_model)
+        return (LoadedJudge(ScoredJudge(loaded.judge, quality and quality.judge, formula), loaded.handle,
+                            quality and quality.handle),)
+
+    @staticmethod
+    def _judge(judge: str, weights: str, server_url: str, questions: str) -> LoadedJudge:
+        if server_url:
+            if not is_judge_url(server_url):
                 raise ValueError(f"server_url must look like http://HOST:PORT/v1, got {server_url!r}")
-            check_allowed_host(server_url.strip())  # a shared graph names the URL: only hosts the user allowed
-            return (LoadedJudge(ServedJudge(server_url.strip())),)
+            check_allowed_host(server_url)  # a shared graph names the URL: only hosts the user allowed
+            served = ServedJudge(server_url)
+            served.questions = questions
+            return LoadedJudge(served)
         if judge == SHAPEWORLD:
-            return (LoadedJudge(ShapeWorldJudge()),)
+            return LoadedJudge(ShapeWorldJudge())
         folder = _judge_folder(judge)
         device = services.torch_device()
-        key = (str(folder), weights, str(device), services.folder_fingerprint(folder))
+        key = (str(folder), weights, str(device), questions, services.folder_fingerprint(folder))
         cached = _judges.get(key)
         if cached is None:
             services.make_room_for(folder, device)
             dtype, quantize = split_weights_mode(weights)
             mllm = MLLMJudge(folder, device=device, dtype=dtype, quantize=quantize)
+            mllm.questions = questions
             cached = _judges[key] = LoadedJudge(mllm, services.ManagedModel(mllm.model, device,
                                                                               services.offload_device()))
-        return (cached,)
+        return cached
+
+    @staticmethod
+    def _quality(name: str) -> LoadedJudge:
+        """The quality model (its scorer on ``judge``), cached like an MLLM judge."""
+        folder = _quality_folder(name)
+        device = services.torch_device()
+        key = (str(folder), str(device), services.folder_fingerprint(folder))
+        cached = _quality.get(key)
+        if cached is None:
+            services.make_room_for(folder, device)
+            scorer = HPSScorer(folder, device=device)
+            cached = _quality[key] = LoadedJudge(scorer, services.ManagedModel(scorer.model, device,
+                                                                                 services.offload_device()))
+        return cached
 
 
 def _judge_folder(judge: str) -> Path:
     if not judge.startswith("judges/"):
         raise ValueError(f"unknown judge {judge!r}; choose {SHAPEWORLD!r} or a folder in models/gotr1/judges/")
     return services.resolve_model_dir(judge)
+
+
+def _quality_folder(name: str) -> Path:
+    if not name.startswith("quality/"):
+        raise ValueError(f"unknown quality model {name!r}; choose {NO_QUALITY!r} or a folder in "
+                         "models/gotr1/quality/")
+    return services.resolve_model_dir(name)
 
 
 def _progress_callback():
@@ -158,8 +223,9 @@ class RewardJudge:
     RETURN_TYPES = ("FLOAT", "STRING", "IMAGE")
     RETURN_NAMES = ("best_total", "report", "overlay")
     FUNCTION = "judge"
-    DESCRIPTION = ("Scores each image with the four GoT-R1 rewards and R_total = R_PI * (R_sem + R_spa) * R_RI; "
-                   "the overlay shows planned boxes in colour and what the judge found in black.")
+    DESCRIPTION = ("Scores each image with the GoT-R1 rewards (R_HPS too where the Judge Loader has a quality "
+                   "model) and their total by the loader's formula (v1: R_PI * (R_sem + R_spa) * R_RI); the "
+                   "overlay shows planned boxes in colour and what the judge found in black.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -180,7 +246,8 @@ class RewardJudge:
         count = int(images.shape[0])
         per_image = pair_chains(chains, count)
         rewards = scorer.score([prompt] * count, per_image, None, images, callback=_progress_callback())
-        report = {"judge": scorer.name, "prompt": prompt, "best": rewards.best(), "samples": rewards.to_list()}
+        report = {"judge": scorer.name, "formula": rewards.formula.describe(), "prompt": prompt,
+                  "best": rewards.best(), "samples": rewards.to_list()}
         found = rewards.detected or [None] * count
         drawn = torch.stack([overlay(images[i], Layout.from_chain(per_image[i]), found[i]) for i in range(count)])
         return (float(max(rewards.total)), json.dumps(report, indent=2, ensure_ascii=False), drawn)

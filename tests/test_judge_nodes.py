@@ -134,3 +134,43 @@ def test_judge_loader_caches_until_the_folder_changes(tmp_path, monkeypatch):
     assert JudgeLoader.IS_CHANGED("judges/tiny-qwen", "fp32") != before
     missing = JudgeLoader.IS_CHANGED("judges/gone", "fp32")
     assert missing != missing  # NaN: ComfyUI runs the node, whose error names the problem
+
+
+def test_quality_model_and_formula_from_the_judge_loader(tmp_path, monkeypatch):
+    """A quality model from models/gotr1/quality/ adds R_HPS to the report; v2 multiplies the total by it."""
+    from tiny_clip import make_tiny_clip
+
+    from gotr1_core.rewards import HPSScorer
+
+    make_tiny_clip(tmp_path / "quality" / "hps-tiny")
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(tmp_path))
+    optional = JudgeLoader.INPUT_TYPES()["optional"]
+    assert optional["quality_model"][0] == ["none", "quality/hps-tiny"]
+    assert optional["reward_formula"][0] == ["v1", "v2", "custom"]
+    (judge,) = JudgeLoader().load("ShapeWorld (exact)", quality_model="quality/hps-tiny", reward_formula="v2")
+    assert judge.quality_handle is not None  # offloadable by model management, like an MLLM judge
+    scene = SCENES[0]
+    images = images_of([scene, scene])
+    best, report, _ = RewardJudge().judge(judge, scene.prompt, join_chains([scene.chain, "no plan"]), images)
+    data = json.loads(report)
+    hps = HPSScorer(tmp_path / "quality" / "hps-tiny", device="cpu").score([scene.prompt], images[:1])[0]
+    assert data["formula"] == "v2" and data["samples"][0]["r_hps"] == pytest.approx(hps, abs=1e-5)
+    assert best == pytest.approx(hps, abs=1e-5)  # a correct scene: R_PI (R_sem + R_spa) / 2 R_RI = 1
+    (custom,) = JudgeLoader().load("ShapeWorld (exact)", reward_formula="custom", reward_expression="r_pi * r_ri")
+    _, report, _ = RewardJudge().judge(custom, scene.prompt, scene.chain, images[:1])
+    assert json.loads(report)["samples"][0]["total"] == 1.0 and "r_hps" not in json.loads(report)["samples"][0]
+    with pytest.raises(ValueError, match="multiplies by R_HPS: choose a quality_model"):
+        JudgeLoader().load("ShapeWorld (exact)", reward_formula="v2")
+    with pytest.raises(ValueError, match="not allowed"):
+        JudgeLoader().load("ShapeWorld (exact)", reward_formula="custom", reward_expression="open('x')")
+    with pytest.raises(ValueError):
+        JudgeLoader().load("ShapeWorld (exact)", quality_model="quality/../../etc")
+    with pytest.raises(ValueError, match="asks no questions"):
+        JudgeLoader().load("ShapeWorld (exact)", questions="paper")
+    changed = JudgeLoader.IS_CHANGED("ShapeWorld (exact)", quality_model="quality/hps-tiny", reward_formula="v2")
+    assert changed == JudgeLoader.IS_CHANGED("ShapeWorld (exact)", quality_model="quality/hps-tiny",
+                                             reward_formula="v2")
+    assert changed != JudgeLoader.IS_CHANGED("ShapeWorld (exact)", quality_model="quality/hps-tiny",
+                                             reward_formula="v1")
+    gone = JudgeLoader.IS_CHANGED("ShapeWorld (exact)", quality_model="quality/gone")
+    assert gone != gone  # NaN: ComfyUI runs the loader, which says what is wrong

@@ -39,6 +39,11 @@ from .intervals import bootstrap_interval, per_scene
 from .prompts import load_prompts, source_problem
 
 REWARDS = ("total", "r_sem", "r_spa", "r_ri", "r_pi")
+
+
+def reward_names(rewards) -> tuple[str, ...]:
+    """The rewards a batch carries: the four, their total, and R_HPS where a quality model scored it."""
+    return REWARDS + (("r_hps",) if rewards.r_hps is not None else ())
 def eval_prompts(source: str, count: int) -> list[str]:
     """The prompts of an evaluation source: a ShapeWorld evaluation split's fixed list of distinct scenes (the same
     for ``sft``, ``grpo`` and ``eval`` and every seed, so figures compare), or a file's first ``count``."""
@@ -86,7 +91,7 @@ def _generate(got, prompts, seed, max_batch, cfg, cfg_plausibility, first_index=
 def judged_metrics(result, rewards, renderback: list[bool] | None, prefix: str = "") -> dict:
     """Means over samples: the judge's rewards and verdict (``correct``: the exact judge, GRPO's reward, for
     ShapeWorld), the independent render-back judge's verdict (``renderback_correct``) and chain checks."""
-    metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in REWARDS}
+    metrics = {f"{prefix}{k}": float(np.mean(getattr(rewards, k))) for k in reward_names(rewards)}
     if rewards.correct is not None:
         metrics[f"{prefix}correct"] = float(np.mean(rewards.correct))
     if renderback is not None:

@@ -15,7 +15,8 @@ One step, top to bottom (:func:`train_grpo`):
    them and gradients reduced once. With ``dynamic_sampling_rounds`` groups
    whose samples all scored alike are drawn again for fresh prompts
    (:func:`refill`).
-2. **Reward.** Decode the images and score each sample with the judge;
+2. **Reward.** Decode the images and score each sample with the judge (and the
+   quality model, where given); ``reward_formula`` combines them, by default
    ``total = r_pi * (r_sem + r_spa) * r_ri``.
 3. **Advantage.** Normalise totals within each prompt's group
    (:func:`trainer.grpo_math.group_advantages`).
@@ -56,14 +57,15 @@ from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.model.spec import IMAGE_DECODING
-from gotr1_core.rewards import judge_problem, load_judge
+from gotr1_core.rewards import RewardFormula, hps_problem, judge_problem, load_judge
+from gotr1_core.rewards.prompts import QUESTION_PRESETS
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
 from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import load_config, positive, save_config
-from .evaluate import REWARDS, eval_prompts, evaluate, model_path, model_problem, shapeworld_specs
+from .evaluate import eval_prompts, evaluate, model_path, model_problem, reward_names, shapeworld_specs
 from .grpo_math import LOSS_NORMALISATIONS, group_advantages, grpo_loss, token_mask, token_weights
 from .metrics import MetricsLog
 from .prompts import batch_for_step, source_problem, training_records
@@ -78,6 +80,10 @@ class GRPOConfig:
     output_dir: str
     model: str                                # HF-format folder (an SFT run's model/, gotr1 convert output) or builtin
     judge: str = "shapeworld"                 # or a local Qwen2.5-VL folder, or http://HOST:PORT/v1 (served)
+    quality_model: str | None = None          # a CLIP folder (HPS v2.1 via `gotr1 convert-hps`): adds R_HPS
+    reward_formula: str = "v1"                # v1 | v2 (needs quality_model) | custom (reward_expression)
+    reward_expression: str | None = None      # custom: e.g. "r_pi * (r_sem + r_spa) * r_ri + 0.5 * r_hps"
+    judge_questions: str = "pack"             # pack | paper: the wording an MLLM judge is asked in
     prompts: str = "shapeworld:train"         # shapeworld:<split>, prompts.txt or prompts.jsonl
     prompt_count: int = 20000
     seed: int = 0
@@ -166,10 +172,28 @@ class GRPOConfig:
             if (value := getattr(self, name)) is not None and value < 0:
                 found.append(f"{name}: must be >= 0, got {value}")
         for problem in [model_problem(self.model), judge_problem(self.judge), source_problem(self.prompts),
-                        *(source_problem(p) for p in self.eval_prompts)]:
+                        *(source_problem(p) for p in self.eval_prompts), self.reward_problem()]:
             if problem:
                 found.append(problem)
         return found
+
+    def reward_problem(self) -> str | None:
+        """Why the reward settings (formula, quality model, questions) cannot work together, or None."""
+        try:
+            formula = self.formula()
+        except ValueError as exc:
+            return str(exc)
+        if self.quality_model and (problem := hps_problem(self.quality_model)):
+            return f"quality_model: {problem}"
+        if "r_hps" in formula.needs and not self.quality_model:
+            return (f"reward_formula {formula.describe()} multiplies by R_HPS: set quality_model to an HPS v2.1 "
+                    "folder (`gotr1 convert-hps`) or use reward_formula v1")
+        if self.judge_questions not in QUESTION_PRESETS:
+            return f"judge_questions: use {' or '.join(QUESTION_PRESETS)}, got {self.judge_questions!r}"
+        return None
+
+    def formula(self) -> RewardFormula:
+        return RewardFormula.of(self.reward_formula, self.reward_expression)
 
     def generation(self, step: int) -> GenerationConfig:
         """Rollout sampling for ``step``: seeds depend on (seed, step) only, never top-k/top-p."""
@@ -453,7 +477,7 @@ def reward_stats(rewards, group_size: int) -> dict[str, float]:
     """Mean and spread of each reward, the fully-correct share, and the share of groups whose samples all scored
     the same (zero advantage: they teach nothing; most groups so means the prompts are too easy or too hard)."""
     stats = {}
-    for name in REWARDS:
+    for name in reward_names(rewards):
         values = np.asarray(getattr(rewards, name), dtype=np.float64)
         stats[f"reward/{name}_mean"] = float(values.mean())
         stats[f"reward/{name}_std"] = float(values.std())
@@ -644,7 +668,8 @@ def start_run(config: GRPOConfig, resume: bool, judge=None) -> tuple[Run, int]:
     reference = None
     if config.beta and not lora:
         reference = frozen_reference(config, "cpu" if config.ref_device == "cpu" else device)
-    judge = judge or load_judge(config.judge, str(device))
+    judge = judge or load_judge(config.judge, str(device), quality=config.quality_model, formula=config.formula(),
+                                questions=config.judge_questions)
     eval_sets = eval_prompt_sets(config)
     records = training_records(config.prompts, config.prompt_count, config.seed,  # no evaluation scene, any wording
                                [p for prompts in eval_sets.values() for p in prompts])
@@ -940,6 +965,9 @@ def export_policy(got: GotModel, lora: bool, config: GRPOConfig, destination: Pa
     base_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else None
     card = {"name": f"{(base_card or {}).get('name', 'model')}-grpo",
             "trained_with": "gotr1-train grpo", "git_commit": git_commit(), "seed": config.seed,
+            "reward": {"judge": config.judge, "quality_model": config.quality_model,
+                       "formula": config.formula().describe(), "expression": config.formula().expression,
+                       "judge_questions": config.judge_questions},
             "config": dataclasses.asdict(config), "metrics": metrics, "base_model_card": base_card}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return out

@@ -3,12 +3,16 @@
 from pathlib import Path
 
 from .base import Judge, Rewards
+from .combined import ScoredJudge
+from .formula import FORMULAS, RewardFormula
 from .mllm_judge import MLLMJudge
+from .prompts import QUESTION_PRESETS
+from .quality import HPSScorer, hps_problem
 from .served_judge import JudgeServerError, ServedJudge, is_judge_url
 from .shapeworld_judge import ShapeWorldJudge
 
-__all__ = ["Judge", "JudgeServerError", "MLLMJudge", "Rewards", "ServedJudge", "ShapeWorldJudge", "judge_problem",
-           "load_judge"]
+__all__ = ["FORMULAS", "HPSScorer", "Judge", "JudgeServerError", "MLLMJudge", "RewardFormula", "Rewards",
+           "ScoredJudge", "ServedJudge", "ShapeWorldJudge", "hps_problem", "judge_problem", "load_judge"]
 
 JUDGE_CHOICES = "'shapeworld' (exact, built in), a Qwen2.5-VL folder, or a judge server URL (http://HOST:PORT/v1)"
 
@@ -20,13 +24,30 @@ def judge_problem(name: str) -> str | None:
     return f"judge: {name!r} is not {JUDGE_CHOICES}"
 
 
-def load_judge(name: str, device: str = "auto", quantize: str | None = None) -> Judge:
+def load_judge(name: str, device: str = "auto", quantize: str | None = None, quality: str | None = None,
+               formula: RewardFormula | None = None, questions: str = "pack") -> Judge:
     """The judge ``name`` names (a server's judge asks it which model it serves); ``quantize`` stores an
-    in-process MLLM judge's language model in fp8, int8 or int4."""
+    in-process MLLM judge's language model in fp8, int8 or int4. ``quality`` (a CLIP folder: HPS v2.1) adds
+    R_HPS, ``formula`` combines the rewards (``v1`` when not given) and ``questions`` picks an MLLM judge's
+    wording (pack or paper)."""
     if (problem := judge_problem(name)) is not None:
         raise ValueError(problem)
+    if questions not in QUESTION_PRESETS:
+        raise ValueError(f"judge questions: use {' or '.join(QUESTION_PRESETS)}, got {questions!r}")
+    if questions != "pack" and name == "shapeworld":
+        raise ValueError("judge questions: the exact ShapeWorld judge asks no questions; the paper wording is "
+                         "for a Qwen2.5-VL judge (a folder or a server)")
+    formula = formula or RewardFormula()
+    if quality and (problem := hps_problem(quality)) is not None:
+        raise ValueError(problem)
+    if "r_hps" in formula.needs and not quality:
+        raise ValueError(f"reward formula {formula.describe()} multiplies by R_HPS, visual quality: give a "
+                         "quality model folder (HPS v2.1) or use reward_formula v1")
     if name == "shapeworld":
-        return ShapeWorldJudge()
-    if is_judge_url(name):
-        return ServedJudge(name)
-    return MLLMJudge(name, device=device, quantize=quantize)
+        judge = ShapeWorldJudge()
+    else:
+        judge = ServedJudge(name) if is_judge_url(name) else MLLMJudge(name, device=device, quantize=quantize)
+        judge.questions = questions
+    if not quality and formula == RewardFormula():
+        return judge
+    return ScoredJudge(judge, HPSScorer(quality, device=device) if quality else None, formula)

@@ -1,4 +1,4 @@
-"""The GoT-R1 reward interface: four rewards per sample and their product.
+"""The GoT-R1 reward interface: the rewards of each sample and the formula that combines them.
 
 | reward | judges |
 |---|---|
@@ -6,9 +6,10 @@
 | ``r_spa`` | the planned boxes satisfy the prompt's spatial relations |
 | ``r_ri``  | the image follows the plan (planned box vs the same object found in the image) |
 | ``r_pi``  | the image follows the prompt |
+| ``r_hps`` | visual quality: a Human Preference Score, where a quality model is loaded |
 
-``total = r_pi * (r_sem + r_spa) * r_ri``: a product, so every stage matters
-and any zero factor zeroes the sample. Totals lie in [0, 2].
+By default ``total = r_pi * (r_sem + r_spa) * r_ri`` (the ``v1`` formula): a product, so every stage
+matters and any zero factor zeroes the sample; totals lie in [0, 2]. Other formulas are in ``formula.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from ..layout import Layout
+from .formula import RewardFormula
+
+REWARD_FIELDS = ("r_sem", "r_spa", "r_ri", "r_pi")
 
 
 @dataclass
@@ -33,24 +37,37 @@ class Rewards:
     """Fully correct samples (every object right, every relation true), where the judge can tell."""
     detected: list[Layout] | None = None
     """What the judge found in each image (the boxes R_RI compares with the plan)."""
+    r_hps: list[float] | None = None
+    """Visual quality per sample, where a quality model scored the images."""
+    formula: RewardFormula = field(default_factory=RewardFormula)
 
     def __post_init__(self) -> None:
         n = len(self.r_sem)
-        if not (len(self.r_spa) == len(self.r_ri) == len(self.r_pi) == n):
+        named = REWARD_FIELDS + (("r_hps",) if self.r_hps is not None else ())
+        if any(len(getattr(self, name)) != n for name in named):
             raise ValueError("every reward needs one value per sample")
-        for name in ("r_sem", "r_spa", "r_ri", "r_pi"):
+        for name in named:
             for value in getattr(self, name):
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{name} value {value} is outside [0, 1]")
+        if "r_hps" in self.formula.needs and self.r_hps is None:
+            raise ValueError(f"reward formula {self.formula.describe()} multiplies by R_HPS, visual quality, but "
+                             "no quality model scored the images: give one (quality_model / --quality / the "
+                             "Judge Loader's quality_model) or use reward_formula v1")
         if not self.explanations:
             self.explanations = [[] for _ in range(n)]
 
     def __len__(self) -> int:
         return len(self.r_sem)
 
+    def values(self, i: int) -> dict[str, float]:
+        """Sample ``i``'s rewards by name (``r_hps`` where scored)."""
+        names = REWARD_FIELDS + (("r_hps",) if self.r_hps is not None else ())
+        return {name: getattr(self, name)[i] for name in names}
+
     @property
     def total(self) -> list[float]:
-        return [pi * (sem + spa) * ri for sem, spa, ri, pi in zip(self.r_sem, self.r_spa, self.r_ri, self.r_pi)]
+        return [self.formula(**self.values(i)) for i in range(len(self))]
 
     def best(self) -> int:
         """Index of the sample with the highest total (the first on ties)."""
@@ -60,8 +77,8 @@ class Rewards:
     def to_list(self) -> list[dict]:
         rows = []
         for i, total in enumerate(self.total):
-            row = {"index": i, "total": total, "r_sem": self.r_sem[i], "r_spa": self.r_spa[i],
-                   "r_ri": self.r_ri[i], "r_pi": self.r_pi[i], "explanation": self.explanations[i]}
+            row = {"index": i, "total": total, **self.values(i), "formula": self.formula.describe(),
+                   "explanation": self.explanations[i]}
             if self.correct is not None:
                 row["correct"] = self.correct[i]
             if self.detected is not None:
@@ -78,16 +95,19 @@ class Rewards:
             values = getattr(self, name)
             return None if values is None else [values[i] for i in rows]
 
-        return Rewards(*(pick(name) for name in ("r_sem", "r_spa", "r_ri", "r_pi")),
-                       explanations=pick("explanations"), correct=pick("correct"), detected=pick("detected"))
+        return Rewards(*(pick(name) for name in REWARD_FIELDS), explanations=pick("explanations"),
+                       correct=pick("correct"), detected=pick("detected"), r_hps=pick("r_hps"), formula=self.formula)
 
     @classmethod
     def concat(cls, parts: Sequence["Rewards"]) -> "Rewards":
         def joined(name):
             return None if any(getattr(p, name) is None for p in parts) else [v for p in parts for v in getattr(p, name)]
 
-        return cls(*(joined(name) for name in ("r_sem", "r_spa", "r_ri", "r_pi")),
-                   explanations=joined("explanations"), correct=joined("correct"), detected=joined("detected"))
+        if len({p.formula for p in parts}) > 1:
+            raise ValueError("cannot join rewards combined by different formulas")
+        return cls(*(joined(name) for name in REWARD_FIELDS), explanations=joined("explanations"),
+                   correct=joined("correct"), detected=joined("detected"), r_hps=joined("r_hps"),
+                   formula=parts[0].formula)
 
 
 class Judge(Protocol):

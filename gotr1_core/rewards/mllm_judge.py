@@ -69,8 +69,10 @@ class QwenQuestions:
     runs a local checkpoint, :class:`~.served_judge.ServedJudge` asks a
     chat-completions server. Both give ``ask`` (greedy answers, in order) and
     ``seen_size`` (the pixels the model's boxes are in); questions, parsing
-    and matching are the same code.
+    and matching are the same code. ``questions`` picks the wording (:data:`.prompts.QUESTION_PRESETS`).
     """
+
+    questions = "pack"
 
     def ask(self, questions: list[tuple[str, Image.Image | None]], max_new_tokens: int = 48,
             progress: _Progress | None = None) -> list[str]:
@@ -100,11 +102,12 @@ class QwenQuestions:
                 values.append(value or 0.0)
             return values
 
-        r_sem = scores([(prompts.sem_question(p, parse_chain(c).text), None)
+        wording = self.questions
+        r_sem = scores([(prompts.sem_question(p, parse_chain(c).text, wording), None)
                         for p, c in zip(prompts_, chains)], "R_sem")
         plans = [to_pil(render_layout(l, LAYOUT_CANVAS, LAYOUT_CANVAS)) for l in layouts]
-        r_spa = scores([(prompts.spa_question(p), plan) for p, plan in zip(prompts_, plans)], "R_spa")
-        r_pi = scores([(prompts.pi_question(p), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
+        r_spa = scores([(prompts.spa_question(p, wording), plan) for p, plan in zip(prompts_, plans)], "R_spa")
+        r_pi = scores([(prompts.pi_question(p, wording), pic) for p, pic in zip(prompts_, pictures)], "R_PI")
         r_ri, detected = self._grounding(layouts, pictures, notes, progress)
         return Rewards(r_sem, r_spa, r_ri, r_pi, explanations=notes, detected=detected)
 
