@@ -21,6 +21,7 @@ from trainer.checkpoint import find_checkpoint
 from trainer.config import ConfigError, load_config
 from trainer.evaluate import evaluate
 from trainer.grpo import GRPOConfig, export_run, load_policy, train_grpo
+from trainer.plan import ADAM_BYTES
 
 from grpo_helpers import LongChainJudge, tiny_run_config
 from tiny_janus import make_tiny_model
@@ -442,3 +443,71 @@ def test_dynamic_sampling_replaces_alike_groups_with_fresh_prompts_drawn_on_thei
     assert rollouts.sampling == {"groups_drawn": 9.0, "rounds": 2.0, "groups_still_alike": 3.0}
     assert len(rollouts.result.prompts) == 12
 
+
+
+def test_reward_settings_are_checked_with_the_config(tmp_path, tiny_model):
+    base = [f"output_dir={tmp_path}", f"model={tiny_model}"]
+    cases = [(["reward_formula=v2"], "multiplies by R_HPS: set quality_model"),
+             (["reward_formula=custom", "reward_expression=__import__('os')"], "is not allowed"),
+             (["reward_formula=v3"], "not one of v1, v2, custom"),
+             ([f"quality_model={tmp_path / 'nowhere'}"], "no config.json"),
+             (["judge_questions=paper"], "asks no questions"),
+             (["judge_questions=appendix", "judge=http://127.0.0.1:8000/v1"], "use pack or paper")]
+    for overrides, needle in cases:
+        with pytest.raises(ConfigError) as info:
+            load_config(GRPOConfig, None, base + overrides)
+        assert needle in str(info.value), (overrides, str(info.value))
+
+
+def test_a_run_with_the_quality_model_trains_on_v2_and_records_it(tmp_path, tiny_model):
+    """R_HPS from a quality folder through the run's own loader: logged, multiplied in, written in the card."""
+    from tiny_clip import make_tiny_clip
+
+    quality = make_tiny_clip(tmp_path / "hps")
+    config = tiny_run_config(tmp_path, tiny_model, steps=2, judge="shapeworld", prompts="shapeworld:train",
+                             eval_prompts=["shapeworld:test"], quality_model=str(quality), reward_formula="v2")
+    train_grpo(config, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "train/loss" in r]
+    assert len(steps) == 2 and all(0 < r["reward/r_hps_mean"] <= 1 for r in steps)
+    assert all(r["reward/total_mean"] <= r["reward/r_hps_mean"] + 1e-9 for r in steps)  # v2 totals are <= R_HPS
+    assert "eval/test/r_hps" in rows[-1]
+    card = json.loads((tmp_path / "run" / "model" / "model_card.json").read_text())
+    assert card["reward"]["formula"] == "v2" and card["reward"]["quality_model"] == str(quality)
+    assert card["reward"]["expression"] == "r_pi * (r_sem + r_spa) / 2 * r_ri * r_hps"
+
+
+def test_the_paper_recipe_plans_its_memory_with_skeletons_only(tmp_path, monkeypatch, capsys):
+    """``--dry-run`` on the shipped paper recipe: folders holding only config.json (published sizes) are enough;
+    it prints the plan per GPU for the paper's 8 GPUs and one 80 GB card and trains nothing."""
+    from trainer.cli import main
+    from trainer.plan import plan_run, write_skeleton
+
+    monkeypatch.chdir(tmp_path)
+    configs = ROOT / "trainer" / "configs" / "gotr1_paper_recipe.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(GRPOConfig, configs)  # on a fresh checkout only the user's folders are missing
+    assert len(info.value.problems) == 5 and all(any(w in p for w in ("model:", "judge:", "quality_model:",
+                                                                        "not found")) for p in info.value.problems)
+    for name, folder in (("GoT-R1-7B", "models/GoT-R1-7B"), ("Qwen2.5-VL-7B-Instruct", "models/judges/Qwen2.5-VL-7B-Instruct"),
+                         ("HPS-v2.1", "models/quality/HPS-v2.1")):
+        write_skeleton(name, tmp_path / folder)
+    (tmp_path / "prompts").mkdir()
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / "prompts" / name).write_text('{"prompt": "a red apple left of a cup"}\n')
+    config = load_config(GRPOConfig, configs)
+    assert (config.lora_rank, config.group_size, config.lr, config.prompts_per_step, config.steps) == \
+        (32, 16, 1e-5, 8, 1000)
+    assert config.formula().name == "v2" and config.judge_questions == "paper"
+    one = plan_run(config, gpus=1)
+    assert one.held["judge"] == pytest.approx(2 * 8.29e9, rel=0.01)  # Qwen2.5-VL-7B in bf16
+    assert one.held["quality model (HPS)"] == pytest.approx(2 * 0.986e9, rel=0.01)  # ViT-H/14 in bf16
+    assert 70e6 < one.trained_parameters < 80e6  # LoRA r=32 on every projection of 30 layers
+    full = plan_run(dataclasses.replace(config, lora_rank=0), gpus=8)
+    assert full.held["optimizer moments (1/8)"] == ADAM_BYTES * full.trained_parameters // 8
+    assert main(["grpo", "--config", str(configs), "--dry-run", "--gpus", "8", "--gpu-memory", "80GB"]) == 0
+    out = capsys.readouterr().out
+    assert "8 GPUs, LoRA r=32" in out and "judge" in out and "quality model (HPS)" in out and "fits" in out
+    assert "nothing was trained" in out and not (tmp_path / "runs").exists()
+    assert main(["grpo", "--config", str(configs), "--dry-run", "--gpu-memory", "20GB"]) == 0
+    assert "does NOT fit" in capsys.readouterr().out

@@ -13,20 +13,32 @@ import sys
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
-from . import evaluate, grpo, plot, sft, vq
+from . import evaluate, grpo, plan, plot, sft, vq
 from .config import ConfigError, load_config
 
 
-def training_command(config_class, train, example: str):
-    """CLI glue shared by every training command: ``--config FILE [--resume] [key=value ...]``."""
+def training_command(config_class, train, example: str, dry_run=None):
+    """CLI glue shared by every training command: ``--config FILE [--resume] [key=value ...]``; with
+    ``dry_run(config, gpus, gpu_memory) -> str``, also ``--dry-run [--gpus N] [--gpu-memory SIZE]``."""
 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", required=True, help=f"YAML file (see trainer/configs/{example})")
         parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+        if dry_run is not None:
+            parser.add_argument("--dry-run", action="store_true",
+                                help="validate the config, build the models as skeletons from their config.json "
+                                     "and print the memory plan per GPU; train nothing")
+            parser.add_argument("--gpus", type=int, default=1, help="GPUs the plan is for (default 1)")
+            parser.add_argument("--gpu-memory", help="memory of one GPU, e.g. 80GB: says whether the plan fits")
         parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
 
     def run(args) -> int:
         config = load_config(config_class, args.config, args.overrides)
+        if getattr(args, "dry_run", False):
+            if args.gpus < 1:
+                raise ConfigError("--gpus", [f"--gpus must be >= 1, got {args.gpus}"])
+            print(dry_run(config, args.gpus, args.gpu_memory))
+            return 0
         print(json.dumps(train(config, resume=args.resume), indent=2))
         return 0
 
@@ -137,7 +149,7 @@ COMMANDS: dict = {
     "sft": ("teacher-forced training on (prompt, chain, image tokens)",
             *training_command(sft.SFTConfig, sft.train_sft, "shapeworld_sft.yaml")),
     "grpo": ("GRPO reinforcement learning on reasoning + image tokens against a judge",
-             *training_command(grpo.GRPOConfig, grpo.train_grpo, "shapeworld_grpo.yaml")),
+             *training_command(grpo.GRPOConfig, grpo.train_grpo, "shapeworld_grpo.yaml", plan.dry_run)),
     "eval": ("judge a model on a ShapeWorld split or a prompt file", _add_eval_arguments, _run_eval),
     "export": ("write a GRPO run's newest checkpoint as a model folder (LoRA merged)",
                _add_export_arguments, _run_export),

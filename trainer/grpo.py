@@ -183,13 +183,15 @@ class GRPOConfig:
             formula = self.formula()
         except ValueError as exc:
             return str(exc)
-        if self.quality_model and (problem := hps_problem(self.quality_model)):
+        if self.quality_model and (problem := hps_problem(self.quality_model, complete=False)):
             return f"quality_model: {problem}"
         if "r_hps" in formula.needs and not self.quality_model:
             return (f"reward_formula {formula.describe()} multiplies by R_HPS: set quality_model to an HPS v2.1 "
                     "folder (`gotr1 convert-hps`) or use reward_formula v1")
         if self.judge_questions not in QUESTION_PRESETS:
             return f"judge_questions: use {' or '.join(QUESTION_PRESETS)}, got {self.judge_questions!r}"
+        if self.judge_questions != "pack" and self.judge == "shapeworld":
+            return "judge_questions: the exact ShapeWorld judge asks no questions; paper is for a Qwen2.5-VL judge"
         return None
 
     def formula(self) -> RewardFormula:

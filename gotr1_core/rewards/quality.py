@@ -32,8 +32,10 @@ from ..model.loading import CheckpointError, resolve_device, resolve_dtype
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
 
-def hps_problem(folder: str | Path) -> str | None:
-    """Why ``folder`` is not a quality-model folder (for config checks and loaders), or None."""
+def hps_problem(folder: str | Path, complete: bool = True) -> str | None:
+    """Why ``folder`` is not a quality-model folder, or None. Config checks (``complete=False``) read only its
+    config.json, as for a judge, so a run can be planned (``--dry-run``) before the weights are fetched; the
+    loader checks the weights and tokenizer too."""
     folder = Path(folder).expanduser()
     config = folder / "config.json"
     if not config.is_file():
@@ -45,6 +47,8 @@ def hps_problem(folder: str | Path) -> str | None:
         return f"{config}: not readable JSON ({exc})"
     if model_type != "clip":
         return f"{config}: model_type is {model_type!r}; the quality reward needs a CLIP model (model_type 'clip')"
+    if not complete:
+        return None
     if not any(folder.glob("*.safetensors")):
         return f"quality model {folder}: no *.safetensors weights (pickled .pt/.bin files are never loaded)"
     if not any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
