@@ -79,7 +79,7 @@ class JudgeLoader:
                                "e.g. http://127.0.0.1:8000/v1: used instead of the judge above, no GPU memory here. "
                                "Servers on this machine only, unless the host is named in GOTR1_JUDGE_HOSTS; a key "
                                "comes from GOTR1_JUDGE_API_KEY, never from the workflow."}),
-                "quality_model": ([NO_QUALITY] + services.list_model_dirs("quality"), {"tooltip":
+                "quality_model": ([NO_QUALITY] + services.list_model_dirs("quality"), {"default": NO_QUALITY, "tooltip":
                                   "Visual quality, R_HPS: Human Preference Score v2.1 as a CLIP folder in "
                                   "models/gotr1/quality/ (made by `gotr1 convert-hps`)."}),
                 "reward_formula": (list(FORMULAS), {"default": "v1", "tooltip":

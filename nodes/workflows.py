@@ -217,11 +217,23 @@ def _widget_count(spec: dict) -> int:
                for name, (kind, options) in _inputs(spec).items() if _is_widget(kind, options))
 
 
-def _ui_widget_values(spec: dict, values: list) -> dict:
-    """Widget name -> value, skipping the editor's 'control after generate' entries."""
-    out, position = {}, 0
+def _required_widget_count(spec: dict) -> int:
+    """Widget values up to the last required widget: a graph saved before optional widgets were added ends
+    there, and the editor gives the missing ones their defaults."""
+    count = required = 0
     for name, (kind, options) in _inputs(spec).items():
         if _is_widget(kind, options):
+            count += 1 + has_seed_control(name, kind, options)
+            if name in spec.get("required", {}):
+                required = count
+    return required
+
+
+def _ui_widget_values(spec: dict, values: list) -> dict:
+    """Widget name -> value for the values present, skipping the editor's 'control after generate' entries."""
+    out, position = {}, 0
+    for name, (kind, options) in _inputs(spec).items():
+        if _is_widget(kind, options) and position < len(values):
             out[name] = values[position]
             position += 1 + has_seed_control(name, kind, options)
     return out
@@ -248,9 +260,13 @@ def _check_ui(data: dict) -> tuple[list[str], list[str]]:
         declared = _inputs(spec)
         values = node.get("widgets_values", [])
         expected = _widget_count(spec)
-        if len(values) != expected:
+        if not _required_widget_count(spec) <= len(values) <= expected:
             problems.append(f"{here}: has {len(values)} widget values, its inputs need {expected}")
         else:
+            if len(values) < expected:
+                missing = [n for n in declared if _is_widget(*declared[n])][len(_ui_widget_values(spec, values)):]
+                notes.append(f"{here}: saved before its optional widgets {', '.join(missing)} existed; they "
+                             "take their defaults")
             for name, value in _ui_widget_values(spec, values).items():
                 kind, options = declared[name]
                 where = f"{here}: widget {name!r}"

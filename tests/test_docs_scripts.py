@@ -35,3 +35,10 @@ def test_grpo_ablation_trains_each_variant_evaluates_all_rows_alike_and_continue
     written = weights.stat().st_mtime_ns
     assert ablation.main(args) == table  # a rerun finds every variant done and redraws the same table
     assert weights.stat().st_mtime_ns == written
+
+
+def test_paper_recipe_plan_prints_each_setup_from_skeletons():
+    text = _script("paper_recipe_plan").main()
+    assert text.count("dry run: nothing was trained or written") == 3
+    assert "8 GPUs, LoRA r=32" in text and "8 GPUs, ZeRO-2" in text and "1 GPU, LoRA r=32" in text
+    assert text.count("quality model (HPS)") == 3 and "/tmp" not in text

@@ -92,7 +92,10 @@ def test_checker_on_the_editor_format_checks_widgets_and_links():
     assert "widget 'temperature' = 7.5 is above its maximum 2.0" in text
     assert "input 'layout' expects GOT_LAYOUT but is linked to STRING" in text
     short = copy.deepcopy(data)
-    next(n for n in short["nodes"] if n["type"] == "GoTR1Generator")["widgets_values"].pop()
+    generator = next(n for n in short["nodes"] if n["type"] == "GoTR1Generator")
+    generator["widgets_values"] = generator["widgets_values"][:2]  # fewer than its required widgets
+    assert any("widget values" in p for p in check_workflow(short)[0])
+    generator["widgets_values"] = generator["widgets_values"] * 9  # more than it has
     assert any("widget values" in p for p in check_workflow(short)[0])
 
 
@@ -196,3 +199,19 @@ def test_the_edit_shipped_in_edit_the_plan_is_the_one_its_note_describes():
     note = json.loads((FOLDER / "edit_the_plan.json").read_text())
     assert any("red circle dragged down, the blue square enlarged" in str(n.get("widgets_values"))
                for n in note["nodes"] if n["type"] in ("Note", "MarkdownNote"))
+
+
+def test_a_graph_saved_before_new_optional_widgets_still_checks(tmp_path):
+    """A user's graph from an older release has fewer widget values (the Judge Loader before quality_model and
+    the formula): the editor fills in the defaults, so the checker notes it instead of refusing the graph;
+    fewer values than the required widgets is still a problem."""
+    old = {"nodes": [{"id": 1, "type": "GoTR1JudgeLoader", "inputs": [], "outputs": [],
+                      "widgets_values": ["ShapeWorld (exact)", "auto", ""]}], "links": []}
+    problems, notes = check_workflow(old)
+    assert problems == [] and any("quality_model, reward_formula, reward_expression, questions" in n for n in notes)
+    old["nodes"][0]["widgets_values"] = ["ShapeWorld (exact)"]
+    problems, _ = check_workflow(old)
+    assert problems and "has 1 widget values, its inputs need 7" in problems[0]
+    old["nodes"][0]["widgets_values"] = ["ShapeWorld (exact)", "auto", "", "none", "v9", "", "pack"]
+    problems, _ = check_workflow(old)
+    assert any("reward_formula" in p for p in problems)
