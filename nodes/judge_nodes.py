@@ -119,7 +119,7 @@ class JudgeLoader:
         loaded = self._judge(judge, weights, server_url.strip(), questions)
         if quality_model == NO_QUALITY and formula == RewardFormula():
             return (loaded,)
-        quality = None if quality_model == NO_QUALITY else self._quality(quality_model)
+        quality = None if quality_model == NO_QUALITY else self._quality(quality_model, weights)
         return (LoadedJudge(ScoredJudge(loaded.judge, quality and quality.judge, formula), loaded.handle,
                             quality and quality.handle),)
 
@@ -148,15 +148,17 @@ class JudgeLoader:
         return cached
 
     @staticmethod
-    def _quality(name: str) -> LoadedJudge:
-        """The quality model (its scorer on ``judge``), cached like an MLLM judge."""
+    def _quality(name: str, weights: str) -> LoadedJudge:
+        """The quality model (its scorer on ``judge``), cached like an MLLM judge, in the dtype ``weights``
+        names (a quantized mode's compute dtype: the 1 B CLIP is not worth quantizing)."""
         folder = _quality_folder(name)
         device = services.torch_device()
-        key = (str(folder), str(device), services.folder_fingerprint(folder))
+        dtype = split_weights_mode(weights)[0]
+        key = (str(folder), dtype, str(device), services.folder_fingerprint(folder))
         cached = _quality.get(key)
         if cached is None:
             services.make_room_for(folder, device)
-            scorer = HPSScorer(folder, device=device)
+            scorer = HPSScorer(folder, device=device, dtype=dtype)
             cached = _quality[key] = LoadedJudge(scorer, services.ManagedModel(scorer.model, device,
                                                                                  services.offload_device()))
         return cached

@@ -95,6 +95,21 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return names[dtype]
 
 
+def load_pretrained(model_class, folder: Path, dtype, device: torch.device, what: str):
+    """A transformers model from a local folder as the pack loads every third-party model (a judge, the quality
+    model): safetensors only, no remote code, no download, and every weight present — else a CheckpointError
+    naming ``what`` and the folder."""
+    try:
+        model, info = model_class.from_pretrained(
+            str(folder), dtype=resolve_dtype(dtype, device), local_files_only=True, trust_remote_code=False,
+            use_safetensors=True, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot load {what} from {folder}: {exc}") from None
+    if info.get("missing_keys"):
+        raise CheckpointError(f"{folder}: weights missing from {what}: {', '.join(sorted(info['missing_keys'])[:8])}")
+    return model
+
+
 # -- reading weights --------------------------------------------------------------
 
 def _summarise(names: list[str], limit: int = 8) -> str:

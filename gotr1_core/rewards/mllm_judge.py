@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..images import to_pil
 from ..layout import Layout, ObjectBox, render_layout
-from ..model.loading import CheckpointError, resolve_device, resolve_dtype
+from ..model.loading import CheckpointError, load_pretrained, resolve_device, resolve_dtype
 from ..reasoning import parse_chain
 from . import prompts
 from .base import Rewards
@@ -168,14 +168,10 @@ class MLLMJudge(QwenQuestions):
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
             self.images = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True,
                                                              trust_remote_code=False)
-            self.model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                str(folder), dtype=resolve_dtype(dtype, self.device), local_files_only=True,
-                trust_remote_code=False, use_safetensors=True, output_loading_info=True)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot load the judge from {folder}: {exc}") from None
-        if info.get("missing_keys"):
-            raise CheckpointError(f"{folder}: weights missing from the judge checkpoint: "
-                                  f"{', '.join(sorted(info['missing_keys'])[:8])}")
+            raise CheckpointError(f"cannot load the judge's tokenizer from {folder}: {exc}") from None
+        self.model = load_pretrained(Qwen2_5_VLForConditionalGeneration, folder, dtype, self.device,
+                                     "the judge checkpoint")
         if quantize:
             quantize_model(self.model, quantize, resolve_dtype(dtype, self.device))
         self.weights = quantize or str(self.model.dtype).removeprefix("torch.")

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..images import to_pil
-from ..model.loading import CheckpointError, resolve_device, resolve_dtype
+from ..model.loading import CheckpointError, load_pretrained, resolve_device
 
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
@@ -77,14 +77,9 @@ class HPSScorer:
             # the PIL processor everywhere: torchvision's would resize a little differently where it is installed
             self.images = (CLIPImageProcessorPil.from_pretrained(str(folder), local_files_only=True)
                            if has_processor else CLIPImageProcessorPil())
-            self.model, info = CLIPModel.from_pretrained(
-                str(folder), dtype=resolve_dtype(dtype, self.device), local_files_only=True,
-                trust_remote_code=False, use_safetensors=True, output_loading_info=True)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot load the quality model from {folder}: {exc}") from None
-        if info.get("missing_keys"):
-            raise CheckpointError(f"{folder}: weights missing from the quality model: "
-                                  f"{', '.join(sorted(info['missing_keys'])[:8])}")
+            raise CheckpointError(f"cannot load the quality model's tokenizer from {folder}: {exc}") from None
+        self.model = load_pretrained(CLIPModel, folder, dtype, self.device, "the quality model")
         self.model.to(self.device).eval().requires_grad_(False)
         self.context = int(self.model.config.text_config.max_position_embeddings)
 
