@@ -36,6 +36,13 @@ def test_bench_scenes_are_distinct_evaluation_scenes_of_every_split_and_fixed():
     assert [s.prompt for s in shapeworld.bench_scenes(12)["spatial"]] == [s.prompt for s in scenes["spatial"]]
 
 
+def test_a_category_the_splits_hold_fewer_scenes_of_gets_all_of_them():
+    """Counting scenes are one colour-shape pair in a few counts: the three splits hold 22 of them."""
+    scenes = shapeworld.bench_scenes(30)
+    assert len(scenes["counting"]) == 22 and all(len(scenes[n]) == 30 for n in ("binding", "spatial", "complex"))
+    assert len({scene_key(s.spec) for s in scenes["counting"]}) == 22
+
+
 def _write(folder, scene, index, image, chain):
     folder.mkdir(parents=True, exist_ok=True)
     name = harness.image_name(scene.prompt, index)

@@ -280,11 +280,13 @@ def _split_sampler(split: str):
             "zeroshot": ([*TRAIN_PAIRS, *sorted(ZEROSHOT_PAIRS)], sorted(ZEROSHOT_PAIRS), True)}[split]
 
 
-def generate_split(split: str, count: int, seed: int = 0, distinct: bool = False) -> list[Scene]:
+def generate_split(split: str, count: int, seed: int = 0, distinct: bool = False,
+                   fewer: bool = False) -> list[Scene]:
     """``count`` scenes of a split, each with a random layout; the same arguments always give the same scenes.
 
     Every scene satisfies ``split_of(scene.spec) == split``. With ``distinct``
-    no two share a scene key (raises when the split has fewer than ``count``).
+    no two share a scene key (raises when the split has fewer than ``count``,
+    or with ``fewer`` returns the ones it found).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -297,6 +299,8 @@ def generate_split(split: str, count: int, seed: int = 0, distinct: bool = False
         if split_of(spec) != split or (distinct and key in keys):
             misses += 1
             if misses > 2000 + 50 * count:
+                if fewer:
+                    return scenes
                 raise ValueError(f"the {split} split has fewer than {count} distinct scenes "
                                  f"(found {len(keys)}); ask for fewer")
             continue
@@ -305,7 +309,7 @@ def generate_split(split: str, count: int, seed: int = 0, distinct: bool = False
     return scenes
 
 
-def evaluation_scenes(split: str, count: int) -> list[Scene]:
+def evaluation_scenes(split: str, count: int, fewer: bool = False) -> list[Scene]:
     """The fixed evaluation list of a split: ``count`` distinct scenes, the same for every run and seed (a longer
-    list starts with the shorter one)."""
-    return generate_split(split, count, EVAL_SCENE_SEED, distinct=True)
+    list starts with the shorter one); with ``fewer``, all of them where the split holds fewer."""
+    return generate_split(split, count, EVAL_SCENE_SEED, distinct=True, fewer=fewer)

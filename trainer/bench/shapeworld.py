@@ -20,6 +20,7 @@ images and distinct plans among a scene's images.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -47,25 +48,25 @@ def category(spec: SceneSpec) -> str | None:
 
 
 def bench_scenes(per_category: int) -> dict[str, list[Scene]]:
-    """``per_category`` distinct evaluation scenes of each category, drawn in turn from each evaluation split
-    (the same for every run: the splits' fixed lists, in order)."""
-    chosen: dict[str, list[Scene]] = {name: [] for name in CATEGORIES}
+    """Up to ``per_category`` distinct evaluation scenes of each category, drawn in turn from each evaluation
+    split (the same for every run: the splits' fixed lists, in order). A category the splits hold fewer scenes
+    of gets all of them (counting: one colour-shape pair in a few counts); none at all is an error."""
     pool = 4 * per_category + 40
     while True:
-        lists = [evaluation_scenes(split, pool) for split in EVALUATION_SPLITS]
-        chosen = {name: [] for name in CATEGORIES}
-        for row in zip(*lists):
+        lists = [evaluation_scenes(split, pool, fewer=True) for split in EVALUATION_SPLITS]
+        chosen: dict[str, list[Scene]] = {name: [] for name in CATEGORIES}
+        for row in itertools.zip_longest(*lists):
             for scene in row:
-                name = category(scene.spec)
+                name = None if scene is None else category(scene.spec)
                 if name is not None and len(chosen[name]) < per_category:
                     chosen[name].append(scene)
-        if all(len(scenes) == per_category for scenes in chosen.values()) or pool > 4000:
+        exhausted = all(len(scenes) < pool for scenes in lists)
+        if exhausted or all(len(scenes) == per_category for scenes in chosen.values()):
             break
         pool *= 2
-    short = [name for name, scenes in chosen.items() if len(scenes) < per_category]
-    if short:
-        raise ValueError(f"the evaluation splits hold fewer than {per_category} scenes of {', '.join(short)}; "
-                         "ask for fewer (--count)")
+    empty = [name for name, scenes in chosen.items() if not scenes]
+    if empty:
+        raise ValueError(f"the evaluation splits hold no scene of {', '.join(empty)}")
     return chosen
 
 
