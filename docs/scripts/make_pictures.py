@@ -146,14 +146,17 @@ def make(root: Path, only: list[str], comfyui: Path | None) -> dict:
     weights = sha256(WEIGHTS)
     done = set()
     for name in wanted:
-        draw, command, in_comfyui = PICTURES[name]
+        draw, _, in_comfyui = PICTURES[name]
+        if draw in done:
+            continue
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        if draw not in done:
-            with tempfile.TemporaryDirectory() as scratch:
-                draw(root, Path(scratch), comfyui) if in_comfyui else draw(root, Path(scratch))
-            done.add(draw)
-        manifest[name] = {"sha256": sha256(root / name), "weights_sha256": weights, "command": command}
-        print(f"drew {name}")
+        with tempfile.TemporaryDirectory() as scratch:
+            draw(root, Path(scratch), comfyui) if in_comfyui else draw(root, Path(scratch))
+        done.add(draw)
+        for drawn, (step, command, _) in PICTURES.items():  # a step may draw more than was asked: record all
+            if step is draw:
+                manifest[drawn] = {"sha256": sha256(root / drawn), "weights_sha256": weights, "command": command}
+                print(f"drew {drawn}")
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n", encoding="utf-8")
     return manifest
