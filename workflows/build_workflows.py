@@ -28,7 +28,7 @@ BUILTIN = "shapeworld-tiny (built in)"
 # the window when it opens one, so on a 1600 x 1000 window it opens at 80 % or more, where nodes show their
 # widgets (at 60 % and below they are drawn as empty shells).
 COLUMN, GAP, TITLE = 250, 30, 30
-SIZES = {"GoTR1ModelLoader": 110, "GoTR1JudgeLoader": 210, "GoTR1ReasoningPlanner": 230, "GoTR1Generator": 400,
+SIZES = {"GoTR1ModelLoader": 110, "GoTR1JudgeLoader": 210, "GoTR1ReasoningPlanner": 300, "GoTR1Generator": 400,
          "GoTR1LayoutViewer": 160, "GoTR1RewardJudge": 130, "GoTR1SelectBest": 50, "GoTR1LayoutToConditioning": 190,
          "CheckpointLoaderSimple": 100, "CLIPTextEncode": 120, "EmptyLatentImage": 110, "KSampler": 262,
          "VAEDecode": 50, "SaveImage": 270, "PreviewImage": 270}
