@@ -273,6 +273,10 @@ def test_each_question_preset_renders_its_pinned_wording_and_the_judge_asks_it(j
     sem, pi = PINNED[preset]
     assert prompts.sem_question(PINNED_PROMPT, PINNED_CHAIN, preset) == sem
     assert prompts.pi_question(PINNED_PROMPT, preset) == pi
+    spa = prompts.spa_question(PINNED_PROMPT, preset)
+    assert spa.startswith({"pack": "The picture shows the planned layout of an image",
+                           "paper": "The picture shows the bounding boxes of a reasoning chain's objects"}[preset])
+    assert '"a red circle left of a blue square"' in spa and spa.endswith("followed by one short reason.")
     asked = []
     monkeypatch.setattr(judge, "ask", lambda questions, **kw: asked.extend(q for q, _ in questions)
                         or ["Score: 7"] * len(questions))
