@@ -283,13 +283,48 @@ class SelectBest:
         return (images[index:index + 1], index)
 
 
+class BenchmarkScorer:
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("FLOAT", "STRING")
+    RETURN_NAMES = ("correct", "report")
+    FUNCTION = "score"
+    DESCRIPTION = ("Scores a batch of images of one ShapeWorld prompt as `gotr1-train bench shapeworld` does: the "
+                   "share the render-back judge (never a reward) calls fully correct, the prompt's bench category, "
+                   "and how many of the images differ — to compare sampler settings on a few prompts.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Images of the prompt (e.g. the Generator's batch)."}),
+                "prompt": ("STRING", {"multiline": True, "default": "",
+                                      "tooltip": "The ShapeWorld prompt the images were drawn from."}),
+            }
+        }
+
+    def score(self, images: torch.Tensor, prompt: str):
+        from gotr1_core.shapeworld.renderback import check_image
+        from gotr1_core.shapeworld.world import bench_category, parse_prompt
+
+        spec = parse_prompt(prompt)  # says what is wrong with a prompt the world cannot read
+        verdicts = [check_image(spec, to_pil(image)) for image in images]
+        correct = float(np.mean([v.correct for v in verdicts]))
+        distinct = len({np.asarray(to_pil(image)).tobytes() for image in images})
+        report = {"prompt": prompt, "category": bench_category(spec) or "single object", "correct": correct,
+                  "distinct_images": distinct, "images": [{"index": i, "correct": v.correct, "why": v.problems}
+                                                          for i, v in enumerate(verdicts)]}
+        return (correct, json.dumps(report, indent=2, ensure_ascii=False))
+
+
 NODE_CLASS_MAPPINGS = {
     "GoTR1JudgeLoader": JudgeLoader,
     "GoTR1RewardJudge": RewardJudge,
     "GoTR1SelectBest": SelectBest,
+    "GoTR1BenchmarkScorer": BenchmarkScorer,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "GoTR1JudgeLoader": "GoT-R1 Judge Loader",
     "GoTR1RewardJudge": "GoT-R1 Reward Judge",
     "GoTR1SelectBest": "GoT-R1 Select Best",
+    "GoTR1BenchmarkScorer": "GoT-R1 Benchmark Scorer",
 }

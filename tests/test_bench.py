@@ -11,27 +11,27 @@ from tiny_janus import make_tiny_model
 
 from gotr1_core.model.loading import load_model
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS, split_of
-from gotr1_core.shapeworld.world import Group, SceneSpec, scene_key
+from gotr1_core.shapeworld.world import BENCH_CATEGORIES, Group, SceneSpec, bench_category, scene_key
 from trainer.bench import harness, report, shapeworld
 from trainer.cli import main
 
 
 def test_categories_follow_t2i_compbench_shapes():
     red, blue = Group(1, "red", "circle"), Group(1, "blue", "square")
-    assert shapeworld.category(SceneSpec((red, blue), "left of")) == "spatial"
-    assert shapeworld.category(SceneSpec((red, blue, Group(1, "green", "triangle")))) == "binding"
-    assert shapeworld.category(SceneSpec((Group(3, "red", "circle"),))) == "counting"
-    assert shapeworld.category(SceneSpec((Group(2, "red", "circle"), blue))) == "complex"
-    assert shapeworld.category(SceneSpec((red,))) is None
+    assert bench_category(SceneSpec((red, blue), "left of")) == "spatial"
+    assert bench_category(SceneSpec((red, blue, Group(1, "green", "triangle")))) == "binding"
+    assert bench_category(SceneSpec((Group(3, "red", "circle"),))) == "counting"
+    assert bench_category(SceneSpec((Group(2, "red", "circle"), blue))) == "complex"
+    assert bench_category(SceneSpec((red,))) is None
 
 
 def test_bench_scenes_are_distinct_evaluation_scenes_of_every_split_and_fixed():
     scenes = shapeworld.bench_scenes(12)
-    assert list(scenes) == list(shapeworld.CATEGORIES)
+    assert list(scenes) == list(BENCH_CATEGORIES)
     keys = [scene_key(s.spec) for chosen in scenes.values() for s in chosen]
     assert len(keys) == len(set(keys)) == 48  # distinct scenes, never trained on in any wording
     for name, chosen in scenes.items():
-        assert all(shapeworld.category(s.spec) == name and split_of(s.spec) in EVALUATION_SPLITS for s in chosen)
+        assert all(bench_category(s.spec) == name and split_of(s.spec) in EVALUATION_SPLITS for s in chosen)
         assert {split_of(s.spec) for s in chosen} == set(EVALUATION_SPLITS)  # taken in turn from each split
     assert [s.prompt for s in shapeworld.bench_scenes(12)["spatial"]] == [s.prompt for s in scenes["spatial"]]
 
@@ -102,8 +102,8 @@ def test_draw_writes_the_official_layout_and_resumes_with_only_the_missing_image
 def test_bench_command_on_the_builtin_model_prints_the_table(tmp_path, capsys):
     assert main(["bench", "shapeworld", "--count", "1", "--images-per-prompt", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert all(f"| {name} | 1 |" in out for name in shapeworld.CATEGORIES) and "mean of categories" in out
+    assert all(f"| {name} | 1 |" in out for name in BENCH_CATEGORIES) and "mean of categories" in out
     assert (tmp_path / "chart.png").exists() and len(list((tmp_path / "samples").glob("*.png"))) == 4
     listing = json.loads((tmp_path / "prompts.json").read_text())
-    assert set(listing) == set(shapeworld.CATEGORIES)
+    assert set(listing) == set(BENCH_CATEGORIES)
     assert main(["bench", "shapeworld", "--count", "0"]) == 1

@@ -174,3 +174,18 @@ def test_quality_model_and_formula_from_the_judge_loader(tmp_path, monkeypatch):
                                              reward_formula="v1")
     gone = JudgeLoader.IS_CHANGED("ShapeWorld (exact)", quality_model="quality/gone")
     assert gone != gone  # NaN: ComfyUI runs the loader, which says what is wrong
+
+
+def test_benchmark_scorer_scores_a_batch_as_the_bench_does():
+    from nodes.judge_nodes import BenchmarkScorer
+
+    scene = next(s for s in SCENES if len(s.spec.groups) > 1)
+    good = images_of([scene])[0]
+    images = torch.stack([good, good, torch.ones_like(good)])
+    correct, report = BenchmarkScorer().score(images, scene.prompt)
+    data = json.loads(report)
+    assert correct == pytest.approx(2 / 3) and data["distinct_images"] == 2
+    assert data["category"] in ("binding", "spatial", "counting", "complex")
+    assert [i["correct"] for i in data["images"]] == [True, True, False] and data["images"][2]["why"]
+    with pytest.raises(ValueError, match="ShapeWorld"):
+        BenchmarkScorer().score(images, "a cat on a sofa")

@@ -331,3 +331,17 @@ def suggest_prompt(prompt: str) -> str | None:
     related = (relation is not None and relation_after == 1 and len(groups) == 2
                and all(g.count == 1 for g in groups))
     return format_prompt(SceneSpec(tuple(groups), relation if related else None))
+
+
+BENCH_CATEGORIES = ("binding", "spatial", "counting", "complex")
+"""The ShapeWorld bench's categories, shaped like T2I-CompBench's (docs/benchmarks.md)."""
+
+
+def bench_category(spec: SceneSpec) -> str | None:
+    """The bench category of a scene (None for a single object, which no category asks about)."""
+    counts = [g.count for g in spec.groups]
+    if spec.relation:
+        return "spatial"
+    if len(counts) == 1:
+        return "counting" if counts[0] > 1 else None
+    return "binding" if max(counts) == 1 else "complex"

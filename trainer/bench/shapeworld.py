@@ -29,23 +29,10 @@ from PIL import Image
 
 from gotr1_core.shapeworld.renderback import check_image
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS, Scene, evaluation_scenes, split_of
-from gotr1_core.shapeworld.world import SceneSpec
+from gotr1_core.shapeworld.world import BENCH_CATEGORIES, bench_category
 
 from ..intervals import bootstrap_interval
 from .harness import image_name, read_chains
-
-CATEGORIES = ("binding", "spatial", "counting", "complex")
-
-
-def category(spec: SceneSpec) -> str | None:
-    """The bench category of a scene (None for a single object, which no category asks about)."""
-    counts = [g.count for g in spec.groups]
-    if spec.relation:
-        return "spatial"
-    if len(counts) == 1:
-        return "counting" if counts[0] > 1 else None
-    return "binding" if max(counts) == 1 else "complex"
-
 
 def bench_scenes(per_category: int) -> dict[str, list[Scene]]:
     """Up to ``per_category`` distinct evaluation scenes of each category, drawn in turn from each evaluation
@@ -54,10 +41,10 @@ def bench_scenes(per_category: int) -> dict[str, list[Scene]]:
     pool = 4 * per_category + 40
     while True:
         lists = [evaluation_scenes(split, pool, fewer=True) for split in EVALUATION_SPLITS]
-        chosen: dict[str, list[Scene]] = {name: [] for name in CATEGORIES}
+        chosen: dict[str, list[Scene]] = {name: [] for name in BENCH_CATEGORIES}
         for row in itertools.zip_longest(*lists):
             for scene in row:
-                name = None if scene is None else category(scene.spec)
+                name = None if scene is None else bench_category(scene.spec)
                 if name is not None and len(chosen[name]) < per_category:
                     chosen[name].append(scene)
         exhausted = all(len(scenes) < pool for scenes in lists)
