@@ -15,7 +15,7 @@ from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
 from gotr1_core.rewards import (FORMULAS, HPSScorer, Judge, MLLMJudge, RewardFormula, ScoredJudge, ServedJudge,
-                                ShapeWorldJudge)
+                                ShapeWorldJudge, reward_settings_problem)
 from gotr1_core.rewards.prompts import QUESTION_PRESETS
 from gotr1_core.rewards.served_judge import check_allowed_host, is_judge_url
 from gotr1_core.reasoning import split_chains
@@ -49,8 +49,7 @@ class LoadedJudge:
         return self.judge
 
 
-_judges: "weakref.WeakValueDictionary[tuple, LoadedJudge]" = weakref.WeakValueDictionary()
-_quality: "weakref.WeakValueDictionary[tuple, LoadedJudge]" = weakref.WeakValueDictionary()
+_loaded: "weakref.WeakValueDictionary[tuple, LoadedJudge]" = weakref.WeakValueDictionary()
 
 
 class JudgeLoader:
@@ -108,14 +107,11 @@ class JudgeLoader:
     def load(self, judge: str, weights: str = "auto", server_url: str = "", quality_model: str = NO_QUALITY,
              reward_formula: str = "v1", reward_expression: str = "", questions: str = "pack"):
         formula = RewardFormula.of(reward_formula, reward_expression.strip() or None)
-        if "r_hps" in formula.needs and quality_model == NO_QUALITY:
-            raise ValueError(f"reward_formula {formula.describe()} multiplies by R_HPS: choose a quality_model "
-                             "(HPS v2.1 in models/gotr1/quality/) or use v1")
-        if questions not in QUESTION_PRESETS:
-            raise ValueError(f"questions: use {' or '.join(QUESTION_PRESETS)}, got {questions!r}")
-        if questions != "pack" and judge == SHAPEWORLD and not server_url.strip():
-            raise ValueError("questions: the exact ShapeWorld judge asks no questions; 'paper' is for a "
-                             "Qwen2.5-VL judge")
+        problem = reward_settings_problem(judge == SHAPEWORLD and not server_url.strip(),
+                                          quality_model != NO_QUALITY, formula, questions,
+                                          "choose a quality_model (HPS v2.1 in models/gotr1/quality/)")
+        if problem:
+            raise ValueError(problem)
         loaded = self._judge(judge, weights, server_url.strip(), questions)
         if quality_model == NO_QUALITY and formula == RewardFormula():
             return (loaded,)
@@ -134,34 +130,36 @@ class JudgeLoader:
             return LoadedJudge(served)
         if judge == SHAPEWORLD:
             return LoadedJudge(ShapeWorldJudge())
-        folder = _judge_folder(judge)
-        device = services.torch_device()
-        key = (str(folder), weights, str(device), questions, services.folder_fingerprint(folder))
-        cached = _judges.get(key)
-        if cached is None:
-            services.make_room_for(folder, device)
-            dtype, quantize = split_weights_mode(weights)
+        dtype, quantize = split_weights_mode(weights)
+
+        def build(folder, device):
             mllm = MLLMJudge(folder, device=device, dtype=dtype, quantize=quantize)
             mllm.questions = questions
-            cached = _judges[key] = LoadedJudge(mllm, services.ManagedModel(mllm.model, device,
-                                                                              services.offload_device()))
-        return cached
+            return mllm
+
+        return _cached(_judge_folder(judge), (weights, questions), build)
 
     @staticmethod
     def _quality(name: str, weights: str) -> LoadedJudge:
         """The quality model (its scorer on ``judge``), cached like an MLLM judge, in the dtype ``weights``
         names (a quantized mode's compute dtype: the 1 B CLIP is not worth quantizing)."""
-        folder = _quality_folder(name)
-        device = services.torch_device()
         dtype = split_weights_mode(weights)[0]
-        key = (str(folder), dtype, str(device), services.folder_fingerprint(folder))
-        cached = _quality.get(key)
-        if cached is None:
-            services.make_room_for(folder, device)
-            scorer = HPSScorer(folder, device=device, dtype=dtype)
-            cached = _quality[key] = LoadedJudge(scorer, services.ManagedModel(scorer.model, device,
-                                                                                 services.offload_device()))
-        return cached
+        return _cached(_quality_folder(name), (dtype,),
+                       lambda folder, device: HPSScorer(folder, device=device, dtype=dtype))
+
+
+def _cached(folder: Path, settings: tuple, build) -> LoadedJudge:
+    """The model in ``folder`` loaded once per (folder, ``settings``, device, folder contents) by
+    ``build(folder, device)``, made room for and handed to ComfyUI's model management."""
+    device = services.torch_device()
+    key = (str(folder), *settings, str(device), services.folder_fingerprint(folder))
+    cached = _loaded.get(key)
+    if cached is None:
+        services.make_room_for(folder, device)
+        model = build(folder, device)
+        cached = _loaded[key] = LoadedJudge(model, services.ManagedModel(model.model, device,
+                                                                         services.offload_device()))
+    return cached
 
 
 def _judge_folder(judge: str) -> Path:

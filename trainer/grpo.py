@@ -57,8 +57,7 @@ from gotr1_core.logprobs import sequence_logprobs
 from gotr1_core.model.loading import GotModel, NotLoaded, load_model, save_model, within
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.model.spec import IMAGE_DECODING
-from gotr1_core.rewards import RewardFormula, hps_problem, judge_problem, load_judge
-from gotr1_core.rewards.prompts import QUESTION_PRESETS
+from gotr1_core.rewards import RewardFormula, hps_problem, judge_problem, load_judge, reward_settings_problem
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
@@ -185,14 +184,9 @@ class GRPOConfig:
             return str(exc)
         if self.quality_model and (problem := hps_problem(self.quality_model, complete=False)):
             return f"quality_model: {problem}"
-        if "r_hps" in formula.needs and not self.quality_model:
-            return (f"reward_formula {formula.describe()} multiplies by R_HPS: set quality_model to an HPS v2.1 "
-                    "folder (`gotr1 convert-hps`) or use reward_formula v1")
-        if self.judge_questions not in QUESTION_PRESETS:
-            return f"judge_questions: use {' or '.join(QUESTION_PRESETS)}, got {self.judge_questions!r}"
-        if self.judge_questions != "pack" and self.judge == "shapeworld":
-            return "judge_questions: the exact ShapeWorld judge asks no questions; paper is for a Qwen2.5-VL judge"
-        return None
+        return reward_settings_problem(self.judge == "shapeworld", bool(self.quality_model), formula,
+                                       self.judge_questions,
+                                       "set quality_model to an HPS v2.1 folder (`gotr1 convert-hps`)")
 
     def formula(self) -> RewardFormula:
         return RewardFormula.of(self.reward_formula, self.reward_expression)

@@ -135,7 +135,7 @@ def plan_run(config, gpus: int = 1, device: str = "cuda") -> RunPlan:
     from .grpo import FROZEN_DTYPES, planned_weight_bytes
 
     folder = model_path(config.model)
-    model_config = janus_config(read_config_json(folder), folder)
+    model_config = janus_config(read_config_json(folder), folder / "config.json")
     weights = planned_weight_bytes(config, model_config, device)
     trained = weights["trained_parameters"]
     frozen = FROZEN_DTYPES[config.mixed_precision]

@@ -12,7 +12,8 @@ from .served_judge import JudgeServerError, ServedJudge, is_judge_url
 from .shapeworld_judge import ShapeWorldJudge
 
 __all__ = ["FORMULAS", "HPSScorer", "Judge", "JudgeServerError", "MLLMJudge", "RewardFormula", "Rewards",
-           "ScoredJudge", "ServedJudge", "ShapeWorldJudge", "hps_problem", "judge_problem", "load_judge"]
+           "ScoredJudge", "ServedJudge", "ShapeWorldJudge", "hps_problem", "judge_problem", "load_judge",
+           "reward_settings_problem"]
 
 JUDGE_CHOICES = "'shapeworld' (exact, built in), a Qwen2.5-VL folder, or a judge server URL (http://HOST:PORT/v1)"
 
@@ -24,25 +25,32 @@ def judge_problem(name: str) -> str | None:
     return f"judge: {name!r} is not {JUDGE_CHOICES}"
 
 
+def reward_settings_problem(exact_judge: bool, has_quality: bool, formula: RewardFormula, questions: str,
+                            quality_hint: str) -> str | None:
+    """Why these reward settings cannot work together, or None — one rule for the trainer's config check, the
+    CLI and the Judge Loader node. ``quality_hint`` says how the caller's user names a quality model."""
+    if questions not in QUESTION_PRESETS:
+        return f"judge questions: use {' or '.join(QUESTION_PRESETS)}, got {questions!r}"
+    if questions != "pack" and exact_judge:
+        return ("judge questions: the exact ShapeWorld judge asks no questions; the paper wording is for a "
+                "Qwen2.5-VL judge (a folder or a server)")
+    if "r_hps" in formula.needs and not has_quality:
+        return f"reward formula {formula.describe()} multiplies by R_HPS: {quality_hint} or use reward_formula v1"
+    return None
+
+
 def load_judge(name: str, device: str = "auto", quantize: str | None = None, quality: str | None = None,
                formula: RewardFormula | None = None, questions: str = "pack") -> Judge:
     """The judge ``name`` names (a server's judge asks it which model it serves); ``quantize`` stores an
     in-process MLLM judge's language model in fp8, int8 or int4. ``quality`` (a CLIP folder: HPS v2.1) adds
     R_HPS, ``formula`` combines the rewards (``v1`` when not given) and ``questions`` picks an MLLM judge's
     wording (pack or paper)."""
-    if (problem := judge_problem(name)) is not None:
-        raise ValueError(problem)
-    if questions not in QUESTION_PRESETS:
-        raise ValueError(f"judge questions: use {' or '.join(QUESTION_PRESETS)}, got {questions!r}")
-    if questions != "pack" and name == "shapeworld":
-        raise ValueError("judge questions: the exact ShapeWorld judge asks no questions; the paper wording is "
-                         "for a Qwen2.5-VL judge (a folder or a server)")
     formula = formula or RewardFormula()
-    if quality and (problem := hps_problem(quality)) is not None:
-        raise ValueError(problem)
-    if "r_hps" in formula.needs and not quality:
-        raise ValueError(f"reward formula {formula.describe()} multiplies by R_HPS, visual quality: give a "
-                         "quality model folder (HPS v2.1) or use reward_formula v1")
+    for problem in (judge_problem(name), quality and hps_problem(quality),
+                    reward_settings_problem(name == "shapeworld", bool(quality), formula, questions,
+                                            "give a quality model folder (HPS v2.1)")):
+        if problem:
+            raise ValueError(problem)
     if name == "shapeworld":
         judge = ShapeWorldJudge()
     else:
