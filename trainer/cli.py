@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
 from . import evaluate, grpo, plan, plot, sft, vq
+from .bench import command as bench_command
 from .config import ConfigError, load_config
 
 
@@ -121,49 +121,6 @@ def _run_export(args) -> int:
     return 0
 
 
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("benchmark", choices=["shapeworld"],
-                        help="shapeworld: T2I-CompBench-shaped categories over the clean evaluation splits")
-    parser.add_argument("model", nargs="?", default="builtin", help="model folder (default: the built-in model)")
-    parser.add_argument("--count", type=int, default=50, help="scenes per category (default 50)")
-    parser.add_argument("--images-per-prompt", type=int, default=4, dest="images_per_prompt",
-                        help="images per prompt (default 4)")
-    parser.add_argument("--out", help="folder for the images, results.json/.md and chart.png "
-                                      "(default runs/bench-shapeworld-MODEL)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed: image i of a prompt is stream (seed, i)")
-    parser.add_argument("--max-batch", type=int, default=16, dest="max_batch", help="images drawn at once")
-    parser.add_argument("--device", default="auto")
-
-
-def _run_bench(args) -> int:
-    from tqdm.auto import tqdm
-
-    from gotr1_core.model.loading import load_model
-
-    from .bench import harness, report, shapeworld
-
-    for name in ("count", "images_per_prompt", "max_batch"):
-        if getattr(args, name) < 1:
-            raise ConfigError("bench", [f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"])
-    folder = evaluate.model_path(args.model)
-    out = Path(args.out or f"runs/bench-shapeworld-{Path(folder).name}")
-    try:
-        scenes = shapeworld.bench_scenes(args.count)
-    except ValueError as exc:
-        raise ConfigError("bench", [str(exc)]) from None
-    shapeworld.write_scenes(out, scenes)
-    prompts = [scene.prompt for chosen in scenes.values() for scene in chosen]
-    got = load_model(folder, device=args.device)
-    with tqdm(total=len(prompts), desc="bench", disable=not sys.stderr.isatty()) as bar:
-        harness.draw(got, prompts, out / "samples", args.images_per_prompt, args.seed, args.max_batch,
-                     progress=lambda done, total: bar.update(done - bar.n))
-    results = shapeworld.score_folder(out / "samples", scenes, args.images_per_prompt, args.seed)
-    results.update({"model": str(args.model), "seed": args.seed})
-    print(report.write(results, out, f"ShapeWorld bench: {Path(folder).name}"))
-    print(f"wrote {out}/results.json, results.md, chart.png and the images in {out}/samples")
-    return 0
-
-
 def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a gotr1-train run folder (holds metrics.jsonl)")
     parser.add_argument("-o", "--output", default="curves.png")
@@ -198,7 +155,7 @@ COMMANDS: dict = {
     "export": ("write a GRPO run's newest checkpoint as a model folder (LoRA merged)",
                _add_export_arguments, _run_export),
     "bench": ("benchmark a model: images in the official layout, scored, as a table, JSON and chart",
-              _add_bench_arguments, _run_bench),
+              bench_command.add_arguments, bench_command.run),
     "plot": ("draw a run's metrics (reward curve, KL, ...) as a PNG", _add_plot_arguments, _run_plot),
 }
 

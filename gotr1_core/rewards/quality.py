@@ -32,40 +32,45 @@ from ..model.loading import CheckpointError, load_pretrained, resolve_device
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
 
-def hps_problem(folder: str | Path, complete: bool = True) -> str | None:
-    """Why ``folder`` is not a quality-model folder, or None. Config checks (``complete=False``) read only its
+def clip_problem(folder: str | Path, complete: bool = True, what: str = "quality model",
+                 hint: str = "convert HPS v2.1 with `gotr1 convert-hps`") -> str | None:
+    """Why ``folder`` is not a transformers CLIP folder, or None. Config checks (``complete=False``) read only its
     config.json, as for a judge, so a run can be planned (``--dry-run``) before the weights are fetched; the
-    loader checks the weights and tokenizer too."""
+    loader checks the weights and tokenizer too. ``what`` and ``hint`` name the folder's role in the messages."""
     folder = Path(folder).expanduser()
     config = folder / "config.json"
     if not config.is_file():
-        return (f"quality model {folder}: no config.json; expected a transformers CLIP folder (config.json, "
-                "*.safetensors, vocab.json + merges.txt) — convert HPS v2.1 with `gotr1 convert-hps`")
+        return (f"{what} {folder}: no config.json; expected a transformers CLIP folder (config.json, "
+                f"*.safetensors, vocab.json + merges.txt) — {hint}")
     try:
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError) as exc:
         return f"{config}: not readable JSON ({exc})"
     if model_type != "clip":
-        return f"{config}: model_type is {model_type!r}; the quality reward needs a CLIP model (model_type 'clip')"
+        return f"{config}: model_type is {model_type!r}; the {what} must be a CLIP model (model_type 'clip')"
     if not complete:
         return None
     if not any(folder.glob("*.safetensors")):
-        return f"quality model {folder}: no *.safetensors weights (pickled .pt/.bin files are never loaded)"
+        return f"{what} {folder}: no *.safetensors weights (pickled .pt/.bin files are never loaded)"
     if not any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
-        return f"quality model {folder}: no CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json)"
+        return f"{what} {folder}: no CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json)"
     return None
 
 
-class HPSScorer:
-    """Scores (prompt, image) pairs with a CLIP preference model: R_HPS = max(0, cosine)."""
+def hps_problem(folder: str | Path, complete: bool = True) -> str | None:
+    """Why ``folder`` is not a quality-model (HPS) folder, or None."""
+    return clip_problem(folder, complete)
 
-    name = "hps"
+
+class ClipScorer:
+    """A CLIP model from a local folder: unit-length image and text embeddings, and their cosine per pair."""
 
     def __init__(self, path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-                 max_batch: int = 16):
+                 max_batch: int = 16, what: str = "quality model",
+                 hint: str = "convert HPS v2.1 with `gotr1 convert-hps`"):
         from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
 
-        if (problem := hps_problem(path)) is not None:
+        if (problem := clip_problem(path, what=what, hint=hint)) is not None:
             raise CheckpointError(problem)
         folder = Path(path).expanduser()
         self.path = folder
@@ -78,8 +83,8 @@ class HPSScorer:
             self.images = (CLIPImageProcessorPil.from_pretrained(str(folder), local_files_only=True)
                            if has_processor else CLIPImageProcessorPil())
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot load the quality model's tokenizer from {folder}: {exc}") from None
-        self.model = load_pretrained(CLIPModel, folder, dtype, self.device, "the quality model")
+            raise CheckpointError(f"cannot load the {what}'s tokenizer from {folder}: {exc}") from None
+        self.model = load_pretrained(CLIPModel, folder, dtype, self.device, f"the {what}")
         self.model.to(self.device).eval().requires_grad_(False)
         self.context = int(self.model.config.text_config.max_position_embeddings)
 
@@ -88,30 +93,49 @@ class HPSScorer:
         self.model.to("cpu")
 
     @torch.inference_mode()
-    def embed(self, prompts: Sequence[str], images) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unit-length image and text embeddings, float32, one row per pair."""
-        pixels = self.images(images=[to_pil(image) for image in images], return_tensors="pt")["pixel_values"]
-        text = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.context,
-                              return_tensors="pt")
-        image_features = self.model.get_image_features(
-            pixel_values=pixels.to(self.device, self.model.dtype)).pooler_output.float()
-        text_features = self.model.get_text_features(
-            input_ids=text["input_ids"].to(self.device),
-            attention_mask=text["attention_mask"].to(self.device)).pooler_output.float()
-        return (torch.nn.functional.normalize(image_features, dim=-1),
-                torch.nn.functional.normalize(text_features, dim=-1))
+    def image_features(self, images) -> torch.Tensor:
+        """Unit-length image embeddings, float32, one row per image, ``max_batch`` at a time."""
+        self.model.to(self.device)
+        rows = []
+        for start in range(0, len(images), self.max_batch):
+            pixels = self.images(images=[to_pil(image) for image in images[start:start + self.max_batch]],
+                                 return_tensors="pt")["pixel_values"]
+            rows.append(self.model.get_image_features(
+                pixel_values=pixels.to(self.device, self.model.dtype)).pooler_output.float())
+        return torch.nn.functional.normalize(torch.cat(rows), dim=-1)
+
+    @torch.inference_mode()
+    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-length text embeddings, float32, one row per text."""
+        self.model.to(self.device)
+        rows = []
+        for start in range(0, len(texts), self.max_batch):
+            tokens = self.tokenizer(list(texts[start:start + self.max_batch]), padding=True, truncation=True,
+                                    max_length=self.context, return_tensors="pt")
+            rows.append(self.model.get_text_features(
+                input_ids=tokens["input_ids"].to(self.device),
+                attention_mask=tokens["attention_mask"].to(self.device)).pooler_output.float())
+        return torch.nn.functional.normalize(torch.cat(rows), dim=-1)
+
+    def similarity(self, prompts: Sequence[str], images) -> list[float]:
+        """The cosine of each (prompt, image) pair's embeddings, raw (in [-1, 1])."""
+        if len(prompts) != len(images):
+            raise ValueError(f"one prompt per image is needed ({len(prompts)} for {len(images)})")
+        if not prompts:
+            return []
+        return (self.image_features(images) * self.text_features(prompts)).sum(-1).tolist()
+
+    def weight_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+
+class HPSScorer(ClipScorer):
+    """Scores (prompt, image) pairs with a CLIP preference model: R_HPS = max(0, cosine)."""
+
+    name = "hps"
 
     def score(self, prompts: Sequence[str], images) -> list[float]:
         """R_HPS for each (prompt, image): the embeddings' cosine, floored at 0 so it is a reward in [0, 1]."""
         if len(prompts) != len(images):
             raise ValueError(f"the quality model needs one prompt per image ({len(prompts)} for {len(images)})")
-        self.model.to(self.device)
-        scores: list[float] = []
-        for start in range(0, len(prompts), self.max_batch):
-            end = start + self.max_batch
-            image_features, text_features = self.embed(prompts[start:end], images[start:end])
-            scores += (image_features * text_features).sum(-1).clamp(0.0, 1.0).tolist()
-        return scores
-
-    def weight_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return [min(1.0, max(0.0, value)) for value in self.similarity(prompts, images)]

@@ -38,24 +38,28 @@ def missing_runs(indices: list[int]) -> list[tuple[int, int]]:
 
 
 def draw(got, prompts: list[str], folder: Path, images_per_prompt: int, seed: int = 0, max_batch: int = 16,
-         progress: Callable[[int, int], None] | None = None) -> int:
+         progress: Callable[[int, int], None] | None = None,
+         name: Callable[[int, str, int], str] = lambda _, prompt, i: image_name(prompt, i)) -> int:
     """Write ``images_per_prompt`` images of each prompt into ``folder`` (skipping those already there); returns
-    how many were drawn. ``progress(done, total)`` after each prompt."""
+    how many were drawn. ``name(prompt number, prompt, image index)`` is an image's path inside ``folder`` (default
+    T2I-CompBench's); ``progress(done, total)`` after each prompt."""
     folder.mkdir(parents=True, exist_ok=True)
     drawn = 0
     for done, prompt in enumerate(prompts, 1):
-        missing = [i for i in range(images_per_prompt) if not (folder / image_name(prompt, i)).exists()]
+        missing = [i for i in range(images_per_prompt) if not (folder / name(done - 1, prompt, i)).exists()]
         for first, count in missing_runs(missing):
             result = generate(got, [prompt], GenerationConfig(num_samples=count, seed=seed, first_index=first,
                                                               max_batch=max_batch))
             for j in range(count):
-                name = image_name(prompt, first + j)
+                relative = name(done - 1, prompt, first + j)
                 with open(folder / CHAINS, "a", encoding="utf-8") as log:
-                    log.write(json.dumps({"file": name, "prompt": prompt, "index": first + j,
+                    log.write(json.dumps({"file": relative, "prompt": prompt, "index": first + j,
                                           "chain": result.chains[j]}, ensure_ascii=False) + "\n")
-                partial = folder / f".{name}.partial.png"
+                target = folder / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.partial.png")
                 to_pil(result.images[j]).save(partial)
-                os.replace(partial, folder / name)
+                os.replace(partial, target)
                 drawn += 1
         if progress is not None:
             progress(done, len(prompts))
