@@ -11,12 +11,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gotr1_core.benchmarks import compbench, phrases
+from gotr1_core.benchmarks.scorers import SCORER_FOLDERS, BlipVQA, OpenVocabularyDetector
 from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
 from gotr1_core.rewards import (FORMULAS, HPSScorer, Judge, MLLMJudge, RewardFormula, ScoredJudge, ServedJudge,
                                 ShapeWorldJudge, reward_settings_problem)
 from gotr1_core.rewards.prompts import QUESTION_PRESETS
+from gotr1_core.rewards.quality import ClipScorer
 from gotr1_core.rewards.served_judge import check_allowed_host, is_judge_url
 from gotr1_core.reasoning import split_chains
 
@@ -284,11 +287,14 @@ class SelectBest:
 class BenchmarkScorer:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("FLOAT", "STRING")
-    RETURN_NAMES = ("correct", "report")
+    RETURN_NAMES = ("score", "report")
     FUNCTION = "score"
-    DESCRIPTION = ("Scores a batch of images of one ShapeWorld prompt as `gotr1-train bench shapeworld` does: the "
-                   "share the render-back judge (never a reward) calls fully correct, the prompt's bench category, "
-                   "and how many of the images differ — to compare sampler settings on a few prompts.")
+    DESCRIPTION = ("Scores a batch of images of one prompt as `gotr1-train bench` does — to compare sampler settings "
+                   "on a few prompts. ShapeWorld: the share the render-back judge (never a reward) calls fully "
+                   "correct, the prompt's bench category and how many images differ. A T2I-CompBench category: the "
+                   "official score of each image by BLIP-VQA, CLIP or the detector from models/gotr1/bench/, and "
+                   "their mean.")
+    BENCHMARKS = ("ShapeWorld", *(f"T2I-CompBench {c}" for c in compbench.CATEGORIES))
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -296,22 +302,72 @@ class BenchmarkScorer:
             "required": {
                 "images": ("IMAGE", {"tooltip": "Images of the prompt (e.g. the Generator's batch)."}),
                 "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": "The ShapeWorld prompt the images were drawn from."}),
-            }
+                                      "tooltip": "The prompt the images were drawn from."}),
+            },
+            "optional": {
+                "benchmark": (list(cls.BENCHMARKS), {
+                    "default": "ShapeWorld",
+                    "tooltip": "ShapeWorld (built in) or a T2I-CompBench category; those read their scorer models "
+                               "from models/gotr1/bench/ (" + ", ".join(SCORER_FOLDERS[k] for k in
+                                                                        ("vqa", "clip", "detector")) + ")."}),
+            },
         }
 
-    def score(self, images: torch.Tensor, prompt: str):
+    def score(self, images: torch.Tensor, prompt: str, benchmark: str = "ShapeWorld"):
+        if benchmark not in self.BENCHMARKS:
+            raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(self.BENCHMARKS)}")
+        distinct = len({np.asarray(to_pil(image)).tobytes() for image in images})
+        if benchmark == "ShapeWorld":
+            score, report = self._shapeworld(images, prompt)
+        else:
+            score, report = self._compbench(images, prompt, benchmark.removeprefix("T2I-CompBench "))
+        report.update({"benchmark": benchmark, "prompt": prompt, "score": score, "distinct_images": distinct})
+        return (score, json.dumps(report, indent=2, ensure_ascii=False))
+
+    @staticmethod
+    def _shapeworld(images, prompt: str) -> tuple[float, dict]:
         from gotr1_core.shapeworld.renderback import check_image
         from gotr1_core.shapeworld.world import bench_category, parse_prompt
 
         spec = parse_prompt(prompt)  # says what is wrong with a prompt the world cannot read
         verdicts = [check_image(spec, to_pil(image)) for image in images]
-        correct = float(np.mean([v.correct for v in verdicts]))
-        distinct = len({np.asarray(to_pil(image)).tobytes() for image in images})
-        report = {"prompt": prompt, "category": bench_category(spec) or "single object", "correct": correct,
-                  "distinct_images": distinct, "images": [{"index": i, "correct": v.correct, "why": v.problems}
-                                                          for i, v in enumerate(verdicts)]}
-        return (correct, json.dumps(report, indent=2, ensure_ascii=False))
+        return float(np.mean([v.correct for v in verdicts])), {
+            "category": bench_category(spec) or "single object",
+            "images": [{"index": i, "correct": v.correct, "why": v.problems} for i, v in enumerate(verdicts)]}
+
+    @staticmethod
+    def _compbench(images, prompt: str, category: str) -> tuple[float, dict]:
+        """The official score of each image. A complex prompt is weighed as the spatial list's when it names a
+        relation, else as the action list's (the official lists say which; a single prompt has no list)."""
+        if not prompt.strip():
+            raise ValueError("the prompt is empty: give the prompt the images were drawn from")
+        wanted = compbench.Scorers().need(category)
+        loaders = {"vqa": BlipVQA, "detector": OpenVocabularyDetector,
+                   "clip": lambda folder, device: ClipScorer(folder, device=device, what="CLIP ViT-B/32",
+                                                             hint="docs/benchmarks.md says where to get it")}
+        handles = {key: _cached(_bench_folder(key), (), lambda folder, device, key=key: loaders[key](
+            folder, device=device)) for key in wanted}
+        for handle in handles.values():
+            handle.handle.load(0)
+        scorers = compbench.Scorers(**{key: handle.judge for key, handle in handles.items()})
+        relation = phrases.relation_objects(prompt, phrases.COMPLEX_RELATIONS)[0]
+        key = compbench.complex_key(prompt)
+        lists = {"spatial": {key} if relation else set(), "action": set() if relation else {key}}
+        rows = []
+        for index, image in enumerate(images):
+            services.check_interrupted()
+            rows.append({"index": index, **compbench.score_image(category, to_pil(image), prompt, scorers, lists)})
+        return float(np.mean([row["score"] for row in rows])), {"category": category, "images": rows}
+
+
+def _bench_folder(key: str) -> Path:
+    name = f"bench/{SCORER_FOLDERS[key]}"
+    try:
+        return services.resolve_model_dir(name)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the Benchmark Scorer needs {SCORER_FOLDERS[key]} in models/gotr1/bench/ (a "
+                                "transformers folder with safetensors weights: docs/benchmarks.md says which "
+                                "checkpoint and how to get it)") from None
 
 
 NODE_CLASS_MAPPINGS = {

@@ -17,9 +17,10 @@ from tiny_clip import make_tiny_clip
 from tiny_janus import make_tiny_model
 from tiny_scorers import make_tiny_blip, make_tiny_mask2former, make_tiny_owlv2
 
-from trainer.bench import compbench, geneval, phrases, sources
+from gotr1_core.benchmarks import compbench, geneval, phrases
+from gotr1_core.benchmarks.scorers import BlipVQA, Detection, InstanceSegmenter, OpenVocabularyDetector, pre_question
+from trainer.bench import sources
 from trainer.bench.command import SCORER_FOLDERS
-from trainer.bench.models import BlipVQA, Detection, InstanceSegmenter, OpenVocabularyDetector, pre_question
 from trainer.cli import main
 
 

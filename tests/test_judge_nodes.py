@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from gotr1_core.images import to_pil
 from gotr1_core.reasoning import join_chains
 from gotr1_core.shapeworld import generate_split
 from nodes import services
@@ -189,3 +190,40 @@ def test_benchmark_scorer_scores_a_batch_as_the_bench_does():
     assert [i["correct"] for i in data["images"]] == [True, True, False] and data["images"][2]["why"]
     with pytest.raises(ValueError, match="ShapeWorld"):
         BenchmarkScorer().score(images, "a cat on a sofa")
+
+
+def test_benchmark_scorer_scores_a_t2i_compbench_category_as_the_bench_does(tmp_path, monkeypatch):
+    """With the scorers in models/gotr1/bench/, each image gets the official score the bench gives it."""
+    from tiny_clip import make_tiny_clip
+    from tiny_scorers import make_tiny_blip, make_tiny_owlv2
+
+    from gotr1_core.benchmarks import compbench
+    from gotr1_core.benchmarks.scorers import SCORER_FOLDERS, BlipVQA, OpenVocabularyDetector
+    from gotr1_core.rewards.quality import ClipScorer
+    from nodes.judge_nodes import BenchmarkScorer
+
+    monkeypatch.setenv("GOTR1_MODELS_DIR", str(tmp_path))
+    images = torch.rand(2, 40, 48, 3, generator=torch.Generator().manual_seed(0))
+    prompt = "a green bench and a blue bowl"
+    with pytest.raises(FileNotFoundError, match="blip-vqa-capfilt-large in models/gotr1/bench/"):
+        BenchmarkScorer().score(images, prompt, "T2I-CompBench color")
+    bench = tmp_path / "bench"
+    vqa = BlipVQA(make_tiny_blip(bench / SCORER_FOLDERS["vqa"]), device="cpu")
+    clip = ClipScorer(make_tiny_clip(bench / SCORER_FOLDERS["clip"]), device="cpu")
+    detector = OpenVocabularyDetector(make_tiny_owlv2(bench / SCORER_FOLDERS["detector"]), device="cpu")
+    score, report = BenchmarkScorer().score(images, prompt, "T2I-CompBench color")
+    data = json.loads(report)
+    expected = [compbench.attribute_score(vqa, to_pil(image), prompt)[0] for image in images]
+    assert [row["score"] for row in data["images"]] == pytest.approx(expected, abs=1e-6)
+    assert score == pytest.approx(np.mean(expected), abs=1e-6) and data["images"][0]["phrases"] == [
+        "a green bench", "a blue bowl"]
+    assert data["distinct_images"] == 2 and data["benchmark"] == "T2I-CompBench color"
+    spoken = "The red cat was next to the blue dog."  # a relation: weighed as the spatial list's prompts
+    _, report = BenchmarkScorer().score(images[:1], spoken, "T2I-CompBench complex")
+    row = json.loads(report)["images"][0]
+    scorers = compbench.Scorers(vqa=vqa, clip=clip, detector=detector)
+    expected = compbench.score_image("complex", to_pil(images[0]), spoken, scorers,
+                                     {"spatial": {compbench.complex_key(spoken)}, "action": set()})
+    assert row.pop("phrases") == expected.pop("phrases") == ["the red cat", "the blue dog"]
+    assert row == pytest.approx({"index": 0, **expected}, abs=1e-6)
+    assert row["score"] == pytest.approx((row["attribute"] + row["spatial"]) / 2)

@@ -7,5 +7,8 @@
 * :mod:`.shapeworld` is the bench that runs on a laptop: T2I-CompBench-shaped
   categories over the clean evaluation splits, scored by the independent
   render-back judge.
+* :mod:`.sources` pins the official prompt lists (commit and sha256).
+* :mod:`.compbench` and :mod:`.geneval` score a T2I-CompBench or GenEval run's
+  folder with the rules in :mod:`gotr1_core.benchmarks`.
 * :mod:`.report` writes the table, the JSON and the chart.
 """

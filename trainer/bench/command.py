@@ -14,20 +14,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from gotr1_core.benchmarks.scorers import SCORER_FOLDERS
 from gotr1_core.model.quantize import QUANTIZED_MODES
 
 from ..config import ConfigError
 
 BENCHMARKS = ("shapeworld", "t2i-compbench", "geneval")
 DEFAULT_IMAGES = {"shapeworld": 4, "t2i-compbench": 10, "geneval": 4}  # as the benchmarks ask
-# The scorer folders under --scorers, named after the checkpoints the official evaluators use.
-SCORER_FOLDERS = {
-    "vqa": "blip-vqa-capfilt-large",
-    "clip": "clip-vit-base-patch32",
-    "detector": "owlv2-base-patch16-ensemble",
-    "segmenter": "mask2former-swin-small-coco-instance",
-    "color_clip": "clip-vit-large-patch14",
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +128,7 @@ def _scorer_path(args, key: str) -> Path:
 
 def _check_scorers(args, wanted: dict[str, tuple[tuple[str, ...], str, bool]]) -> None:
     """Every scorer folder a run needs, checked before any image is drawn."""
-    from .models import folder_problem
+    from gotr1_core.benchmarks.scorers import folder_problem
 
     if args.draw_only:
         return
@@ -155,6 +148,8 @@ def _chosen(args, known: tuple[str, ...]) -> list[str]:
 
 def _prepare_compbench(args, out: Path) -> SimpleNamespace:
     """T2I-CompBench ready to run: its prompts, how to draw them and how to score them."""
+    from gotr1_core.benchmarks.compbench import Scorers, complex_key
+
     from . import compbench, harness, published, sources
 
     chosen = _chosen(args, compbench.CATEGORIES)
@@ -165,11 +160,11 @@ def _prepare_compbench(args, out: Path) -> SimpleNamespace:
     except sources.PromptListError as exc:
         raise ConfigError("bench", [str(exc)]) from None
     prompts = {c: sources.read_lines(paths[c])[:args.limit] for c in chosen}
-    lists = {"complex_lists": {k: {compbench.complex_key(p) for p in sources.read_lines(paths[f"complex_{k}"])}
+    lists = {"complex_lists": {k: {complex_key(p) for p in sources.read_lines(paths[f"complex_{k}"])}
                                for k in ("spatial", "action") if f"complex_{k}" in paths}}
     needs = set()
     for category in chosen:
-        needs |= set(compbench.Scorers().need(category))
+        needs |= set(Scorers().need(category))
     kinds = {"vqa": (("blip",), "BLIP VQA model", True), "clip": (("clip",), "CLIP ViT-B/32", True),
              "detector": (("owlv2", "owlvit"), "open-vocabulary detector", True)}
     _check_scorers(args, {k: kinds[k] for k in needs})
@@ -182,10 +177,10 @@ def _prepare_compbench(args, out: Path) -> SimpleNamespace:
                              name=lambda _, prompt, i: f"samples/{harness.image_name(prompt, i)}")
 
     def score() -> dict:
-        from .models import BlipVQA, OpenVocabularyDetector
+        from gotr1_core.benchmarks.scorers import BlipVQA, OpenVocabularyDetector
         from gotr1_core.rewards.quality import ClipScorer
 
-        scorers = compbench.Scorers(
+        scorers = Scorers(
             vqa=BlipVQA(_scorer_path(args, "vqa"), device=args.device) if "vqa" in needs else None,
             clip=ClipScorer(_scorer_path(args, "clip"), device=args.device, what="CLIP ViT-B/32",
                             hint="docs/benchmarks.md says where to get it") if "clip" in needs else None,
@@ -227,7 +222,7 @@ def _prepare_geneval(args, out: Path) -> SimpleNamespace:
                          name=lambda k, _, i: f"{geneval.folder_name(k)}/samples/{geneval.sample_name(i)}")
 
     def score() -> dict:
-        from .models import InstanceSegmenter
+        from gotr1_core.benchmarks.scorers import InstanceSegmenter
         from gotr1_core.rewards.quality import ClipScorer
 
         segmenter = InstanceSegmenter(_scorer_path(args, "segmenter"), device=args.device)

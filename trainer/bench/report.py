@@ -80,7 +80,9 @@ def score_table(report: dict, title: str, columns: dict[str, str], published: di
     for other, values in published.items():
         shown = [values.get(n) for n in names]
         known = [v for v in shown if v is not None]
-        mean = f"{sum(known) / len(known):.4f}" if len(known) == len(shown) and known else "—"
+        complete = len(known) == len(shown) and known
+        overall = values.get("overall") if len(names) == len(columns) else None  # a published overall, as printed
+        mean = f"{overall:.4f}" if overall is not None else f"{sum(known) / len(known):.4f}" if complete else "—"
         lines.append(f"| {other} (published) | " + " | ".join("—" if v is None else f"{v:.4f}" for v in shown)
                      + f" | {mean} |")
     lines += ["", f"Published rows: {source}."]

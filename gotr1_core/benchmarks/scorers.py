@@ -33,6 +33,16 @@ import torch
 from gotr1_core.images import to_pil
 from gotr1_core.model.loading import CheckpointError, load_pretrained, resolve_device
 
+# Where each scorer's folder is looked for (under `gotr1-train bench --scorers`, or models/gotr1/bench/ for the
+# Benchmark Scorer node), named after the checkpoints the official evaluators use.
+SCORER_FOLDERS = {
+    "vqa": "blip-vqa-capfilt-large",
+    "clip": "clip-vit-base-patch32",
+    "detector": "owlv2-base-patch16-ensemble",
+    "segmenter": "mask2former-swin-small-coco-instance",
+    "color_clip": "clip-vit-large-patch14",
+}
+
 
 def folder_problem(folder: str | Path, model_types: tuple[str, ...], what: str, needs_tokenizer: bool = True
                    ) -> str | None:
