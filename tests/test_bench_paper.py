@@ -302,6 +302,34 @@ def test_geneval_end_to_end_in_the_official_layout(tmp_path, bench_models, monke
     assert results["overall"] == pytest.approx(np.mean([r["score"] for r in results["categories"].values()]))
 
 
+def test_quantized_weights_and_memory_sized_batches(tmp_path, bench_models, monkeypatch):
+    """--quantize loads the model quantized and --memory-budget sizes the batches by the memory plan: the images are
+    those of a run that drew them one at a time (the stream (seed, i) does not depend on the batch)."""
+    from gotr1_core.memory import largest_chunk, parse_bytes
+    from gotr1_core.model.loading import _tensor_source, read_config_json
+    from trainer.bench import command
+
+    model, scorers = bench_models
+    lists = {"spatial": _pinned(tmp_path / "lists", "spatial_val.txt", "a cat on the left of a dog\n")}
+    monkeypatch.setitem(sources.T2I_COMPBENCH, "2025", lists)
+    loaded = []
+    real_load = command._load
+    monkeypatch.setattr(command, "_load", lambda args: loaded.append(args) or real_load(args))
+    common = ["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path / "lists"), "--categories", "spatial",
+              "--images-per-prompt", "3", "--device", "cpu", "--draw-only", "--quantize", "int8"]
+    assert main(common + ["--out", str(tmp_path / "a"), "--memory-budget", "1GB"]) == 0
+    assert main(common + ["--out", str(tmp_path / "b"), "--max-batch", "1"]) == 0
+    config = _tensor_source(model, read_config_json(model))[0]
+    assert loaded[0].max_batch == largest_chunk(config, parse_bytes("1GB"), 3, weights="int8", device="cpu") == 3
+    names = sorted(p.name for p in (tmp_path / "a" / "spatial" / "samples").iterdir())
+    assert len(names) == 3
+    for name in names:
+        a = np.asarray(Image.open(tmp_path / "a" / "spatial" / "samples" / name))
+        b = np.asarray(Image.open(tmp_path / "b" / "spatial" / "samples" / name))
+        assert np.array_equal(a, b)
+    assert main(common + ["--out", str(tmp_path / "c"), "--memory-budget", "1KB"]) == 1  # not even one image fits
+
+
 def test_bad_runs_stop_before_drawing(tmp_path, bench_models, capsys):
     model, scorers = bench_models
     assert main(["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 1

@@ -14,6 +14,7 @@ import string
 from pathlib import Path
 
 import torch
+from tiny_clip import write_clip_tokenizer
 
 WORDS = ("yes", "no", "a", "an", "the", "red", "blue", "green", "circle", "square", "bench", "bowl", "cat", "dog")
 
@@ -43,18 +44,7 @@ def make_tiny_blip(folder: Path, seed: int = 0) -> Path:
 def make_tiny_owlv2(folder: Path, seed: int = 0) -> Path:
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessorPil
 
-    folder.mkdir(parents=True, exist_ok=True)
-    # CLIP's byte-pair vocabulary in miniature. OWL reads a query whose first token id is 0 as padding (the real
-    # start token is 49406), so id 0 is a placeholder here.
-    symbols = [c for c in string.ascii_lowercase + string.digits + ".,-"]
-    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}
-    for symbol in symbols + [s + "</w>" for s in symbols]:
-        vocab[symbol] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "CLIPTokenizer", "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-        "unk_token": "<|endoftext|>", "pad_token": "!", "model_max_length": 16}), encoding="utf-8")
+    vocab = write_clip_tokenizer(folder, placeholder=True, context=16)
     config = Owlv2Config(
         text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                      "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": 1, "eos_token_id": 2,
