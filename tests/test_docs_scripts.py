@@ -42,3 +42,19 @@ def test_paper_recipe_plan_prints_each_setup_from_skeletons():
     assert text.count("dry run: nothing was trained or written") == 3
     assert "8 GPUs, LoRA r=32" in text and "8 GPUs, ZeRO-2" in text and "1 GPU, LoRA r=32" in text
     assert text.count("quality model (HPS)") == 3 and "/tmp" not in text
+
+
+def test_decoding_quality_compares_both_decodings_on_the_same_scenes_and_reuses_its_runs(tmp_path):
+    script = _script("decoding_quality")
+    model = make_tiny_model(tmp_path / "model", stop_bias=3.0)
+    args = ["--model", str(model), "--count", "3", "--samples", "2", "--out", str(tmp_path / "out"), "--device", "cpu"]
+    table = script.main(args)
+    runs = {mode: json.loads((tmp_path / "out" / f"{mode}.json").read_text()) for mode in script.MODES}
+    assert [r["prompt"] for r in runs["sequential"]["per_scene"]] == [r["prompt"] for r in runs["jacobi"]["per_scene"]]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "figure" not in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| render-back correct (%)", "| exact correct (%)",
+                                                 "| distinct images", "| distinct layouts"]
+    # both runs plan the same chains (the text stage is the same), so the layouts agree scene by scene
+    assert rows[3].endswith("| +0.00 [+0.00, +0.00] tie |")
+    written = (tmp_path / "out" / "jacobi.json").stat().st_mtime_ns
+    assert script.main(args) == table and (tmp_path / "out" / "jacobi.json").stat().st_mtime_ns == written

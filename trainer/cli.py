@@ -11,6 +11,7 @@ import json
 import sys
 
 from gotr1_core.model.quantize import QUANTIZED_MODES
+from gotr1_core.model.spec import IMAGE_DECODING
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
 from . import evaluate, grpo, plan, plot, sft, vq
@@ -73,6 +74,9 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                              f"default all: {','.join(evaluate.PLAN_KINDS)}), judged exactly")
     parser.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE",
                         help="evaluate the model with its decoder layers stored quantized: fp8, int8 or int4")
+    parser.add_argument("--image-decoding", choices=IMAGE_DECODING, dest="image_decoding",
+                        help="how image tokens are drawn: sequential (default) or jacobi (speculative Jacobi "
+                             "decoding: the same distribution in fewer passes)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -91,7 +95,7 @@ def _run_eval(args) -> int:
     if args.split:
         args.prompts = f"shapeworld:{args.split}"
     fields = ("model", "prompts", "count", "samples", "judge", "sample_seed", "plan_seed", "device", "output",
-              "disagreements", "cfg", "cfg_plausibility", "quantize")
+              "disagreements", "cfg", "cfg_plausibility", "quantize", "image_decoding")
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:
         overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")

@@ -26,6 +26,7 @@ import numpy as np
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.layout import ObjectBox
 from gotr1_core.model.quantize import QUANTIZED_MODES
+from gotr1_core.model.spec import IMAGE_DECODING
 from gotr1_core.reasoning import ChainObject, ParsedChain, format_chain, parse_chain
 from gotr1_core.rewards import judge_problem, load_judge
 from gotr1_core.shapeworld import ShapeWorldPromptError, layout_for, parse_prompt
@@ -82,10 +83,12 @@ def shapeworld_specs(prompts: list[str]) -> list | None:
         return None
 
 
-def _generate(got, prompts, seed, max_batch, cfg, cfg_plausibility, first_index=0, samples=1, chains=None):
+def _generate(got, prompts, seed, max_batch, cfg, cfg_plausibility, first_index=0, samples=1, chains=None,
+              image_decoding="sequential"):
     return generate(got, prompts, GenerationConfig(num_samples=samples, seed=seed, max_batch=max_batch,
                                                    cfg_scale=cfg, cfg_plausibility=cfg_plausibility,
-                                                   first_index=first_index), chains=chains)
+                                                   first_index=first_index, image_decoding=image_decoding),
+                    chains=chains)
 
 
 def judged_metrics(result, rewards, renderback: list[bool] | None, prefix: str = "") -> dict:
@@ -128,8 +131,8 @@ def scene_figures(result, rewards, renderback: list[bool] | None, samples: int, 
 
 
 def per_scene_rows(result, rewards, renderback: list[bool] | None, samples: int) -> list[dict]:
-    """One row per prompt (in the JSON output, not the printed table): its verdicts' shares over its samples
-    and its distinct plans, so figures can be cut by scene afterwards (e.g. scenes a model saw in training)."""
+    """One row per prompt (in the JSON output, not the printed table): its verdicts' shares over its samples,
+    its distinct plans and images, so figures can be cut by scene afterwards (e.g. scenes a model saw in training)."""
     rows, layouts = [], result.layouts
     for i, prompt in enumerate(result.prompts[::samples]):
         group = slice(i * samples, (i + 1) * samples)
@@ -139,6 +142,7 @@ def per_scene_rows(result, rewards, renderback: list[bool] | None, samples: int)
         if renderback is not None:  # ShapeWorld prompts: plans compared as the world draws them
             row["renderback_correct"] = float(np.mean(renderback[group]))
             row["distinct_layouts"] = len({layout_signature(x) for x in layouts[group]})
+        row["distinct_images"] = len({np.ascontiguousarray(np.asarray(x)).tobytes() for x in result.images[group]})
         rows.append(row)
     return rows
 
@@ -213,7 +217,7 @@ def plans_for(got, prompts: list[str], kind: str, seed: int, max_batch: int) -> 
 
 def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int = 0, max_batch: int = 64,
                    cfg: float | None = None, cfg_plausibility: float | None = None, samples: int = 1,
-                   plan_seed: int = 0) -> dict:
+                   plan_seed: int = 0, image_decoding: str = "sequential") -> dict:
     """Per plan kind: how often the image drawn from the given plan is fully correct (both judges, with intervals
     over plans) and mean R_RI (how well it follows the plan's boxes), ``samples`` images per plan drawn from
     ``seed``, plans drawn from ``plan_seed``, the model's own settings."""
@@ -221,7 +225,7 @@ def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int =
     for kind in kinds:
         pairs = plans_for(got, prompts, kind, plan_seed, max_batch)
         result = _generate(got, [p for p, _ in pairs], seed, max_batch, cfg, cfg_plausibility, samples=samples,
-                           chains=[c for _, c in pairs])
+                           chains=[c for _, c in pairs], image_decoding=image_decoding)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         renderback = renderback_correct(renderback_verdicts(result))
         figures = {**judged_metrics(result, rewards, renderback),
@@ -281,11 +285,14 @@ class EvalConfig:
     cfg: float | None = None
     cfg_plausibility: float | None = None
     quantize: str | None = None     # fp8 | int8 | int4: the model's decoder layers stored quantized
+    image_decoding: str = "sequential"  # or jacobi: the image tokens by speculative Jacobi decoding
 
     def problems(self) -> list[str]:
         found = positive(self, "count", "samples", "max_batch")
         if self.quantize not in (None, *QUANTIZED_MODES):
             found.append(f"quantize: use one of {', '.join(QUANTIZED_MODES)}, got {self.quantize!r}")
+        if self.image_decoding not in IMAGE_DECODING:
+            found.append(f"image_decoding: use {' or '.join(IMAGE_DECODING)}, got {self.image_decoding!r}")
         if self.cfg is not None and self.cfg < 0:
             found.append(f"cfg: must be >= 0 (1 turns guidance off), got {self.cfg}")
         if self.cfg_plausibility is not None and not 0 <= self.cfg_plausibility < 1:
@@ -317,10 +324,11 @@ def run_eval(config: EvalConfig) -> dict:
     if config.plans:
         metrics = evaluate_plans(got, judge, prompts, config.plans, seed=config.sample_seed,
                                  max_batch=config.max_batch, cfg=config.cfg, cfg_plausibility=config.cfg_plausibility,
-                                 samples=config.samples, plan_seed=config.plan_seed)
+                                 samples=config.samples, plan_seed=config.plan_seed,
+                                 image_decoding=config.image_decoding)
     else:
         result = _generate(got, prompts, config.sample_seed, config.max_batch, config.cfg, config.cfg_plausibility,
-                           samples=config.samples)
+                           samples=config.samples, image_decoding=config.image_decoding)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         verdicts = renderback_verdicts(result)
         renderback = renderback_correct(verdicts)
