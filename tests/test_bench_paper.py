@@ -330,10 +330,18 @@ def test_quantized_weights_and_memory_sized_batches(tmp_path, bench_models, monk
     assert main(common + ["--out", str(tmp_path / "c"), "--memory-budget", "1KB"]) == 1  # not even one image fits
 
 
-def test_bad_runs_stop_before_drawing(tmp_path, bench_models, capsys):
+def test_bad_runs_stop_before_drawing(tmp_path, bench_models, monkeypatch, capsys):
     model, scorers = bench_models
+    lists = {"spatial": _pinned(tmp_path / "lists", "spatial_val.txt", "a cat on the left of a dog\n")}
+    monkeypatch.setitem(sources.T2I_COMPBENCH, "2025", lists)
+    assert main(["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path / "lists"), "--categories",
+                 "spatial", "--scorers", str(tmp_path / "no-scorers"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "open-vocabulary detector" in err and "owlv2-base-patch16-ensemble: no config.json" in err
     assert main(["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
-    assert "missing; --prompts-dir needs color_val.txt" in capsys.readouterr().err
+    assert "missing; --prompts-dir needs spatial_val.txt" in capsys.readouterr().err
     assert main(["bench", "geneval", str(model), "--categories", "colour"]) == 1
     assert "unknown colour" in capsys.readouterr().err
+    assert main(["bench", "geneval"]) == 1
+    assert "name the model folder to bench" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -73,6 +73,9 @@ def run(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError("bench", [f"--{name.replace('_', '-')} must be >= 1, got {value}"])
+    if args.benchmark != "shapeworld" and args.model == "builtin" and not args.score_only:
+        raise ConfigError("bench", [f"{args.benchmark}: name the model folder to bench (the built-in model knows only "
+                                    "ShapeWorld; `gotr1-train bench shapeworld` benches it)"])
     label = model_path(args.model).name
     out = Path(args.out or f"runs/bench-{args.benchmark}-{label}")
     if args.benchmark == "shapeworld":
@@ -108,12 +111,12 @@ def _load(args):
     folder = model_path(args.model)
     if args.memory_budget:
         from gotr1_core.memory import largest_chunk, parse_bytes
-        from gotr1_core.model.loading import _tensor_source, read_config_json
+        from gotr1_core.model.loading import _tensor_source, read_config_json, resolve_device
 
         try:
             config = _tensor_source(folder, read_config_json(folder))[0]
             args.max_batch = largest_chunk(config, parse_bytes(args.memory_budget), args.images_per_prompt,
-                                           weights=args.quantize or "auto", device=args.device)
+                                           weights=args.quantize or "auto", device=resolve_device(args.device).type)
         except (OSError, ValueError) as exc:
             raise ConfigError("bench", [f"--memory-budget: {exc}"]) from None
     try:
