@@ -61,6 +61,18 @@ def _judges_disagree(root: Path, scratch: Path) -> None:
          "--disagreements", str(root / "docs/images/judges_disagree.png"))
 
 
+BENCH = ("gotr1-train", "bench", "shapeworld", "builtin", "--count", "25", "--images-per-prompt", "4")
+
+
+def _bench_chart(root: Path, scratch: Path) -> None:
+    """The ShapeWorld bench's chart. Its images stay in the bench's own folder under runs/ (the command's default),
+    so a rerun with the same weights finds them all and only scores them again (they are the same images:
+    image i of a prompt is the stream (seed, i))."""
+    out = ROOT / "runs" / "bench-shapeworld-shapeworld-tiny"
+    _run(sys.executable, "-m", "trainer.cli", *BENCH[1:], "--out", str(out))
+    shutil.copyfile(out / "chart.png", root / "docs/images/bench_shapeworld.png")
+
+
 def _workflow_sheets(root: Path, scratch: Path) -> None:
     sys.path.insert(0, str(ROOT / "workflows"))
     from build_workflows import write_examples
@@ -88,6 +100,7 @@ PICTURES = {
     "docs/images/demo.png": (_demo, f'gotr1 demo "{PROMPT}"', False),
     "docs/images/judges_disagree.png": (
         _judges_disagree, "gotr1-train eval builtin --split heldout --samples 1 --disagreements PATH", False),
+    "docs/images/bench_shapeworld.png": (_bench_chart, " ".join(BENCH), False),
     **{f"workflows/examples/{name}.png": (_workflow_sheets, "python workflows/build_workflows.py --examples", False)
        for name in RUNNABLE},
     **{f"workflows/examples/{name}_editor.png": (
