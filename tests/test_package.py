@@ -3,6 +3,7 @@
 import ast
 import importlib.util
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -36,6 +37,19 @@ def test_comfyui_loads_the_pack_from_its_folder(monkeypatch):
     assert {"GoTR1ParseChain", "GoTR1LayoutViewer"} <= set(module.NODE_CLASS_MAPPINGS)
     assert module.NODE_DISPLAY_NAME_MAPPINGS["GoTR1LayoutViewer"] == "GoT-R1 Layout Viewer"
     assert set(module.NODE_CLASS_MAPPINGS) == set(module.NODE_DISPLAY_NAME_MAPPINGS)
+
+
+def test_a_clone_whose_folder_name_is_not_a_python_name_runs_its_tests(tmp_path):
+    """People clone the pack as ComfyUI-GoT-R1; pytest then reads the top __init__.py as a plain file (no package).
+    The suite must still run there: a test in such a clone passes instead of erroring at setup."""
+    clone = tmp_path / "ComfyUI-GoT-R1"
+    (clone / "tests").mkdir(parents=True)
+    (clone / "__init__.py").write_text((ROOT / "__init__.py").read_text(encoding="utf-8"), encoding="utf-8")
+    (clone / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n', encoding="utf-8")
+    (clone / "tests" / "test_one.py").write_text("def test_one():\n    assert True\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=clone,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-2000:]
 
 
 def test_comfyui_imports_stay_inside_nodes():
@@ -124,7 +138,6 @@ def test_core_modules_import_each_other_one_way():
 def test_loading_the_pack_adds_no_heavy_library_to_comfyuis_start():
     """ComfyUI has torch, numpy and PIL loaded when it imports the pack; transformers, scipy and matplotlib wait
     until a node runs (scipy alone added 0.5 s to every server start)."""
-    import subprocess
 
     script = ("import importlib.util, sys, torch, numpy, PIL.Image\n"
               f"spec = importlib.util.spec_from_file_location('pack', {str(ROOT / '__init__.py')!r}, "
