@@ -347,9 +347,7 @@ class BenchmarkScorer:
                                                              hint="docs/benchmarks.md says where to get it")}
         handles = {key: _cached(_bench_folder(key), (), lambda folder, device, key=key: loaders[key](
             folder, device=device)) for key in wanted}
-        for handle in handles.values():
-            handle.handle.load(0)
-        scorers = compbench.Scorers(**{key: handle.judge for key, handle in handles.items()})
+        scorers = compbench.Scorers(**{key: handle.ready() for key, handle in handles.items()})
         relation = phrases.relation_objects(prompt, phrases.COMPLEX_RELATIONS)[0]
         key = compbench.complex_key(prompt)
         lists = {"spatial": {key} if relation else set(), "action": set() if relation else {key}}
