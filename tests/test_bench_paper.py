@@ -338,7 +338,8 @@ def test_bad_runs_stop_before_drawing(tmp_path, bench_models, monkeypatch, capsy
                  "spatial", "--scorers", str(tmp_path / "no-scorers"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "open-vocabulary detector" in err and "owlv2-base-patch16-ensemble: no config.json" in err
-    assert main(["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert main(["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 1
     assert "missing; --prompts-dir needs spatial_val.txt" in capsys.readouterr().err
     assert main(["bench", "geneval", str(model), "--categories", "colour"]) == 1
     assert "unknown colour" in capsys.readouterr().err

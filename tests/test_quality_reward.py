@@ -102,7 +102,8 @@ def test_hps_score_is_the_cosine_of_the_embeddings(clip_folder):
 
 @pytest.mark.parametrize("breakage, needle", [
     ("no_config", "no config.json"), ("qwen", "model_type is 'qwen2_5_vl'"), ("pickle", "no \\*.safetensors"),
-    ("no_tokenizer", "no CLIP tokenizer"), ("missing_tensor", "weights missing"),
+    ("no_tokenizer", "no tokenizer \\(vocab.json \\+ merges.txt, or tokenizer.json\\)"),
+    ("missing_tensor", "weights missing"),
 ])
 def test_quality_folder_problems_say_what_is_expected(clip_folder, tmp_path, breakage, needle):
     import shutil

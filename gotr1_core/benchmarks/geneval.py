@@ -21,7 +21,8 @@ TASKS = ("single_object", "two_object", "counting", "colors", "position", "color
 COLUMNS = {"single_object": "Single Obj.", "two_object": "Two Obj.", "counting": "Counting", "colors": "Colors",
            "position": "Position", "color_attr": "Color Attri."}
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
-COLOR_TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
+COLOR_TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}",
+                   "a photo of a {color} object")
 THRESHOLD, COUNTING_THRESHOLD, MAX_OBJECTS, POSITION_THRESHOLD = 0.3, 0.9, 16, 0.1
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from gotr1_core.images import to_pil
-from gotr1_core.model.loading import CheckpointError, load_pretrained, resolve_device
+from gotr1_core.model.loading import CheckpointError, load_pretrained, pretrained_problem, resolve_device
 
 # Where each scorer's folder is looked for (under `gotr1-train bench --scorers`, or models/gotr1/bench/ for the
 # Benchmark Scorer node), named after the checkpoints the official evaluators use.
@@ -47,22 +47,10 @@ SCORER_FOLDERS = {
 def folder_problem(folder: str | Path, model_types: tuple[str, ...], what: str, needs_tokenizer: bool = True
                    ) -> str | None:
     """Why ``folder`` cannot be loaded as ``what`` (one of ``model_types``), or None."""
-    folder = Path(folder).expanduser()
-    config = folder / "config.json"
-    if not config.is_file():
-        return (f"{what} {folder}: no config.json; expected a transformers folder ({' or '.join(model_types)}: "
-                "config.json, *.safetensors, tokenizer and preprocessor files) — docs/benchmarks.md says which")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
-        return f"{config}: not readable JSON ({exc})"
-    if model_type not in model_types:
-        return f"{config}: model_type is {model_type!r}; the {what} must be {' or '.join(map(repr, model_types))}"
-    if not any(folder.glob("*.safetensors")):
-        return f"{what} {folder}: no *.safetensors weights (pickled .pt/.bin files are never loaded)"
-    if needs_tokenizer and not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-        return f"{what} {folder}: no tokenizer (tokenizer.json, vocab.txt or vocab.json)"
-    return None
+    return pretrained_problem(
+        folder, model_types, what, (("tokenizer.json",), ("vocab.txt",), ("vocab.json",)) if needs_tokenizer else (),
+        expected=f"expected a transformers folder ({' or '.join(model_types)}: config.json, *.safetensors, "
+                 "tokenizer and preprocessor files) — docs/benchmarks.md says which")
 
 
 def _checked(folder: str | Path, model_types: tuple[str, ...], what: str, needs_tokenizer: bool = True) -> Path:

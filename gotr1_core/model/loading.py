@@ -22,6 +22,7 @@ A model folder holds ``config.json``, ``model.safetensors`` (or shards with
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -93,6 +94,33 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(names))}")
     return names[dtype]
+
+
+def pretrained_problem(folder: str | Path, model_types: tuple[str, ...], what: str,
+                       tokenizers: tuple[tuple[str, ...], ...] = (), expected: str = "", complete: bool = True
+                       ) -> str | None:
+    """Why ``folder`` cannot be loaded as ``what`` — a transformers folder of one of ``model_types`` — or None.
+
+    ``tokenizers``: alternative sets of files, one of which must be there whole (none: no tokenizer needed);
+    ``expected`` ends the message about a missing config.json (what the folder should hold, where to get it).
+    ``complete=False`` reads only config.json, so a run can be planned before the weights are fetched."""
+    folder = Path(folder).expanduser()
+    config = folder / "config.json"
+    if not config.is_file():
+        return f"{what} {folder}: no config.json; {expected}".rstrip("; ")
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{config}: not readable JSON ({exc})"
+    if model_type not in model_types:
+        return f"{config}: model_type is {model_type!r}; the {what} must be {' or '.join(map(repr, model_types))}"
+    if not complete:
+        return None
+    if not any(folder.glob("*.safetensors")):
+        return f"{what} {folder}: no *.safetensors weights (pickled .pt/.bin files are never loaded)"
+    if tokenizers and not any(all((folder / name).is_file() for name in files) for files in tokenizers):
+        return f"{what} {folder}: no tokenizer ({', or '.join(' + '.join(files) for files in tokenizers)})"
+    return None
 
 
 def load_pretrained(model_class, folder: Path, dtype, device: torch.device, what: str):

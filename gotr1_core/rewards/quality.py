@@ -20,14 +20,13 @@ what HPS was trained with).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ..images import to_pil
-from ..model.loading import CheckpointError, load_pretrained, resolve_device
+from ..model.loading import CheckpointError, load_pretrained, pretrained_problem, resolve_device
 
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
@@ -37,24 +36,8 @@ def clip_problem(folder: str | Path, complete: bool = True, what: str = "quality
     """Why ``folder`` is not a transformers CLIP folder, or None. Config checks (``complete=False``) read only its
     config.json, as for a judge, so a run can be planned (``--dry-run``) before the weights are fetched; the
     loader checks the weights and tokenizer too. ``what`` and ``hint`` name the folder's role in the messages."""
-    folder = Path(folder).expanduser()
-    config = folder / "config.json"
-    if not config.is_file():
-        return (f"{what} {folder}: no config.json; expected a transformers CLIP folder (config.json, "
-                f"*.safetensors, vocab.json + merges.txt) — {hint}")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
-        return f"{config}: not readable JSON ({exc})"
-    if model_type != "clip":
-        return f"{config}: model_type is {model_type!r}; the {what} must be a CLIP model (model_type 'clip')"
-    if not complete:
-        return None
-    if not any(folder.glob("*.safetensors")):
-        return f"{what} {folder}: no *.safetensors weights (pickled .pt/.bin files are never loaded)"
-    if not any(all((folder / name).is_file() for name in files) for files in TOKENIZER_FILES):
-        return f"{what} {folder}: no CLIP tokenizer (vocab.json + merges.txt, or tokenizer.json)"
-    return None
+    return pretrained_problem(folder, ("clip",), what, TOKENIZER_FILES, complete=complete, expected=(
+        f"expected a transformers CLIP folder (config.json, *.safetensors, vocab.json + merges.txt) — {hint}"))
 
 
 def hps_problem(folder: str | Path, complete: bool = True) -> str | None:

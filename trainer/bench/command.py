@@ -196,8 +196,8 @@ def _prepare_compbench(args, out: Path) -> SimpleNamespace:
     record = {c: {"file": f.path, "repo": f.repo, "commit": f.commit, "sha256": f.sha256}
               for c, f in files.items()}
     return SimpleNamespace(draw=draw, score=score, title=f"T2I-CompBench ({args.version} lists)",
-                     columns=compbench.COLUMNS, published=published.T2I_COMPBENCH, source=published.SOURCE,
-                     lists={"version": args.version, "files": record})
+                           columns=compbench.COLUMNS, published=published.T2I_COMPBENCH, source=published.SOURCE,
+                           lists={"version": args.version, "files": record})
 
 
 def _prepare_geneval(args, out: Path) -> SimpleNamespace:
@@ -236,9 +236,10 @@ def _prepare_geneval(args, out: Path) -> SimpleNamespace:
                                         progress=bar.update)
 
     pinned = sources.GENEVAL["metadata"]
-    return SimpleNamespace(draw=draw, score=score, title="GenEval", columns=geneval.COLUMNS, published=published.GENEVAL,
-                     source=published.SOURCE,
-                     lists={"file": pinned.path, "repo": pinned.repo, "commit": pinned.commit, "sha256": pinned.sha256})
+    return SimpleNamespace(draw=draw, score=score, title="GenEval", columns=geneval.COLUMNS,
+                           published=published.GENEVAL, source=published.SOURCE,
+                           lists={"file": pinned.path, "repo": pinned.repo, "commit": pinned.commit,
+                                  "sha256": pinned.sha256})
 
 
 def _run_shapeworld(args, out: Path, label: str) -> int:

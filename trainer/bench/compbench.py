@@ -35,7 +35,8 @@ def score_folder(out: Path, prompts: dict[str, list[str]], images_per_prompt: in
                 path = folder / image_name(prompt, index)
                 if not path.is_file():
                     raise ValueError(f"{path}: missing; draw the images first (the bench resumes where it stopped)")
-                result = compbench.score_image(category, Image.open(path).convert("RGB"), prompt, scorers, complex_lists)
+                image = Image.open(path).convert("RGB")
+                result = compbench.score_image(category, image, prompt, scorers, complex_lists)
                 values.append(result["score"])
                 report["images"].append({"category": category, "file": path.name, "prompt": prompt, **result})
             per_prompt.append(float(np.mean(values)))
