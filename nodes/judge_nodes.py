@@ -12,14 +12,13 @@ import torch
 from PIL import Image
 
 from gotr1_core.benchmarks import compbench, phrases
-from gotr1_core.benchmarks.scorers import SCORER_FOLDERS, BlipVQA, OpenVocabularyDetector
+from gotr1_core.benchmarks.scorers import SCORERS, load_scorer
 from gotr1_core.images import to_pil
 from gotr1_core.layout import Layout, render_layout
 from gotr1_core.model.quantize import WEIGHT_MODES, split_weights_mode
 from gotr1_core.rewards import (FORMULAS, HPSScorer, Judge, MLLMJudge, RewardFormula, ScoredJudge, ServedJudge,
                                 ShapeWorldJudge, reward_settings_problem)
 from gotr1_core.rewards.prompts import QUESTION_PRESETS
-from gotr1_core.rewards.quality import ClipScorer
 from gotr1_core.rewards.served_judge import check_allowed_host, is_judge_url
 from gotr1_core.reasoning import split_chains
 
@@ -308,7 +307,7 @@ class BenchmarkScorer:
                 "benchmark": (list(cls.BENCHMARKS), {
                     "default": "ShapeWorld",
                     "tooltip": "ShapeWorld (built in) or a T2I-CompBench category; those read their scorer models "
-                               "from models/gotr1/bench/ (" + ", ".join(SCORER_FOLDERS[k] for k in
+                               "from models/gotr1/bench/ (" + ", ".join(SCORERS[k].folder for k in
                                                                         ("vqa", "clip", "detector")) + ")."}),
             },
         }
@@ -341,12 +340,8 @@ class BenchmarkScorer:
         relation, else as the action list's (the official lists say which; a single prompt has no list)."""
         if not prompt.strip():
             raise ValueError("the prompt is empty: give the prompt the images were drawn from")
-        wanted = compbench.Scorers().need(category)
-        loaders = {"vqa": BlipVQA, "detector": OpenVocabularyDetector,
-                   "clip": lambda folder, device: ClipScorer(folder, device=device, what="CLIP ViT-B/32",
-                                                             hint="docs/benchmarks.md says where to get it")}
-        handles = {key: _cached(_bench_folder(key), (), lambda folder, device, key=key: loaders[key](
-            folder, device=device)) for key in wanted}
+        handles = {key: _cached(_bench_folder(key), (), lambda folder, device, key=key: load_scorer(
+            key, folder, device)) for key in compbench.NEEDS[category]}
         scorers = compbench.Scorers(**{key: handle.ready() for key, handle in handles.items()})
         relation = phrases.relation_objects(prompt, phrases.COMPLEX_RELATIONS)[0]
         key = compbench.complex_key(prompt)
@@ -359,11 +354,11 @@ class BenchmarkScorer:
 
 
 def _bench_folder(key: str) -> Path:
-    name = f"bench/{SCORER_FOLDERS[key]}"
+    name = f"bench/{SCORERS[key].folder}"
     try:
         return services.resolve_model_dir(name)
     except FileNotFoundError:
-        raise FileNotFoundError(f"the Benchmark Scorer needs {SCORER_FOLDERS[key]} in models/gotr1/bench/ (a "
+        raise FileNotFoundError(f"the Benchmark Scorer needs {SCORERS[key].folder} in models/gotr1/bench/ (a "
                                 "transformers folder with safetensors weights: docs/benchmarks.md says which "
                                 "checkpoint and how to get it)") from None
 

@@ -18,9 +18,9 @@ from tiny_janus import make_tiny_model
 from tiny_scorers import make_tiny_blip, make_tiny_mask2former, make_tiny_owlv2
 
 from gotr1_core.benchmarks import compbench, geneval, phrases
-from gotr1_core.benchmarks.scorers import BlipVQA, Detection, InstanceSegmenter, OpenVocabularyDetector, pre_question
+from gotr1_core.benchmarks.scorers import (SCORERS, BlipVQA, Detection, InstanceSegmenter, OpenVocabularyDetector,
+                                            pre_question)
 from trainer.bench import sources
-from trainer.bench.command import SCORER_FOLDERS
 from trainer.cli import main
 
 
@@ -234,11 +234,11 @@ T2I_LISTS = {
 def bench_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench-models")
     scorers = root / "scorers"
-    make_tiny_blip(scorers / SCORER_FOLDERS["vqa"])
-    make_tiny_clip(scorers / SCORER_FOLDERS["clip"])
-    make_tiny_owlv2(scorers / SCORER_FOLDERS["detector"])
-    make_tiny_clip(scorers / SCORER_FOLDERS["color_clip"], seed=1)
-    make_tiny_mask2former(scorers / SCORER_FOLDERS["segmenter"], [f"c{i}" for i in range(80)])
+    make_tiny_blip(scorers / SCORERS["vqa"].folder)
+    make_tiny_clip(scorers / SCORERS["clip"].folder)
+    make_tiny_owlv2(scorers / SCORERS["detector"].folder)
+    make_tiny_clip(scorers / SCORERS["color_clip"].folder, seed=1)
+    make_tiny_mask2former(scorers / SCORERS["segmenter"].folder, [f"c{i}" for i in range(80)])
     return make_tiny_model(root / "model"), scorers
 
 

@@ -198,7 +198,7 @@ def test_benchmark_scorer_scores_a_t2i_compbench_category_as_the_bench_does(tmp_
     from tiny_scorers import make_tiny_blip, make_tiny_owlv2
 
     from gotr1_core.benchmarks import compbench
-    from gotr1_core.benchmarks.scorers import SCORER_FOLDERS, BlipVQA, OpenVocabularyDetector
+    from gotr1_core.benchmarks.scorers import SCORERS, BlipVQA, OpenVocabularyDetector
     from gotr1_core.rewards.quality import ClipScorer
     from nodes.judge_nodes import BenchmarkScorer
 
@@ -208,9 +208,9 @@ def test_benchmark_scorer_scores_a_t2i_compbench_category_as_the_bench_does(tmp_
     with pytest.raises(FileNotFoundError, match="blip-vqa-capfilt-large in models/gotr1/bench/"):
         BenchmarkScorer().score(images, prompt, "T2I-CompBench color")
     bench = tmp_path / "bench"
-    vqa = BlipVQA(make_tiny_blip(bench / SCORER_FOLDERS["vqa"]), device="cpu")
-    clip = ClipScorer(make_tiny_clip(bench / SCORER_FOLDERS["clip"]), device="cpu")
-    detector = OpenVocabularyDetector(make_tiny_owlv2(bench / SCORER_FOLDERS["detector"]), device="cpu")
+    vqa = BlipVQA(make_tiny_blip(bench / SCORERS["vqa"].folder), device="cpu")
+    clip = ClipScorer(make_tiny_clip(bench / SCORERS["clip"].folder), device="cpu")
+    detector = OpenVocabularyDetector(make_tiny_owlv2(bench / SCORERS["detector"].folder), device="cpu")
     score, report = BenchmarkScorer().score(images, prompt, "T2I-CompBench color")
     data = json.loads(report)
     expected = [compbench.attribute_score(vqa, to_pil(image), prompt)[0] for image in images]

@@ -93,18 +93,18 @@ def complex_key(prompt: str) -> str:
     return prompt.split(".")[0].lower()
 
 
+NEEDS = {"color": ("vqa",), "shape": ("vqa",), "texture": ("vqa",), "spatial": ("detector",),
+         "non_spatial": ("clip",), "complex": ("vqa", "clip", "detector")}
+"""The scorers (:data:`~.scorers.SCORERS` keys) each category needs."""
+
+
 @dataclass
 class Scorers:
-    """The models a category needs (None where a run leaves a category out)."""
+    """The models a run's categories need (None where a run leaves a category out)."""
 
     vqa: object | None = None
     clip: object | None = None
     detector: object | None = None
-
-    def need(self, category: str) -> list[str]:
-        wanted = {"color": ["vqa"], "shape": ["vqa"], "texture": ["vqa"], "spatial": ["detector"],
-                  "non_spatial": ["clip"], "complex": ["vqa", "clip", "detector"]}[category]
-        return [name for name in wanted if getattr(self, name) is None]
 
 
 def score_image(category: str, image, prompt: str, scorers: Scorers, complex_lists: dict[str, set[str]] | None = None

@@ -16,6 +16,8 @@
   mean mask probability inside its binary mask, with the mask's bounding box.
 * CLIP is :class:`gotr1_core.rewards.quality.ClipScorer`.
 
+:data:`SCORERS` names each one's folder and what it must hold; :func:`load_scorer` loads one by key.
+
 Every folder is checked before loading (config.json's ``model_type``,
 safetensors weights, the tokenizer) with an error that says what to put there.
 """
@@ -33,28 +35,53 @@ import torch
 from gotr1_core.images import to_pil
 from gotr1_core.model.loading import CheckpointError, load_pretrained, pretrained_problem, resolve_device
 
-# Where each scorer's folder is looked for (under `gotr1-train bench --scorers`, or models/gotr1/bench/ for the
-# Benchmark Scorer node), named after the checkpoints the official evaluators use.
-SCORER_FOLDERS = {
-    "vqa": "blip-vqa-capfilt-large",
-    "clip": "clip-vit-base-patch32",
-    "detector": "owlv2-base-patch16-ensemble",
-    "segmenter": "mask2former-swin-small-coco-instance",
-    "color_clip": "clip-vit-large-patch14",
+CLIP_TOKENIZER = (("vocab.json", "merges.txt"), ("tokenizer.json",))
+
+
+@dataclass(frozen=True)
+class ScorerKind:
+    """One scorer: its folder's name (the checkpoint the official evaluator uses), the model types it may hold,
+    how messages name it, and the tokenizer files one of which it needs (none: no tokenizer)."""
+
+    folder: str
+    model_types: tuple[str, ...]
+    what: str
+    tokenizers: tuple[tuple[str, ...], ...] = ()
+
+
+# The scorers, by key. Their folders are looked for under `gotr1-train bench --scorers`, or in models/gotr1/bench/
+# for the Benchmark Scorer node.
+SCORERS = {
+    "vqa": ScorerKind("blip-vqa-capfilt-large", ("blip",), "BLIP VQA model", (("tokenizer.json",), ("vocab.txt",))),
+    "clip": ScorerKind("clip-vit-base-patch32", ("clip",), "CLIP ViT-B/32", CLIP_TOKENIZER),
+    "detector": ScorerKind("owlv2-base-patch16-ensemble", ("owlv2", "owlvit"), "open-vocabulary detector",
+                           CLIP_TOKENIZER),
+    "segmenter": ScorerKind("mask2former-swin-small-coco-instance", ("mask2former",), "Mask2Former instance model"),
+    "color_clip": ScorerKind("clip-vit-large-patch14", ("clip",), "CLIP ViT-L/14", CLIP_TOKENIZER),
 }
 
 
-def folder_problem(folder: str | Path, model_types: tuple[str, ...], what: str, needs_tokenizer: bool = True
-                   ) -> str | None:
-    """Why ``folder`` cannot be loaded as ``what`` (one of ``model_types``), or None."""
+def scorer_problem(key: str, folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be loaded as the scorer ``key``, or None (checked before a bench draws anything)."""
+    kind = SCORERS[key]
     return pretrained_problem(
-        folder, model_types, what, (("tokenizer.json",), ("vocab.txt",), ("vocab.json",)) if needs_tokenizer else (),
-        expected=f"expected a transformers folder ({' or '.join(model_types)}: config.json, *.safetensors, "
+        folder, kind.model_types, kind.what, kind.tokenizers,
+        expected=f"expected a transformers folder ({' or '.join(kind.model_types)}: config.json, *.safetensors, "
                  "tokenizer and preprocessor files) — docs/benchmarks.md says which")
 
 
-def _checked(folder: str | Path, model_types: tuple[str, ...], what: str, needs_tokenizer: bool = True) -> Path:
-    if (problem := folder_problem(folder, model_types, what, needs_tokenizer)) is not None:
+def load_scorer(key: str, folder: str | Path, device: str | torch.device = "auto"):
+    """The scorer ``key`` from ``folder``: BLIP VQA, CLIP (:class:`~gotr1_core.rewards.quality.ClipScorer`), the
+    open-vocabulary detector or the instance segmenter."""
+    if key in ("clip", "color_clip"):
+        from ..rewards.quality import ClipScorer
+
+        return ClipScorer(folder, device=device, what=SCORERS[key].what, hint="docs/benchmarks.md says where to get it")
+    return {"vqa": BlipVQA, "detector": OpenVocabularyDetector, "segmenter": InstanceSegmenter}[key](folder, device)
+
+
+def _checked(key: str, folder: str | Path) -> Path:
+    if (problem := scorer_problem(key, folder)) is not None:
         raise CheckpointError(problem)
     return Path(folder).expanduser()
 
@@ -86,13 +113,13 @@ def pre_question(question: str, max_words: int = 50) -> str:
 class BlipVQA:
     """P(yes) of BLIP's VQA answer decoder for (image, question) pairs."""
 
-    what = "BLIP VQA model"
+    what = SCORERS["vqa"].what
 
     def __init__(self, path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                  max_batch: int = 16):
         from transformers import BlipForQuestionAnswering, BlipImageProcessorPil
 
-        folder = _checked(path, ("blip",), self.what)
+        folder = _checked("vqa", path)
         self.device = resolve_device(device)
         self.max_batch = max_batch
         self.tokenizer = _tokenizer(folder, self.what)
@@ -150,13 +177,13 @@ class Detection:
 class OpenVocabularyDetector:
     """Boxes for objects named in text, from an OWLv2 or OWL-ViT folder."""
 
-    what = "open-vocabulary detector"
+    what = SCORERS["detector"].what
 
     def __init__(self, path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                  threshold: float = 0.1):
         import transformers
 
-        folder = _checked(path, ("owlv2", "owlvit"), self.what)
+        folder = _checked("detector", path)
         self.model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
         v2 = self.model_type == "owlv2"
         self.device = resolve_device(device)
@@ -194,13 +221,13 @@ class OpenVocabularyDetector:
 class InstanceSegmenter:
     """Mask2Former (COCO instances): scored masks and their boxes, as GenEval's detector reports them."""
 
-    what = "Mask2Former instance model"
+    what = SCORERS["segmenter"].what
 
     def __init__(self, path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                  max_per_image: int = 100):
         from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil
 
-        folder = _checked(path, ("mask2former",), self.what, needs_tokenizer=False)
+        folder = _checked("segmenter", path)
         self.device = resolve_device(device)
         self.max_per_image = max_per_image
         self.images = _processor(Mask2FormerImageProcessorPil, folder, self.what)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from gotr1_core.benchmarks.scorers import SCORER_FOLDERS
+from gotr1_core.benchmarks.scorers import SCORERS
 from gotr1_core.model.quantize import QUANTIZED_MODES
 
 from ..config import ConfigError
@@ -53,10 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paper.add_argument("--limit", type=int, help="only the first N prompts of each category (a quick look)")
     paper.add_argument("--scorers", default=os.environ.get("GOTR1_BENCH_MODELS", "models/bench"),
                        help="folder of the scorer models, one subfolder each: "
-                            + ", ".join(SCORER_FOLDERS.values()) + " (default $GOTR1_BENCH_MODELS or models/bench)")
-    for key in SCORER_FOLDERS:
+                            + ", ".join(kind.folder for kind in SCORERS.values())
+                            + " (default $GOTR1_BENCH_MODELS or models/bench)")
+    for key in SCORERS:
         paper.add_argument(f"--{key.replace('_', '-')}-model", dest=f"{key}_model",
-                           help=f"the {key.replace('_', ' ')} folder (default SCORERS/{SCORER_FOLDERS[key]})")
+                           help=f"the {key.replace('_', ' ')} folder (default SCORERS/{SCORERS[key].folder})")
     stage = paper.add_mutually_exclusive_group()
     stage.add_argument("--draw-only", action="store_true", dest="draw_only", help="draw the images, score nothing")
     stage.add_argument("--score-only", action="store_true", dest="score_only",
@@ -126,19 +127,25 @@ def _load(args):
 
 
 def _scorer_path(args, key: str) -> Path:
-    return Path(getattr(args, f"{key}_model") or Path(args.scorers) / SCORER_FOLDERS[key]).expanduser()
+    return Path(getattr(args, f"{key}_model") or Path(args.scorers) / SCORERS[key].folder).expanduser()
 
 
-def _check_scorers(args, wanted: dict[str, tuple[tuple[str, ...], str, bool]]) -> None:
+def _check_scorers(args, keys) -> None:
     """Every scorer folder a run needs, checked before any image is drawn."""
-    from gotr1_core.benchmarks.scorers import folder_problem
+    from gotr1_core.benchmarks.scorers import scorer_problem
 
     if args.draw_only:
         return
-    problems = [problem for key, (types, what, tokenizer) in wanted.items()
-                if (problem := folder_problem(_scorer_path(args, key), types, what, tokenizer))]
+    problems = [problem for key in keys if (problem := scorer_problem(key, _scorer_path(args, key)))]
     if problems:
         raise ConfigError("bench", problems + ["docs/benchmarks.md lists the scorer folders and where to get them"])
+
+
+def _scorers(args, keys) -> dict:
+    """The scorers ``keys`` name, loaded from their folders."""
+    from gotr1_core.benchmarks.scorers import load_scorer
+
+    return {key: load_scorer(key, _scorer_path(args, key), args.device) for key in keys}
 
 
 def _chosen(args, known: tuple[str, ...]) -> list[str]:
@@ -151,7 +158,7 @@ def _chosen(args, known: tuple[str, ...]) -> list[str]:
 
 def _prepare_compbench(args, out: Path) -> SimpleNamespace:
     """T2I-CompBench ready to run: its prompts, how to draw them and how to score them."""
-    from gotr1_core.benchmarks.compbench import Scorers, complex_key
+    from gotr1_core.benchmarks.compbench import NEEDS, Scorers, complex_key
 
     from . import compbench, harness, published, sources
 
@@ -165,12 +172,8 @@ def _prepare_compbench(args, out: Path) -> SimpleNamespace:
     prompts = {c: sources.read_lines(paths[c])[:args.limit] for c in chosen}
     lists = {"complex_lists": {k: {complex_key(p) for p in sources.read_lines(paths[f"complex_{k}"])}
                                for k in ("spatial", "action") if f"complex_{k}" in paths}}
-    needs = set()
-    for category in chosen:
-        needs |= set(Scorers().need(category))
-    kinds = {"vqa": (("blip",), "BLIP VQA model", True), "clip": (("clip",), "CLIP ViT-B/32", True),
-             "detector": (("owlv2", "owlvit"), "open-vocabulary detector", True)}
-    _check_scorers(args, {k: kinds[k] for k in needs})
+    needs = sorted({key for category in chosen for key in NEEDS[category]})
+    _check_scorers(args, needs)
 
     def draw(got) -> None:
         for category in chosen:
@@ -180,15 +183,7 @@ def _prepare_compbench(args, out: Path) -> SimpleNamespace:
                              name=lambda _, prompt, i: f"samples/{harness.image_name(prompt, i)}")
 
     def score() -> dict:
-        from gotr1_core.benchmarks.scorers import BlipVQA, OpenVocabularyDetector
-        from gotr1_core.rewards.quality import ClipScorer
-
-        scorers = Scorers(
-            vqa=BlipVQA(_scorer_path(args, "vqa"), device=args.device) if "vqa" in needs else None,
-            clip=ClipScorer(_scorer_path(args, "clip"), device=args.device, what="CLIP ViT-B/32",
-                            hint="docs/benchmarks.md says where to get it") if "clip" in needs else None,
-            detector=OpenVocabularyDetector(_scorer_path(args, "detector"), device=args.device)
-            if "detector" in needs else None)
+        scorers = Scorers(**_scorers(args, needs))
         with _bar(sum(map(len, prompts.values())), "score") as bar:
             return compbench.score_folder(out, prompts, args.images_per_prompt, scorers,
                                           lists["complex_lists"], args.seed, progress=bar.update)
@@ -214,8 +209,7 @@ def _prepare_geneval(args, out: Path) -> SimpleNamespace:
         rows = [r for tag in chosen for r in [r for r in rows if r["tag"] == tag][:args.limit]]
     object_names = [line.strip() for line in paths["object_names"].read_text(encoding="utf-8").splitlines()
                     if line.strip()]
-    _check_scorers(args, {"segmenter": (("mask2former",), "Mask2Former instance model", False),
-                          "color_clip": (("clip",), "CLIP ViT-L/14", True)})
+    _check_scorers(args, ("segmenter", "color_clip"))
 
     def draw(got) -> None:
         geneval.write_metadata(out, rows)
@@ -225,15 +219,10 @@ def _prepare_geneval(args, out: Path) -> SimpleNamespace:
                          name=lambda k, _, i: f"{geneval.folder_name(k)}/samples/{geneval.sample_name(i)}")
 
     def score() -> dict:
-        from gotr1_core.benchmarks.scorers import InstanceSegmenter
-        from gotr1_core.rewards.quality import ClipScorer
-
-        segmenter = InstanceSegmenter(_scorer_path(args, "segmenter"), device=args.device)
-        clip = ClipScorer(_scorer_path(args, "color_clip"), device=args.device, what="CLIP ViT-L/14",
-                          hint="docs/benchmarks.md says where to get it")
+        loaded = _scorers(args, ("segmenter", "color_clip"))
         with _bar(len(rows), "score") as bar:
-            return geneval.score_folder(out, rows, args.images_per_prompt, segmenter, clip, object_names, args.seed,
-                                        progress=bar.update)
+            return geneval.score_folder(out, rows, args.images_per_prompt, loaded["segmenter"], loaded["color_clip"],
+                                        object_names, args.seed, progress=bar.update)
 
     pinned = sources.GENEVAL["metadata"]
     return SimpleNamespace(draw=draw, score=score, title="GenEval", columns=geneval.COLUMNS,
