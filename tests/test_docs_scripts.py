@@ -31,6 +31,9 @@ def test_grpo_ablation_trains_each_variant_evaluates_all_rows_alike_and_continue
     assert figures["dynamic_sampling"]["last_step"]["sampling/groups_drawn"] >= 2
     config = (tmp_path / "out" / "dynamic_sampling" / "run" / "config.yaml").read_text()
     assert "dynamic_sampling_rounds: 3" in config and "group_size: 2" in config
+    choice = json.loads((tmp_path / "out" / "choice.json").read_text())
+    assert choice["variant"] in ("none", "dynamic_sampling")
+    assert (tmp_path / "out" / "choice.args").read_text().split() == choice["args"]
     weights = tmp_path / "out" / "none" / "run" / "model" / "model.safetensors"
     written = weights.stat().st_mtime_ns
     assert ablation.main(args) == table  # a rerun finds every variant done and redraws the same table
@@ -58,3 +61,50 @@ def test_decoding_quality_compares_both_decodings_on_the_same_scenes_and_reuses_
     assert rows[3].endswith("| +0.00 [+0.00, +0.00] tie |")
     written = (tmp_path / "out" / "jacobi.json").stat().st_mtime_ns
     assert script.main(args) == table and (tmp_path / "out" / "jacobi.json").stat().st_mtime_ns == written
+
+
+def _figures(renderback, layouts, pairwise, world=0.8):
+    return {"renderback_correct": renderback, "diversity/distinct_layouts": layouts,
+            "diversity/pairwise_distance": pairwise, "diversity/world/pairwise_distance": world}
+
+
+def test_ablation_choice_is_the_most_accurate_variant_keeping_the_diversity_floor_else_the_most_varied():
+    choose = _script("grpo_ablation").choose
+    rows = [("start", "", _figures(0.7, 8.0, 0.80), {}),            # not a variant: never chosen
+            ("none", "", _figures(0.9, 3.0, 0.20), {}),             # most accurate, collapsed
+            ("strong_kl", "", _figures(0.8, 6.5, 0.60), {}),        # keeps both floors
+            ("hot_rollouts", "", _figures(0.7, 7.5, 0.70), {}),     # keeps them too, less accurate
+            ("entropy_bonus", "", _figures(0.85, 7.0, 0.50), {})]   # layouts kept, pairwise under 70 % of 0.8
+    choice = choose(rows, 6.0, 0.7)
+    assert choice["variant"] == "strong_kl" and choice["args"] == ["beta=0.1"] and "2 variants" in choice["why"]
+    collapsed = [rows[0], rows[1], ("hot_rollouts", "", _figures(0.5, 4.0, 0.3), {})]
+    choice = choose(collapsed, 6.0, 0.7)
+    assert choice["variant"] == "hot_rollouts" and "no variant keeps" in choice["why"]
+    assert choice["args"] == ["text_temperature=1.0", "image_temperature=1.0"]
+
+
+def test_retrain_script_parses_and_names_only_configs_and_variants_that_exist():
+    """The full retraining takes hours, so the suite checks what can break without running it: bash syntax,
+    every config file it names, every ablation variant, every gotr1-train option it passes."""
+    import re
+    import shlex
+    import subprocess
+
+    from trainer.cli import build_parser
+
+    script = ROOT / "docs" / "scripts" / "retrain_builtin.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    configs = re.findall(r"trainer/configs/[\w$/.]+\.yaml", text.replace('shapeworld_$run', 'shapeworld_{run}'))
+    runs = re.search(r"for run in ([\w ]+);", text).group(1).split()
+    paths = {c.format(run=r) for c in configs for r in runs}
+    assert paths and all((ROOT / p).is_file() for p in paths), paths
+    variants = re.search(r"--variants ([\w,]+)", text).group(1).split(",")
+    assert set(variants) <= set(_script("grpo_ablation").VARIANTS)
+    parser = build_parser()
+    commands = [" ".join(c.split()) for c in re.findall(r"gotr1-train [^\n]*(?:\\\n[^\n]*)*", text.replace("\\\n", " "))]
+    assert {c.split()[1] for c in commands} == {"vq", "sft", "grpo", "plot", "eval", "compare"}
+    for command in commands:
+        command = command.replace('"$split"', "test")  # a shell variable stands for a name or a split
+        command = re.sub(r"\$\{?[\w\[\]@/]+\}?", "X", command)
+        parser.parse_args(shlex.split(command)[1:])  # exits (fails the test) on an unknown option

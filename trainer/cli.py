@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from gotr1_core.model.quantize import QUANTIZED_MODES
 from gotr1_core.model.spec import IMAGE_DECODING
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
-from . import evaluate, grpo, plan, plot, sft, vq
+from . import compare, evaluate, grpo, plan, plot, sft, vq
 from .bench import command as bench_command
 from .config import ConfigError, load_config
 
@@ -148,6 +149,32 @@ def _run_plot(args) -> int:
     return 0
 
 
+def _add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("evals", nargs="+", metavar="EVAL.json",
+                        help="gotr1-train eval --output files of the same scenes; the first is the base the others "
+                             "are compared with")
+    parser.add_argument("--names", help="comma-separated column names (default: the file names)")
+    parser.add_argument("--output", help="also write the table (markdown) here")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+
+
+def _run_compare(args) -> int:
+    names = [n.strip() for n in args.names.split(",")] if args.names else [Path(p).stem for p in args.evals]
+    if len(names) != len(args.evals) or len(set(names)) != len(names):
+        print(f"gotr1-train compare: give {len(args.evals)} distinct --names, one per file", file=sys.stderr)
+        return 1
+    try:
+        runs = {name: compare.load_eval(path) for name, path in zip(names, args.evals)}
+        text = json.dumps(compare.compare(runs), indent=2) if args.json else compare.compare_table(runs)
+    except compare.CompareError as exc:
+        print(f"gotr1-train compare: {exc}", file=sys.stderr)
+        return 1
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
 COMMANDS: dict = {
     "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures",
            *training_command(vq.VQConfig, vq.train_vq, "shapeworld_vq.yaml")),
@@ -156,6 +183,8 @@ COMMANDS: dict = {
     "grpo": ("GRPO reinforcement learning on reasoning + image tokens against a judge",
              *training_command(grpo.GRPOConfig, grpo.train_grpo, "shapeworld_grpo.yaml", plan.dry_run)),
     "eval": ("judge a model on a ShapeWorld split or a prompt file", _add_eval_arguments, _run_eval),
+    "compare": ("compare models' evaluations of the same scenes: paired differences with intervals",
+                _add_compare_arguments, _run_compare),
     "export": ("write a GRPO run's newest checkpoint as a model folder (LoRA merged)",
                _add_export_arguments, _run_export),
     "bench": ("benchmark a model: images in the official layout, scored, as a table, JSON and chart",

@@ -21,17 +21,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
-from trainer.intervals import bootstrap_interval, paired_difference  # noqa: E402
+from trainer.compare import compare_table  # noqa: E402
 
 MODES = ("sequential", "jacobi")
-FIGURES = (("renderback_correct", "render-back correct", 100), ("correct", "exact correct", 100),
-           ("distinct_images", "distinct images", 1), ("distinct_layouts", "distinct layouts", 1))
 
 
 def evaluate(mode: str, args) -> dict:
@@ -44,25 +40,7 @@ def evaluate(mode: str, args) -> dict:
 
 
 def table(runs: dict[str, dict], args) -> str:
-    rows = {mode: runs[mode]["per_scene"] for mode in MODES}
-    if [r["prompt"] for r in rows["sequential"]] != [r["prompt"] for r in rows["jacobi"]]:
-        raise ValueError("the two runs judged different scenes")
-    lines = [f"`{args.model}`, `{args.split}`: {len(rows['sequential'])} scenes × {args.samples} samples, seed "
-             f"{args.seed}; 95 % bootstrap intervals over scenes", "",
-             "| figure | sequential | Jacobi | Jacobi − sequential (paired; tie: the interval holds 0) |", "|---|---|---|---|"]
-    for key, name, scale in FIGURES:
-        values = {mode: np.array([r[key] for r in rows[mode]], dtype=float) * scale for mode in MODES}
-        cells = []
-        for mode in MODES:
-            low, high = bootstrap_interval(values[mode], seed=args.seed)
-            cells.append(f"{values[mode].mean():.1f} [{low:.1f}, {high:.1f}]" if scale == 100
-                         else f"{values[mode].mean():.2f} [{low:.2f}, {high:.2f}]")
-        paired = paired_difference(values["jacobi"], values["sequential"], seed=args.seed)
-        digits = 1 if scale == 100 else 2
-        cells.append(f"{paired['difference']:+.{digits}f} [{paired['low']:+.{digits}f}, {paired['high']:+.{digits}f}]"
-                     + (" tie" if paired["tie"] else ""))
-        lines.append(f"| {name}{' (%)' if scale == 100 else ''} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return f"`{args.model}`, seed {args.seed}: " + compare_table({mode: runs[mode] for mode in MODES}, seed=args.seed)
 
 
 def main(argv: list[str] | None = None) -> str:

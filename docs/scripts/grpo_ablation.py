@@ -15,7 +15,9 @@ between them are differences between the variants.
 ``key=value`` changes every variant's config (e.g. ``lr=0.0001``). Each
 finished variant leaves ``OUT/NAME/eval.json``; a rerun skips what is done, so
 an interrupted ablation continues. Prints the markdown table and writes it to
-``OUT/ablation.md``, every figure to ``OUT/ablation.json``.
+``OUT/ablation.md``, every figure to ``OUT/ablation.json``, and the choice
+(:func:`choose`) to ``OUT/choice.json`` with the variant's config changes as
+``key=value`` words in ``OUT/choice.args`` for the full run to take.
 """
 
 from __future__ import annotations
@@ -92,6 +94,32 @@ def table_row(name: str, what: str, figures: dict, logged: dict) -> str:
             f"({figures['diversity/world/pairwise_distance']:.2f}) | {entropy} |")
 
 
+def choose(rows: list[tuple[str, str, dict, dict]], floor_layouts: float, floor_share: float) -> dict:
+    """The variant a full run should use, by a rule fixed before the results: among the trained variants that keep
+    the diversity floor (mean distinct layouts ≥ ``floor_layouts`` and pairwise layout distance ≥ ``floor_share`` of
+    the world sampler's), the most accurate by the render-back judge (the one not trained against); when none keeps
+    the floor, the most varied (distinct layouts, then accuracy)."""
+    trained = [(name, figures) for name, _, figures, _ in rows if name in VARIANTS]
+    if not trained:
+        raise ValueError("no trained variant to choose from")
+
+    def keeps_floor(figures: dict) -> bool:
+        return (figures["diversity/distinct_layouts"] >= floor_layouts and figures["diversity/pairwise_distance"]
+                >= floor_share * figures["diversity/world/pairwise_distance"])
+
+    kept = [(name, figures) for name, figures in trained if keeps_floor(figures)]
+    if kept:
+        name, _ = max(kept, key=lambda item: item[1]["renderback_correct"])
+        why = (f"most accurate by the render-back judge of the {len(kept)} variants keeping >= {floor_layouts:g} "
+               f"distinct layouts and >= {floor_share:.0%} of the world's pairwise distance")
+    else:
+        name, _ = max(trained, key=lambda item: (item[1]["diversity/distinct_layouts"], item[1]["renderback_correct"]))
+        why = "no variant keeps the diversity floor: the most varied one"
+    changes = VARIANTS[name][0]
+    return {"variant": name, "changes": changes, "why": why,
+            "args": [f"{key}={json.dumps(value)}" for key, value in changes.items()]}
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for the runs, their evaluations and the table")
@@ -103,6 +131,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--samples", type=int, default=8, help="samples per scene")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"any of {', '.join(VARIANTS)}")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--floor-layouts", type=float, default=6.0,
+                        help="diversity floor of the choice: mean distinct layouts among a scene's samples")
+    parser.add_argument("--floor-share", type=float, default=0.7,
+                        help="diversity floor of the choice: pairwise layout distance as a share of the world's")
     parser.add_argument("overrides", nargs="*", help="key=value changes to every variant's config")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -126,7 +158,11 @@ def main(argv: list[str] | None = None) -> str:
     (out / "ablation.json").write_text(json.dumps({name: {"change": what, "eval": figures, "last_step": logged}
                                                    for name, what, figures, logged in rows}, indent=2) + "\n",
                                        encoding="utf-8")
+    choice = choose(rows, args.floor_layouts, args.floor_share)
+    (out / "choice.json").write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
+    (out / "choice.args").write_text(" ".join(choice["args"]) + "\n", encoding="utf-8")
     print(table)
+    print(f"chosen: {choice['variant']} ({choice['why']})")
     return table
 
 
