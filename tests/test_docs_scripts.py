@@ -107,4 +107,4 @@ def test_retrain_script_parses_and_names_only_configs_and_variants_that_exist():
     for command in commands:
         command = command.replace('"$split"', "test")  # a shell variable stands for a name or a split
         command = re.sub(r"\$\{?[\w\[\]@/]+\}?", "X", command)
-        parser.parse_args(shlex.split(command)[1:])  # exits (fails the test) on an unknown option
+        parser.parse_args(shlex.split(command, comments=True)[1:])  # exits (fails the test) on an unknown option

@@ -181,6 +181,23 @@ def test_lora_run_exports_merged_weights_that_generate_like_the_policy(tmp_path,
     assert (merged - untouched).abs().max() > 1e-3  # the adapters changed something, and it was kept
 
 
+def test_export_of_an_earlier_step_writes_that_steps_weights_and_a_missing_step_lists_the_kept_ones(
+        tmp_path, tiny_model, capsys):
+    from trainer import cli
+    from trainer.checkpoint import load_checkpoint, step_dir
+
+    config = tiny_run_config(tmp_path, tiny_model, steps=2, lr=5e-3, eval_prompts=[], save_every=1, keep_last=3)
+    train_grpo(config, progress=False, judge=LongChainJudge())
+    assert cli.main(["export", str(tmp_path / "run"), str(tmp_path / "first"), "--step", "1"]) == 0
+    first = load_file(str(tmp_path / "first" / "model.safetensors"))
+    at_step_1 = load_checkpoint(step_dir(tmp_path / "run", 1))[0]
+    final = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    key = next(k for k in at_step_1 if k in first and not torch.equal(at_step_1[k], final[k]))  # the steps differ
+    torch.testing.assert_close(first[key], at_step_1[key], rtol=0, atol=0)
+    assert cli.main(["export", str(tmp_path / "run"), str(tmp_path / "x"), "--step", "7"]) == 1
+    assert "kept steps: 1, 2" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_export_of_a_run_without_checkpoints_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.yaml"):
         export_run(tmp_path, tmp_path / "out")

@@ -144,6 +144,16 @@ def find_checkpoint(run_dir: str | Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def step_checkpoint(run_dir: str | Path, step: int) -> Path:
+    """The complete checkpoint of ``step``, or a FileNotFoundError listing the steps the run kept."""
+    path = step_dir(run_dir, step)
+    kept = sorted(int(p.name.removeprefix("step-")) for p in path.parent.glob("step-*") if (p / COMPLETE).exists())
+    if step not in kept:
+        raise FileNotFoundError(f"{run_dir} kept no complete checkpoint of step {step}; kept steps: "
+                                f"{', '.join(map(str, kept)) or 'none'} (keep more with keep_last=N)")
+    return path
+
+
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(model tensors, trainer state) of a complete checkpoint folder."""
     if not (path / COMPLETE).exists():

@@ -114,11 +114,12 @@ def _run_eval(args) -> int:
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a gotr1-train grpo output folder")
     parser.add_argument("destination", help="where to write the model folder")
+    parser.add_argument("--step", type=int, help="export the checkpoint of this step instead of the newest")
 
 
 def _run_export(args) -> int:
     try:
-        out = grpo.export_run(args.run, args.destination)
+        out = grpo.export_run(args.run, args.destination, step=args.step)
     except FileNotFoundError as exc:
         print(f"gotr1-train export: {exc}", file=sys.stderr)
         return 1

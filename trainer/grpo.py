@@ -62,7 +62,8 @@ from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.plans import person_plan
 from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
 
-from .checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                         step_checkpoint)
 from .config import load_config, positive, save_config
 from .evaluate import eval_prompts, evaluate, model_path, model_problem, reward_names, shapeworld_specs
 from .grpo_math import LOSS_NORMALISATIONS, group_advantages, grpo_loss, token_mask, token_weights
@@ -969,12 +970,13 @@ def export_policy(got: GotModel, lora: bool, config: GRPOConfig, destination: Pa
     return out
 
 
-def export_run(run: str | Path, destination: str | Path, device: str = "cpu") -> Path:
-    """``gotr1-train export RUN DST``: the newest checkpoint of a GRPO run as a loadable model folder."""
+def export_run(run: str | Path, destination: str | Path, device: str = "cpu", step: int | None = None) -> Path:
+    """``gotr1-train export RUN DST [--step N]``: the newest checkpoint of a GRPO run (or the one of step ``N``,
+    e.g. from before the policy narrowed) as a loadable model folder."""
     run_dir = Path(run)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a GRPO run folder (no config.yaml)")
-    found = find_checkpoint(run_dir)
+    found = find_checkpoint(run_dir) if step is None else step_checkpoint(run_dir, step)
     if found is None:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to export")
     config = load_config(GRPOConfig, run_dir / "config.yaml")

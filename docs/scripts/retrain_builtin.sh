@@ -30,7 +30,7 @@ for run in grpo grpo_train_only; do
     out="$R/shapeworld-${run//_/-}"
     done_model "$out/model" ||
         gotr1-train grpo --config "trainer/configs/shapeworld_$run.yaml" --resume output_dir="$out" \
-            model="$R/shapeworld-sft/model" "${REMEDY[@]}"
+            model="$R/shapeworld-sft/model" save_every=25 keep_last=17 "${REMEDY[@]}"  # every 25th step kept
     gotr1-train plot "$out" -o "$out/curves.png" --title "GRPO from the SFT model ($run)"
 done
 
