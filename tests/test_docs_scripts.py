@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from tiny_janus import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +109,48 @@ def test_retrain_script_parses_and_names_only_configs_and_variants_that_exist():
         command = command.replace('"$split"', "test")  # a shell variable stands for a name or a split
         command = re.sub(r"\$\{?[\w\[\]@/]+\}?", "X", command)
         parser.parse_args(shlex.split(command, comments=True)[1:])  # exits (fails the test) on an unknown option
+
+
+def test_model_report_reads_the_retrainings_evaluations_and_says_which_targets_are_missed_by_how_much(tmp_path):
+    from trainer.evaluate import PLAN_KINDS, EvalConfig, run_eval
+
+    report = _script("model_report")
+    model = make_tiny_model(tmp_path / "model", stop_bias=3.0)
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    one = run_eval(EvalConfig(model=str(model), prompts="shapeworld:test", count=3, samples=2, device="cpu"))
+    plans = run_eval(EvalConfig(model=str(model), prompts="shapeworld:test", count=2, samples=1, device="cpu",
+                                plans=list(PLAN_KINDS)))
+    for split in report.SPLITS:
+        for name in report.MODELS:
+            figures = json.loads(json.dumps(one))
+            if name == "grpo":  # hand-set figures for the targets
+                figures["renderback_correct"] = {"test": 0.96, "heldout": 0.5, "zeroshot": 0.7}[split]
+                figures["diversity/distinct_layouts"] = 7.0
+                figures["diversity/pairwise_distance"] = 0.5 * figures["diversity/world/pairwise_distance"]
+            if split == "zeroshot":  # GRPO one scene of three 0.5 worse than SFT, the rest equal
+                for row in figures["per_scene"]:
+                    row["renderback_correct"] = 1.0
+                if name == "grpo":
+                    figures["per_scene"][0]["renderback_correct"] = 0.5
+            (evals / f"{name}-{split}.json").write_text(json.dumps(figures))
+        plan_figures = {**plans, "plans/free/renderback_correct": 0.95 if split == "test" else 0.4}
+        for kind in PLAN_KINDS:
+            if kind != "free":
+                plan_figures[f"plans/{kind}/renderback_correct"] = 0.99
+        (evals / f"grpo-plans-{split}.json").write_text(json.dumps(plan_figures))
+    text = report.main(["--evals", str(evals), "--output", str(tmp_path / "report.md")])
+    assert (tmp_path / "report.md").read_text() == text
+    lines = text.splitlines()
+    assert "* met: `test` fully correct by the render-back judge 96.0% (target 95%, +1.0 points)" in lines
+    assert "* MISSED: `heldout` fully correct by the render-back judge 50.0% (target 92%, -42.0 points)" in lines
+    zeroshot = next(line for line in lines if line.startswith("* ") and "GRPO − SFT" in line)
+    assert zeroshot.startswith("* MISSED: `zeroshot` GRPO − SFT -16.7 points [-50.0, +0.0]")
+    assert "* met: `test` distinct layouts 7.00 in 8 (floor 6)" in lines
+    assert sum("MISSED" in line and "pairwise layout distance" in line and "= 50% of" in line for line in lines) == 3
+    assert "* met: `test` plan following, worst kind `free` 95.0% by the render-back judge (target 90% each)" in lines
+    assert sum(line.startswith("| ") for line in lines) == (1 + 3) + 3 * (1 + 4) + (1 + 4)  # headers and rows
+    missing = tmp_path / "empty"
+    missing.mkdir()
+    with pytest.raises(FileNotFoundError, match="retrain_builtin.sh"):
+        report.main(["--evals", str(missing)])

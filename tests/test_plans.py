@@ -182,3 +182,16 @@ def test_the_builtin_model_draws_a_given_plan_from_its_own_wording(builtin):
     ids = encode_chain(as_written, prose[0], prompts[0])
     assert ids == builtin.tokenizer.encode(prose[0], add_special_tokens=False) != encode_chain(builtin, prose[0],
                                                                                                prompts[0])
+
+
+def test_a_kind_of_plan_that_cannot_be_made_is_reported_as_none_made_not_a_crash(tmp_path):
+    from gotr1_core.model.loading import load_model
+    from gotr1_core.rewards import ShapeWorldJudge
+    from tiny_janus import make_tiny_model
+
+    model = load_model(make_tiny_model(tmp_path / "model", stop_bias=3.0), device="cpu")  # plans name no object
+    prompts = [s.prompt for s in SCENES[:2]]
+    assert plans_for(model, prompts, "edit", seed=0, max_batch=4) == []
+    metrics = evaluate_plans(model, ShapeWorldJudge(), prompts, ("edit", "free"), seed=0, max_batch=4)
+    assert metrics["plans/edit/count"] == 0 and metrics["plans/edit/renderback_correct"] is None
+    assert metrics["plans/free/count"] == 2 and 0.0 <= metrics["plans/free/renderback_correct"] <= 1.0

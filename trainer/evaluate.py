@@ -183,6 +183,9 @@ PLAN_KINDS = ("model", "prose", "free", "edit")
 """
 
 
+PLAN_FIGURES = ("correct", "correct_ci", "renderback_correct", "renderback_correct_ci", "r_ri")
+
+
 def _with_boxes(parsed: ParsedChain, objects: list[ObjectBox]) -> str:
     """``parsed`` (the model's chain) with its boxes, in order, replaced by those of ``objects``."""
     boxes = iter(o.box for o in objects)
@@ -224,15 +227,17 @@ def evaluate_plans(got, judge, prompts: list[str], kinds=PLAN_KINDS, seed: int =
     metrics = {}
     for kind in kinds:
         pairs = plans_for(got, prompts, kind, plan_seed, max_batch)
+        metrics[f"plans/{kind}/count"] = len(pairs)
+        if not pairs:  # e.g. ``edit`` of a model whose own plans name no box to move: nothing to judge
+            metrics.update({f"plans/{kind}/{key}": None for key in PLAN_FIGURES})
+            continue
         result = _generate(got, [p for p, _ in pairs], seed, max_batch, cfg, cfg_plausibility, samples=samples,
                            chains=[c for _, c in pairs], image_decoding=image_decoding)
         rewards = judge.score(result.prompts, result.chains, None, result.images)
         renderback = renderback_correct(renderback_verdicts(result))
         figures = {**judged_metrics(result, rewards, renderback),
                    **scene_figures(result, rewards, renderback, samples, diversity=False)}
-        for key in ("correct", "correct_ci", "renderback_correct", "renderback_correct_ci", "r_ri"):
-            metrics[f"plans/{kind}/{key}"] = figures[key]
-        metrics[f"plans/{kind}/count"] = len(pairs)
+        metrics.update({f"plans/{kind}/{key}": figures[key] for key in PLAN_FIGURES})
     return metrics
 
 

@@ -47,3 +47,4 @@ for split in test heldout zeroshot; do
         gotr1-train eval "$R/shapeworld-grpo/model" --plans --split "$split" --count 300 --samples 2 \
             --output "$R/eval/grpo-plans-$split.json"
 done
+python docs/scripts/model_report.py --evals "$R/eval" --output "$R/eval/report.md"   # tables and targets
