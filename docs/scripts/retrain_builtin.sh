@@ -23,7 +23,7 @@ done_model "$R/shapeworld-sft/model" ||
 
 # Which remedy keeps the policy varied, from this SFT model; the choice rule is fixed in grpo_ablation.choose.
 python docs/scripts/grpo_ablation.py --model "$R/shapeworld-sft/model" --out "$R/ablation-sft" --steps 50 \
-    --count 100 --samples 8 --variants none,entropy_bonus,dynamic_sampling,hot_rollouts,strong_kl,combined
+    --count 100 --samples 8 --variants none,entropy_bonus,dynamic_sampling,hot_rollouts,strong_kl,sample_mean,combined
 read -r -a REMEDY < <(cat "$R/ablation-sft/choice.args"; echo)
 
 for run in grpo grpo_train_only; do
