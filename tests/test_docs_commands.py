@@ -46,7 +46,7 @@ SKIP = {  # a command's start -> why the suite does not run it
     "vllm serve": "serves a 7B judge (vLLM, a GPU)",
     "python docs/scripts/grpo_ablation.py": "runs 1½ hours; tests/test_docs_scripts.py runs it at a tiny size",
     "grep -v '^torch' /path/to/ComfyUI": "needs a ComfyUI checkout",
-    "bash docs/scripts/retrain_builtin.sh": "runs 9 hours; tests/test_docs_scripts.py checks it without running it",
+    "bash docs/scripts/retrain_builtin.sh": "runs 8 hours; tests/test_docs_scripts.py checks it without running it",
     "COMFYUI_PATH=/path/to/ComfyUI": "needs a ComfyUI checkout (tests/test_comfyui_server.py)",
 }
 FIRST_WORDS = ("gotr1", "gotr1-train", "python", "python3", "torchrun", "accelerate", "pip", "comfy", "grep", "vllm", "bash",

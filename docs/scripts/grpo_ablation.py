@@ -12,6 +12,7 @@ between them are differences between the variants.
     python docs/scripts/grpo_ablation.py --out runs/ablation [--model builtin] [--steps 60]
         [--split test] [--count 100] [--samples 8] [--variants none,clip_higher,...] [key=value ...]
 
+``--jobs 2`` trains and judges two rows at a time, each on one core.
 ``key=value`` changes every variant's config (e.g. ``lr=0.0001``). Each
 finished variant leaves ``OUT/NAME/eval.json``; a rerun skips what is done, so
 an interrupted ablation continues. Prints the markdown table and writes it to
@@ -23,12 +24,17 @@ an interrupted ablation continues. Prints the markdown table and writes it to
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so --jobs workers import this file by its name
 
 from trainer.config import load_config  # noqa: E402
 from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
@@ -83,6 +89,23 @@ def last_logged(folder: Path) -> dict:
     return rows[-1] if rows else {}
 
 
+def table_entry(name: str, args) -> tuple[str, str, dict, dict]:
+    """(name, change, evaluation, last logged step) of one row: the variant trained (or found) and judged."""
+    out = Path(args.out)
+    if name == "start":
+        return name, f"`{args.model}` before any step", evaluate_model(args.model, out / name, args), {}
+    changes, what = VARIANTS[name]
+    model = train_variant(name, args, changes)
+    return name, what, evaluate_model(str(model), out / name, args), last_logged(out / name)
+
+
+def run_in_worker(name: str, args, threads: int) -> tuple[str, str, dict, dict]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return table_entry(name, args)
+
+
 def table_row(name: str, what: str, figures: dict, logged: dict) -> str:
     def share(key):
         low, high = figures[f"{key}_ci"]
@@ -131,6 +154,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--samples", type=int, default=8, help="samples per scene")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"any of {', '.join(VARIANTS)}")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="rows trained and judged side by side, each on its share of the cores (on 2 CPU cores "
+                             "two one-thread GRPO runs made 1.4x the steps per second of one two-thread run)")
     parser.add_argument("--floor-layouts", type=float, default=6.0,
                         help="diversity floor of the choice: mean distinct layouts among a scene's samples")
     parser.add_argument("--floor-share", type=float, default=0.7,
@@ -143,11 +169,12 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(f"unknown variants {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
 
     out = Path(args.out)
-    rows = [("start", f"`{args.model}` before any step", evaluate_model(args.model, out / "start", args), {})]
-    for name in names:
-        changes, what = VARIANTS[name]
-        model = train_variant(name, args, changes)
-        rows.append((name, what, evaluate_model(str(model), out / name, args), last_logged(out / name)))
+    if args.jobs > 1:  # each worker on its share of the cores, rows in the table's order whatever finishes first
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(pool.map(functools.partial(run_in_worker, args=args, threads=threads), ["start", *names]))
+    else:
+        rows = [table_entry(name, args) for name in ["start", *names]]
     header = "| variant | change | " + " | ".join(COLUMNS) + " |"
     lines = [f"{args.steps} steps from `{args.model}`; `{args.split}`, {args.count} scenes × {args.samples} "
              "samples at the model's own settings; shares in % with 95 % bootstrap intervals over scenes; "
