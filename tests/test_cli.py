@@ -293,3 +293,26 @@ def test_help_and_usage_errors_answer_without_loading_torch():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "0.7 for the built-in model" in done.stdout  # the defaults are still the model's own
+
+
+def test_training_command_help_answers_without_loading_torch_and_its_choices_are_the_real_ones():
+    """Each `gotr1-train` command imports its module (and torch) when it runs; the parsers' choices are spelled out
+    in trainer/cli.py for that, so they are checked here against the modules that define them."""
+    script = ("import sys\nfrom trainer.cli import main\n"
+              "for argv in (['--help'], ['eval', '--help'], ['grpo', '--help'], ['bench', '--help'], ['sft', '--x']):\n"
+              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+              "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "{test,heldout,zeroshot}" in done.stdout and "model,prose,free,edit" in done.stdout
+
+    from gotr1_core.benchmarks.scorers import SCORERS
+    from gotr1_core.model.quantize import QUANTIZED_MODES
+    from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
+    from trainer import cli
+    from trainer.bench import command
+    from trainer.evaluate import PLAN_KINDS
+
+    assert cli.EVALUATION_SPLITS == EVALUATION_SPLITS and cli.PLAN_KINDS == PLAN_KINDS
+    assert command.SCORERS is SCORERS and command.QUANTIZED_MODES == QUANTIZED_MODES

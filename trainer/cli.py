@@ -7,22 +7,31 @@ validated config so that no work starts on a bad run description.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
-from gotr1_core.model.quantize import QUANTIZED_MODES
-from gotr1_core.model.spec import IMAGE_DECODING
-from gotr1_core.shapeworld.scenes import EVALUATION_SPLITS
+from gotr1_core.model.spec import IMAGE_DECODING, QUANTIZED_MODES
 
-from . import compare, evaluate, grpo, plan, plot, sft, vq
 from .bench import command as bench_command
 from .config import ConfigError, load_config
 
+# The modules behind the commands import torch; each is imported when its command runs, so that `gotr1-train --help`
+# and a mistyped command answer at once. The choices below are spelled out for the same reason (tests/test_cli.py
+# checks them against gotr1_core.shapeworld.scenes.EVALUATION_SPLITS and trainer.evaluate.PLAN_KINDS).
+EVALUATION_SPLITS = ("test", "heldout", "zeroshot")
+PLAN_KINDS = ("model", "prose", "free", "edit")
 
-def training_command(config_class, train, example: str, dry_run=None):
-    """CLI glue shared by every training command: ``--config FILE [--resume] [key=value ...]``; with
-    ``dry_run(config, gpus, gpu_memory) -> str``, also ``--dry-run [--gpus N] [--gpu-memory SIZE]``."""
+
+def _module(name: str):
+    return importlib.import_module(f"{__package__}.{name}")
+
+
+def training_command(module: str, config_class: str, train: str, example: str, dry_run: str | None = None):
+    """CLI glue shared by every training command: ``--config FILE [--resume] [key=value ...]``; with a
+    ``dry_run(config, gpus, gpu_memory) -> str`` (``"module.function"``), also ``--dry-run [--gpus N]
+    [--gpu-memory SIZE]``. Names, not objects: the module is imported when the command runs."""
 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", required=True, help=f"YAML file (see trainer/configs/{example})")
@@ -36,13 +45,15 @@ def training_command(config_class, train, example: str, dry_run=None):
         parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
 
     def run(args) -> int:
-        config = load_config(config_class, args.config, args.overrides)
+        trainer = _module(module)
+        config = load_config(getattr(trainer, config_class), args.config, args.overrides)
         if getattr(args, "dry_run", False):
             if args.gpus < 1:
                 raise ConfigError("--gpus", [f"--gpus must be >= 1, got {args.gpus}"])
-            print(dry_run(config, args.gpus, args.gpu_memory))
+            planner, function = dry_run.split(".")
+            print(getattr(_module(planner), function)(config, args.gpus, args.gpu_memory))
             return 0
-        print(json.dumps(train(config, resume=args.resume), indent=2))
+        print(json.dumps(getattr(trainer, train)(config, resume=args.resume), indent=2))
         return 0
 
     return add_arguments, run
@@ -70,9 +81,9 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-plausibility", type=float, dest="cfg_plausibility",
                         help="guide only among image tokens at least this likely relative to the conditional "
                              "model's best (0 = plain guidance; default: the model's own)")
-    parser.add_argument("--plans", nargs="?", const=",".join(evaluate.PLAN_KINDS), default=None,
+    parser.add_argument("--plans", nargs="?", const=",".join(PLAN_KINDS), default=None,
                         help="plan following instead: draw from given plans of these kinds (comma-separated; "
-                             f"default all: {','.join(evaluate.PLAN_KINDS)}), judged exactly")
+                             f"default all: {','.join(PLAN_KINDS)}), judged exactly")
     parser.add_argument("--quantize", choices=QUANTIZED_MODES, metavar="MODE",
                         help="evaluate the model with its decoder layers stored quantized: fp8, int8 or int4")
     parser.add_argument("--image-decoding", choices=IMAGE_DECODING, dest="image_decoding",
@@ -100,6 +111,7 @@ def _run_eval(args) -> int:
     overrides = [f"{k}={json.dumps(getattr(args, k))}" for k in fields if getattr(args, k) is not None]
     if args.plans:
         overrides.append(f"plans={json.dumps([k.strip() for k in args.plans.split(',') if k.strip()])}")
+    evaluate = _module("evaluate")
     metrics = evaluate.run_eval(load_config(evaluate.EvalConfig, None, overrides))
     if args.json:
         print(json.dumps(metrics, indent=2))
@@ -119,7 +131,7 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_export(args) -> int:
     try:
-        out = grpo.export_run(args.run, args.destination, step=args.step)
+        out = _module("grpo").export_run(args.run, args.destination, step=args.step)
     except FileNotFoundError as exc:
         print(f"gotr1-train export: {exc}", file=sys.stderr)
         return 1
@@ -142,7 +154,7 @@ def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_plot(args) -> int:
     try:
-        out = plot.plot_run(args.run, args.keys, args.output, title=args.title, log_keys=args.log_keys)
+        out = _module("plot").plot_run(args.run, args.keys, args.output, title=args.title, log_keys=args.log_keys)
     except FileNotFoundError as exc:
         print(f"gotr1-train plot: {exc}", file=sys.stderr)
         return 1
@@ -164,6 +176,7 @@ def _run_compare(args) -> int:
     if len(names) != len(args.evals) or len(set(names)) != len(names):
         print(f"gotr1-train compare: give {len(args.evals)} distinct --names, one per file", file=sys.stderr)
         return 1
+    compare = _module("compare")
     try:
         runs = {name: compare.load_eval(path) for name, path in zip(names, args.evals)}
         text = json.dumps(compare.compare(runs), indent=2) if args.json else compare.compare_table(runs)
@@ -178,11 +191,11 @@ def _run_compare(args) -> int:
 
 COMMANDS: dict = {
     "vq": ("train the image tokenizer (VQ) on ShapeWorld pictures",
-           *training_command(vq.VQConfig, vq.train_vq, "shapeworld_vq.yaml")),
+           *training_command("vq", "VQConfig", "train_vq", "shapeworld_vq.yaml")),
     "sft": ("teacher-forced training on (prompt, chain, image tokens)",
-            *training_command(sft.SFTConfig, sft.train_sft, "shapeworld_sft.yaml")),
+            *training_command("sft", "SFTConfig", "train_sft", "shapeworld_sft.yaml")),
     "grpo": ("GRPO reinforcement learning on reasoning + image tokens against a judge",
-             *training_command(grpo.GRPOConfig, grpo.train_grpo, "shapeworld_grpo.yaml", plan.dry_run)),
+             *training_command("grpo", "GRPOConfig", "train_grpo", "shapeworld_grpo.yaml", "plan.dry_run")),
     "eval": ("judge a model on a ShapeWorld split or a prompt file", _add_eval_arguments, _run_eval),
     "compare": ("compare models' evaluations of the same scenes: paired differences with intervals",
                 _add_compare_arguments, _run_compare),

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from gotr1_core.benchmarks.scorers import SCORERS
-from gotr1_core.model.quantize import QUANTIZED_MODES
+from gotr1_core.benchmarks.scorer_kinds import SCORERS
+from gotr1_core.model.spec import QUANTIZED_MODES
 
 from ..config import ConfigError
 
