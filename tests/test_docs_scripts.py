@@ -3,6 +3,7 @@ commands the docs quote)."""
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def test_grpo_ablation_trains_each_variant_evaluates_all_rows_alike_and_continue
     written = weights.stat().st_mtime_ns
     assert ablation.main(args) == table  # a rerun finds every variant done and redraws the same table
     assert weights.stat().st_mtime_ns == written
+    # killed after its last checkpoint, before exporting: the rerun resumes there instead of training again
+    shutil.rmtree(weights.parent)
+    (tmp_path / "out" / "none" / "eval.json").unlink()
+    ablation.main(args)
+    log = (tmp_path / "out" / "none" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert sum("policy/entropy_chain" in json.loads(line) for line in log) == 1 and weights.exists()
 
 
 def test_paper_recipe_plan_prints_each_setup_from_skeletons():

@@ -14,8 +14,9 @@ between them are differences between the variants.
 
 ``--jobs 2`` trains and judges two rows at a time, each on one core.
 ``key=value`` changes every variant's config (e.g. ``lr=0.0001``). Each
-finished variant leaves ``OUT/NAME/eval.json``; a rerun skips what is done, so
-an interrupted ablation continues. Prints the markdown table and writes it to
+finished variant leaves ``OUT/NAME/eval.json``; a rerun skips what is done and
+resumes a variant's training from its last checkpoint (every 10 steps), so an
+interrupted ablation continues. Prints the markdown table and writes it to
 ``OUT/ablation.md``, every figure to ``OUT/ablation.json``, and the choice
 (:func:`choose`) to ``OUT/choice.json`` with the variant's config changes as
 ``key=value`` words in ``OUT/choice.args`` for the full run to take.
@@ -63,9 +64,9 @@ def train_variant(name: str, args, changes: dict) -> Path:
         return model
     overrides = [f"{k}={json.dumps(v)}" for k, v in changes.items()] + [
         f"output_dir={json.dumps(str(folder / 'run'))}", f"model={json.dumps(args.model)}",
-        f"steps={args.steps}", "eval_prompts=[]", "sample_every=0", f"save_every={args.steps}",
+        f"steps={args.steps}", "eval_prompts=[]", "sample_every=0", f"save_every={min(10, args.steps)}",
         f"device={json.dumps(args.device)}", *args.overrides]
-    train_grpo(load_config(GRPOConfig, args.config, overrides), progress=False)
+    train_grpo(load_config(GRPOConfig, args.config, overrides), resume=True, progress=False)  # a killed one continues
     return model
 
 
