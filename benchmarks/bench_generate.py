@@ -202,8 +202,8 @@ def compare_decoding(got, args) -> int:
             return generate(got, [prompt] * batch, config, chains=planned, decode=False)
 
         modes = ("sequential", "jacobi")
-        for mode in modes:
-            draw(mode)  # warm-up
+        for mode in modes if args.repeats > 1 else ():  # warm-up (one repeat: a single long run, timed as it is)
+            draw(mode)
         times, passes = {mode: [] for mode in modes}, {}
         for _ in range(args.repeats):
             for mode in modes:

@@ -45,15 +45,15 @@ def training_command(module: str, config_class: str, train: str, example: str, d
         parser.add_argument("overrides", nargs="*", help="key=value settings that replace the file's")
 
     def run(args) -> int:
-        trainer = _module(module)
-        config = load_config(getattr(trainer, config_class), args.config, args.overrides)
+        code = _module(module)
+        config = load_config(getattr(code, config_class), args.config, args.overrides)
         if getattr(args, "dry_run", False):
             if args.gpus < 1:
                 raise ConfigError("--gpus", [f"--gpus must be >= 1, got {args.gpus}"])
             planner, function = dry_run.split(".")
             print(getattr(_module(planner), function)(config, args.gpus, args.gpu_memory))
             return 0
-        print(json.dumps(getattr(trainer, train)(config, resume=args.resume), indent=2))
+        print(json.dumps(getattr(code, train)(config, resume=args.resume), indent=2))
         return 0
 
     return add_arguments, run
