@@ -47,6 +47,9 @@ PreviewCallback = Callable[[str, torch.Tensor, int], None]
 (``[rows, total]``, the first ``done`` columns written) — for live previews; reading it syncs the device."""
 
 
+DRAFT_SCHEDULES = ("auto", "fixed", "adaptive")
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """Sampling settings. ``None`` fields take the checkpoint's defaults (``gotr1.json``)."""
@@ -65,9 +68,13 @@ class GenerationConfig:
     first_index: int = 0
     image_decoding: str = "sequential"
     draft_tokens: int = DRAFT_TOKENS
+    draft_schedule: str = "auto"  # jacobi: fixed | adaptive guesses per pass; auto = adaptive on the CPU only
 
     def __post_init__(self) -> None:
         problems = []
+        if self.draft_schedule not in DRAFT_SCHEDULES:
+            problems.append(f"draft_schedule must be one of {', '.join(DRAFT_SCHEDULES)}, "
+                            f"got {self.draft_schedule!r}")
         if self.image_decoding not in IMAGE_DECODING:
             problems.append(f"image_decoding must be one of {', '.join(IMAGE_DECODING)}, got {self.image_decoding!r}")
         if self.draft_tokens < 1:
@@ -346,6 +353,12 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
     accepted fewest (each row's tokens are still its own accepted guesses or its own draws, so the
     distribution is unchanged; which sample a row gets depends on the rows beside it, unlike sequential
     decoding). One host sync per pass reads that count.
+
+    ``draft_schedule``: on the CPU a pass costs more the more places it checks (on a GPU it costs reading the
+    weights, whatever its width), so there (``auto``; or ``adaptive`` anywhere) the number of guesses follows what
+    passes keep: halved (down to one) after a pass that keeps none, doubled (up to ``draft_tokens``) after one that
+    keeps them all. It depends only on passes already made, so the distribution is unchanged; a model that leaves
+    nothing to guess then costs about what sequential decoding does instead of a wide pass per token.
     """
     device = got.device
     n_tokens, vocab = got.num_image_tokens, got.model.config.vq_config.num_embeddings
@@ -361,8 +374,8 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
                        noise, config.top_k, config.top_p)  # the first token as sequential decoding draws it
     tokens[:, 0], logprobs[:, 0] = first, lp
 
-    def next_draft(done: int, seen: torch.Tensor, drawn: torch.Tensor, valid: torch.Tensor):
-        """Guesses for the ``window`` places from ``done`` on, and the distributions they were drawn from.
+    def next_draft(done: int, seen: torch.Tensor, drawn: torch.Tensor, valid: torch.Tensor, count: int):
+        """Guesses for the ``count`` places from ``done`` on, and the distributions they were drawn from.
 
         Where the last pass saw a place with every guess before it accepted by the row (``valid``), its
         distribution there is the model's given those guesses: the guess is drawn from it (``drawn``), and
@@ -373,7 +386,7 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
         """
         row = list(tokens[:, :done].unbind(1))
         guessed, logq = [], []
-        for k in range(window):
+        for k in range(count):
             place = done + k
             above = row[place - grid] if place >= grid else row[place - 1]
             point = torch.full((batch, vocab), float("-inf"), device=device).scatter(-1, above[:, None], 0.0)
@@ -386,10 +399,11 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
         return torch.stack(guessed, 1), torch.stack(logq, 1)
 
     nothing = torch.empty((batch, 0, vocab), device=device)
-    draft, draft_logq = next_draft(1, nothing, nothing[..., 0].long(), nothing[..., 0].bool())
+    adaptive = config.draft_schedule == "adaptive" or (config.draft_schedule == "auto" and device.type == "cpu")
+    draft, draft_logq = next_draft(1, nothing, nothing[..., 0].long(), nothing[..., 0].bool(), window)
     done, passes, shown = 1, 1, 0
     while done < n_tokens:
-        width = min(window, n_tokens - 1 - done)  # guesses checked this pass; the pass also gives one more place
+        width = min(draft.shape[1], n_tokens - 1 - done)  # guesses checked this pass; it also gives one more place
         step_key = passes * (window + 2)
         hidden = decoder.extend(_feed(got, torch.cat([tokens[:, done - 1:done], draft[:, :width]], 1), config))
         logp = distribution(_image_logits(got, hidden, batch, config), config.image_temperature, config.top_k,
@@ -421,7 +435,10 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
             drawn = torch.stack([(seen[:, j] + gumbel(noise, keys, step_key + 2 + j, STREAM_DRAFT)).argmax(-1)
                                  for j in range(seen.shape[1])], 1) if seen.shape[1] else seen[..., 0].long()
         valid = run[:, None] >= torch.arange(wrote, width + 1, device=device)[None]
-        draft, draft_logq = next_draft(done, seen, drawn, valid)
+        count = window
+        if adaptive:  # fewer guesses after a pass that kept none, more after one that kept all
+            count = max(1, width // 2) if wrote == 1 else min(window, 2 * width) if wrote > width else width
+        draft, draft_logq = next_draft(done, seen, drawn, valid, count)
         if done // config.check_every > shown and done < n_tokens:
             shown = done // config.check_every
             if callback:

@@ -76,7 +76,8 @@ def test_a_multi_token_pass_equals_one_token_at_a_time_and_rolls_back(got, share
     assert torch.allclose(again, singles[:, 2:6], atol=1e-5)
 
 
-@pytest.mark.parametrize("settings", [dict(cfg_scale=1.0), dict(cfg_scale=3.0, cfg_plausibility=0.3)])
+@pytest.mark.parametrize("settings", [dict(cfg_scale=1.0), dict(cfg_scale=3.0, cfg_plausibility=0.3),
+                                      dict(cfg_scale=1.0, draft_schedule="fixed")])
 @pytest.mark.parametrize("chain", [None, CHAIN])
 def test_greedy_jacobi_writes_the_tokens_of_sequential_decoding_in_fewer_passes(got, settings, chain):
     config = GenerationConfig(num_samples=3, seed=2, max_reason_tokens=12, text_temperature=0.0,
@@ -130,8 +131,9 @@ def sequential(got):
     return _draw(got, 11)
 
 
-def test_jacobi_samples_from_the_distribution_of_sequential_decoding(got, sequential):
-    fast = _draw(got, 12, image_decoding="jacobi", draft_tokens=6)  # an unrelated seed
+@pytest.mark.parametrize("schedule", ["fixed", "adaptive"])
+def test_jacobi_samples_from_the_distribution_of_sequential_decoding(got, sequential, schedule):
+    fast = _draw(got, 12, image_decoding="jacobi", draft_tokens=6, draft_schedule=schedule)  # an unrelated seed
     p_values = [_chi_square_p(sequential[:, place], fast[:, place]) for place in PLACES]
     assert min(p_values) > ALPHA, p_values
 
@@ -148,8 +150,39 @@ def test_the_distribution_test_catches_a_greedy_acceptance_rule(got, sequential,
     assert min(p_values) < ALPHA, p_values
 
 
+def test_on_the_cpu_the_draft_narrows_when_passes_keep_nothing_and_widens_when_they_keep_all(got, monkeypatch):
+    """Sampling at temperature 1 from a random model keeps almost no guess: the adaptive schedule (the CPU's
+    default) soon checks one guess per pass; greedy decoding of a chain the model repeats keeps them all, and the
+    width comes back. A fixed schedule checks ``draft_tokens`` guesses every pass but the last ones."""
+    widths = []
+    extend = Decoder.extend
+
+    def recording(self, embeds):
+        widths.append(embeds.shape[1])
+        return extend(self, embeds)
+
+    monkeypatch.setattr(Decoder, "extend", recording)
+
+    def passes(schedule: str, temperature: float) -> list[int]:
+        widths.clear()
+        generate(got, "a red circle", GenerationConfig(seed=3, image_temperature=temperature, cfg_scale=1.0,
+                                                       image_decoding="jacobi", draft_tokens=6,
+                                                       draft_schedule=schedule), chains=CHAIN, decode=False)
+        return [w - 1 for w in widths]  # guesses checked per pass (each pass also feeds the last written token)
+
+    assert GenerationConfig().draft_schedule == "auto" and passes("auto", 1.0) == passes("adaptive", 1.0)
+    sampled = passes("adaptive", 1.0)
+    assert sampled[0] == 6 and sampled[-4:-1] == [1, 1, 1] and max(sampled[3:]) < 6, sampled
+    fixed = passes("fixed", 1.0)
+    assert all(w == 6 for w in fixed[:-6]) and len(fixed) <= len(sampled), fixed
+    greedy = passes("adaptive", 0.0)  # e.g. [6, 3, 3, 6]: narrowed after a refusal, widened after a full keep
+    assert any(later > earlier for earlier, later in zip(greedy, greedy[1:])) and len(greedy) < len(sampled), greedy
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="image_decoding must be one of sequential, jacobi"):
         GenerationConfig(image_decoding="parallel")
     with pytest.raises(ValueError, match="draft_tokens must be >= 1"):
         GenerationConfig(draft_tokens=0)
+    with pytest.raises(ValueError, match="draft_schedule must be one of auto, fixed, adaptive"):
+        GenerationConfig(draft_schedule="greedy")
