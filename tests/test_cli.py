@@ -282,30 +282,33 @@ def test_check_workflow_tells_typos_core_nodes_and_other_packs_nodes_apart(tmp_p
     assert f"{path}: OK for the nodes it knows; 2 not checked" in capsys.readouterr().out
 
 
+def _run_in_fresh_python(module: str, argvs: list[list[str]], watched: tuple[str, ...]) -> str:
+    """What ``module.main`` prints for each of ``argvs`` in a new interpreter, then which of ``watched`` got
+    imported (the last line)."""
+    script = (f"import sys\nfrom {module} import main\nfor argv in {argvs!r}:\n"
+              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+              f"print(sorted(m for m in {watched!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_help_and_usage_errors_answer_without_loading_torch():
     """`gotr1 --help` took seconds importing torch and transformers for text; the help of every command (with
     the built-in model's defaults read from its gotr1.json) and a bad flag need none of them."""
-    script = ("import sys\nfrom gotr1_core.cli import main\n"
-              "for argv in (['--help'], ['generate', '--help'], ['plan', '--help'], ['demo', '--bad-flag']):\n"
-              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-              "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'PIL') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert "0.7 for the built-in model" in done.stdout  # the defaults are still the model's own
+    out = _run_in_fresh_python("gotr1_core.cli", [["--help"], ["generate", "--help"], ["plan", "--help"],
+                                                  ["demo", "--bad-flag"]], ("torch", "transformers", "numpy", "PIL"))
+    assert out.strip().splitlines()[-1] == "[]"
+    assert "0.7 for the built-in model" in out  # the defaults are still the model's own
 
 
 def test_training_command_help_answers_without_loading_torch_and_its_choices_are_the_real_ones():
     """Each `gotr1-train` command imports its module (and torch) when it runs; the parsers' choices are spelled out
     in trainer/cli.py for that, so they are checked here against the modules that define them."""
-    script = ("import sys\nfrom trainer.cli import main\n"
-              "for argv in (['--help'], ['eval', '--help'], ['grpo', '--help'], ['bench', '--help'], ['sft', '--x']):\n"
-              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-              "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert "{test,heldout,zeroshot}" in done.stdout and "model,prose,free,edit" in done.stdout
+    out = _run_in_fresh_python("trainer.cli", [["--help"], ["eval", "--help"], ["grpo", "--help"],
+                                               ["bench", "--help"], ["sft", "--x"]], ("torch", "transformers"))
+    assert out.strip().splitlines()[-1] == "[]"
+    assert "{test,heldout,zeroshot}" in out and "model,prose,free,edit" in out
 
     from gotr1_core.benchmarks.scorers import SCORERS
     from gotr1_core.model.quantize import QUANTIZED_MODES
