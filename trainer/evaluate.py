@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -346,6 +347,8 @@ def run_eval(config: EvalConfig) -> dict:
                 sheet.save(config.disagreements)
     metrics = {"model": config.model, "prompts": config.prompts, "count": len(prompts), "samples": config.samples,
                "sample_seed": config.sample_seed, **metrics}
-    if config.output:
-        Path(config.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if config.output:  # whole or not at all: a script that skips finished evaluations trusts the file it finds
+        partial = Path(f"{config.output}.partial")
+        partial.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, config.output)
     return metrics
