@@ -60,7 +60,8 @@ def test_paper_recipe_plan_prints_each_setup_from_skeletons():
 def test_decoding_quality_compares_both_decodings_on_the_same_scenes_and_reuses_its_runs(tmp_path):
     script = _script("decoding_quality")
     model = make_tiny_model(tmp_path / "model", stop_bias=3.0)
-    args = ["--model", str(model), "--count", "3", "--samples", "2", "--out", str(tmp_path / "out"), "--device", "cpu"]
+    args = ["--model", str(model), "--count", "3", "--samples", "2", "--out", str(tmp_path / "out"), "--device", "cpu",
+            "--jobs", "2"]
     table = script.main(args)
     runs = {mode: json.loads((tmp_path / "out" / f"{mode}.json").read_text()) for mode in script.MODES}
     assert [r["prompt"] for r in runs["sequential"]["per_scene"]] == [r["prompt"] for r in runs["jacobi"]["per_scene"]]

@@ -11,21 +11,25 @@ with its 95 % interval over scenes, and the paired difference per scene
 "quality unchanged" means here. Each eval's JSON is kept in ``--out``; a rerun
 reuses them.
 
-    python docs/scripts/decoding_quality.py --model builtin --split test --count 100 --samples 8
+    python docs/scripts/decoding_quality.py --model builtin --split test --count 100 --samples 8 [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # side_by_side; --jobs workers import this file by name
 
-from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
 from trainer.compare import compare_table  # noqa: E402
+from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
+
+from side_by_side import side_by_side  # noqa: E402
 
 MODES = ("sequential", "jacobi")
 
@@ -53,10 +57,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--max-batch", type=int, default=8, dest="max_batch",
                         help="images drawn at once (Jacobi pays on the CPU at small batches)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--jobs", type=int, default=1, help="2: both evaluations at once, one core each")
     parser.add_argument("--out", default="runs/decoding-quality")
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    text = table({mode: evaluate(mode, args) for mode in MODES}, args)
+    text = table(dict(zip(MODES, side_by_side(functools.partial(evaluate, args=args), MODES, args.jobs))), args)
     (Path(args.out) / "table.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     return text

@@ -27,19 +27,18 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import multiprocessing
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so --jobs workers import this file by its name
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # side_by_side; --jobs workers import this file by name
 
 from trainer.config import load_config  # noqa: E402
 from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
 from trainer.grpo import GRPOConfig, train_grpo  # noqa: E402
+
+from side_by_side import side_by_side  # noqa: E402
 
 # name -> the keys it changes, and what the change is (the docs' table names the references)
 VARIANTS = {
@@ -98,13 +97,6 @@ def table_entry(name: str, args) -> tuple[str, str, dict, dict]:
     changes, what = VARIANTS[name]
     model = train_variant(name, args, changes)
     return name, what, evaluate_model(str(model), out / name, args), last_logged(out / name)
-
-
-def run_in_worker(name: str, args, threads: int) -> tuple[str, str, dict, dict]:
-    import torch
-
-    torch.set_num_threads(threads)
-    return table_entry(name, args)
 
 
 def table_row(name: str, what: str, figures: dict, logged: dict) -> str:
@@ -170,12 +162,7 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(f"unknown variants {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
 
     out = Path(args.out)
-    if args.jobs > 1:  # each worker on its share of the cores, rows in the table's order whatever finishes first
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows = list(pool.map(functools.partial(run_in_worker, args=args, threads=threads), ["start", *names]))
-    else:
-        rows = [table_entry(name, args) for name in ["start", *names]]
+    rows = side_by_side(functools.partial(table_entry, args=args), ["start", *names], args.jobs)
     header = "| variant | change | " + " | ".join(COLUMNS) + " |"
     lines = [f"{args.steps} steps from `{args.model}`; `{args.split}`, {args.count} scenes × {args.samples} "
              "samples at the model's own settings; shares in % with 95 % bootstrap intervals over scenes; "
