@@ -71,3 +71,6 @@ for split in test heldout zeroshot; do
         --names SFT,GRPO,GRPO-train-only --output "$R/eval/compare-$split.md"
 done
 python docs/scripts/model_report.py --evals "$R/eval" --output "$R/eval/report.md"   # tables and targets
+# Speculative Jacobi decoding on the new model: the same images' distribution, checked where it matters (generation.md)
+python docs/scripts/decoding_quality.py --model "$R/shapeworld-grpo/model" --split test --count 100 --samples 8 \
+    --jobs 2 --out "$R/decoding-quality-grpo"
