@@ -436,8 +436,12 @@ def _draw_jacobi(got: GotModel, cond_ids: list[list[int]], keys: torch.Tensor, c
                                  for j in range(seen.shape[1])], 1) if seen.shape[1] else seen[..., 0].long()
         valid = run[:, None] >= torch.arange(wrote, width + 1, device=device)[None]
         count = window
-        if adaptive:  # fewer guesses after a pass that kept none, more after one that kept all
-            count = max(1, width // 2) if wrote == 1 else min(window, 2 * width) if wrote > width else width
+        if adaptive and wrote == 1:  # the pass kept no guess: check fewer
+            count = max(1, width // 2)
+        elif adaptive and wrote <= width:  # it kept some: as many again
+            count = width
+        elif adaptive:  # it kept them all: check more
+            count = min(window, 2 * width)
         draft, draft_logq = next_draft(done, seen, drawn, valid, count)
         if done // config.check_every > shown and done < n_tokens:
             shown = done // config.check_every

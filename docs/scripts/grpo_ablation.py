@@ -52,6 +52,9 @@ VARIANTS = {
     "combined": ({"clip_eps_high": 0.28, "entropy_coef": 0.01, "dynamic_sampling_rounds": 3},
                  "clip-higher + entropy bonus + dynamic sampling"),
 }
+FLOOR_LAYOUTS, FLOOR_SHARE = 6.0, 0.7
+"""The diversity floor the retraining must keep (mean distinct layouts among 8 samples; pairwise layout distance as
+a share of the world sampler's): the choice's default, and what docs/scripts/model_report.py checks."""
 COLUMNS = ["render-back correct", "exact correct", "distinct layouts", "pairwise distance (world's)",
            "entropy chain / image (last step)"]
 
@@ -150,9 +153,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--jobs", type=int, default=1,
                         help="rows trained and judged side by side, each on its share of the cores (on 2 CPU cores "
                              "two one-thread GRPO runs made 1.4x the steps per second of one two-thread run)")
-    parser.add_argument("--floor-layouts", type=float, default=6.0,
+    parser.add_argument("--floor-layouts", type=float, default=FLOOR_LAYOUTS,
                         help="diversity floor of the choice: mean distinct layouts among a scene's samples")
-    parser.add_argument("--floor-share", type=float, default=0.7,
+    parser.add_argument("--floor-share", type=float, default=FLOOR_SHARE,
                         help="diversity floor of the choice: pairwise layout distance as a share of the world's")
     parser.add_argument("overrides", nargs="*", help="key=value changes to every variant's config")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLIP_TOKENIZER = (("vocab.json", "merges.txt"), ("tokenizer.json",))
+"""A CLIP folder's tokenizer files, one set or the other (the quality model's CLIP reads the same)."""
 
 
 @dataclass(frozen=True)

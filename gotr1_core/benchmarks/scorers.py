@@ -37,6 +37,7 @@ from gotr1_core.model.loading import CheckpointError, load_pretrained, pretraine
 
 from .scorer_kinds import SCORERS, ScorerKind  # noqa: F401  (the table lives torch-free for the command line)
 
+
 def scorer_problem(key: str, folder: str | Path) -> str | None:
     """Why ``folder`` cannot be loaded as the scorer ``key``, or None (checked before a bench draws anything)."""
     kind = SCORERS[key]

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 
+from ..benchmarks.scorer_kinds import CLIP_TOKENIZER
 from ..images import to_pil
 from ..model.loading import CheckpointError, load_pretrained, pretrained_problem, resolve_device
-
-TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
 
 def clip_problem(folder: str | Path, complete: bool = True, what: str = "quality model",
@@ -36,7 +35,7 @@ def clip_problem(folder: str | Path, complete: bool = True, what: str = "quality
     """Why ``folder`` is not a transformers CLIP folder, or None. Config checks (``complete=False``) read only its
     config.json, as for a judge, so a run can be planned (``--dry-run``) before the weights are fetched; the
     loader checks the weights and tokenizer too. ``what`` and ``hint`` name the folder's role in the messages."""
-    return pretrained_problem(folder, ("clip",), what, TOKENIZER_FILES, complete=complete, expected=(
+    return pretrained_problem(folder, ("clip",), what, CLIP_TOKENIZER, complete=complete, expected=(
         f"expected a transformers CLIP folder (config.json, *.safetensors, vocab.json + merges.txt) — {hint}"))
 
 
