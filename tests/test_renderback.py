@@ -25,23 +25,22 @@ def test_pictures_at_another_size_are_read_at_the_worlds_scale():
     assert check_image(scene.spec, big.astype(np.float32) / 255).correct  # ComfyUI's IMAGE range
 
 
-def _tombstone(colour: str, box) -> np.ndarray:
-    """A circle's top half on a square's bottom half: fills 89 % of its box, which the fill-ratio test reads as a
-    circle, but it is no shape the world draws."""
-    x1, y1, x2, y2 = box
-    image = Image.fromarray(render([]))
-    draw = ImageDraw.Draw(image)
-    draw.ellipse((x1, y1, x2 - 1, y2 - 1), fill=COLOURS[colour])
-    draw.rectangle((x1, (y1 + y2) // 2, x2 - 1, y2 - 1), fill=COLOURS[colour])
-    return np.asarray(image)
-
-
-def test_a_shape_that_is_not_the_worlds_fools_the_reward_but_not_this_judge():
-    picture = _tombstone("red", (20, 20, 42, 42))
+def test_a_shape_the_world_never_draws_passes_the_reward_but_not_this_judge():
+    """The exact judge reads shape features; only this judge knows the sizes the world draws."""
+    picture = render([SceneObject("red", "circle", (4, 4, 44, 44))])
     prompt = "a red circle"
     exact = ShapeWorldJudge().score([prompt], ["<|obj_start|>red circle<|obj_end|>"], None, [picture])
     assert exact.correct == [True]
     verdict = check_image(parse_prompt(prompt), picture)
+    assert not verdict.correct and "no world shape" in verdict.problems[0]
+
+
+def test_a_circle_on_a_square_base_is_no_world_shape():
+    image = Image.fromarray(render([]))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((20, 20, 41, 41), fill=COLOURS["red"])
+    draw.rectangle((20, 31, 41, 41), fill=COLOURS["red"])
+    verdict = check_image(parse_prompt("a red circle"), np.asarray(image))
     assert not verdict.correct and "no world shape" in verdict.problems[0]
 
 

@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,8 @@ from gotr1_core.layout import Layout, ObjectBox
 from gotr1_core.reasoning import Box
 from gotr1_core.rewards import Rewards, ShapeWorldJudge
 from gotr1_core.shapeworld import Group, Scene, SceneObject, SceneSpec, ShapeWorldPromptError, generate_split, render
+from gotr1_core.shapeworld.detect import detect_objects
+from gotr1_core.shapeworld.scenes import COLOURS, MAX_SIDE_PX, MIN_SIDE_PX, STEP
 
 JUDGE = ShapeWorldJudge()
 
@@ -34,6 +37,42 @@ def test_ground_truth_scores_two_on_every_split():
                         np.stack([s.render() for s in scenes]))
         assert r.total == [2.0] * 100 and all(r.correct)
         assert r.r_pi == r.r_ri == r.r_sem == r.r_spa == [1.0] * 100
+
+
+def drawn(*strokes) -> np.ndarray:
+    """A red region drawn with PIL strokes (``("ellipse", box)``, ``("rectangle", box)``) on the world's canvas."""
+    image = Image.fromarray(render([]))
+    draw = ImageDraw.Draw(image)
+    for kind, box in strokes:
+        getattr(draw, kind)(box, fill=COLOURS["red"])
+    return np.asarray(image)
+
+
+def test_every_circle_and_ellipse_the_world_draws_reads_as_a_circle():
+    sides = range(MIN_SIDE_PX, MAX_SIDE_PX + 1, STEP)
+    for width in sides:
+        for height in sides:
+            for x in (2, 3, 30):  # even and odd offsets
+                found = detect_objects(render([SceneObject("blue", "circle", (x, 6, x + width, 6 + height))]))
+                assert [d.shape for d in found] == ["circle"], (width, height, x, found)
+
+
+def test_a_circle_on_a_square_base_is_no_circle():
+    """What GRPO learnt when fill alone decided the shape: a circle's top on a square's base fills 89 % of its box,
+    like no world shape; the judge reads a blob, so the image lacks the prompt's circle."""
+    tombstone = drawn(("ellipse", (20, 20, 41, 41)), ("rectangle", (20, 31, 41, 41)))
+    assert [d.shape for d in detect_objects(tombstone)] == ["blob"]
+    s, notes = score_one("a red circle", "<|obj_start|>red circle<|obj_end|>", tombstone)
+    assert not s["correct"] and s["r_pi"] == 0.0
+    assert any("extra {'red blob': 1}" in n for n in notes), notes
+
+
+def test_a_slightly_flat_circle_passes_and_a_flatter_one_does_not():
+    """The VQ decodes circles a little off true: a 16 px circle with its bottom two rows a little wider (fill
+    0.82 + asymmetry 0.08) is a circle; three rows, wider still (0.85 + 0.14), is between a circle and a square."""
+    circle = ("ellipse", (20, 20, 35, 35))
+    assert [d.shape for d in detect_objects(drawn(circle, ("rectangle", (22, 33, 33, 35))))] == ["circle"]
+    assert [d.shape for d in detect_objects(drawn(circle, ("rectangle", (21, 32, 34, 35))))] == ["blob"]
 
 
 def test_wrong_colour_in_the_image_lowers_image_rewards_only():

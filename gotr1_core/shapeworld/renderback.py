@@ -1,10 +1,9 @@
 """The render-back judge: a second ShapeWorld evaluator, built another way than the reward.
 
 GRPO optimises the exact judge (:mod:`gotr1_core.rewards.shapeworld_judge`),
-whose shape test is a fill-ratio threshold on colour regions. A policy can
-learn shapes that pass that test without being the world's shapes, so the
-figures the pack reports come from this judge, which shares none of its
-decisions:
+whose shape test reads features of colour regions (fill ratio, narrow top rows, a circle's symmetry). A policy
+learns whatever passes the judge it is trained on (before the symmetry test, circles on a square's base), so
+the figures the pack reports come from this judge, which shares none of its decisions:
 
 1. **Foreground, then colour.** A pixel is foreground when it is far from the
    white background (:data:`FOREGROUND_DISTANCE`); connected foreground
