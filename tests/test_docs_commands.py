@@ -44,7 +44,7 @@ SKIP = {  # a command's start -> why the suite does not run it
     "gotr1-train grpo --config trainer/configs/gotr1_7b_grpo.yaml": "needs the 7B checkpoint and a judge server",
     "python3 -m venv": "makes an environment",
     "vllm serve": "serves a 7B judge (vLLM, a GPU)",
-    "python docs/scripts/grpo_ablation.py": "runs 1½ hours; tests/test_docs_scripts.py runs it at a tiny size",
+    "python docs/scripts/grpo_ablation.py": "runs 45 minutes or more; tests/test_docs_scripts.py runs it at a tiny size",
     "grep -v '^torch' /path/to/ComfyUI": "needs a ComfyUI checkout",
     "bash docs/scripts/retrain_builtin.sh": "runs 8 hours; tests/test_docs_scripts.py checks it without running it",
     "COMFYUI_PATH=/path/to/ComfyUI": "needs a ComfyUI checkout (tests/test_comfyui_server.py)",
