@@ -352,3 +352,11 @@ def run_eval(config: EvalConfig) -> dict:
         partial.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         os.replace(partial, config.output)
     return metrics
+
+
+def saved_eval(config: EvalConfig) -> dict:
+    """The evaluation saved at ``config.output``, run (and saved whole) first when the file is not there: how a
+    script that resumes reads a finished evaluation instead of judging the model again."""
+    if not Path(config.output).is_file():
+        run_eval(config)
+    return json.loads(Path(config.output).read_text(encoding="utf-8"))

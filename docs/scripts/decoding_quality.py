@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # side_by_side; --jobs workers import this file by name
 
 from trainer.compare import compare_table  # noqa: E402
-from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
+from trainer.evaluate import EvalConfig, saved_eval  # noqa: E402
 
 from side_by_side import side_by_side  # noqa: E402
 
@@ -35,12 +34,10 @@ MODES = ("sequential", "jacobi")
 
 
 def evaluate(mode: str, args) -> dict:
-    path = Path(args.out) / f"{mode}.json"
-    if not path.exists():
-        run_eval(EvalConfig(model=args.model, prompts=f"shapeworld:{args.split}", count=args.count,
-                            samples=args.samples, sample_seed=args.seed, device=args.device, output=str(path),
-                            image_decoding=mode, max_batch=args.max_batch))
-    return json.loads(path.read_text(encoding="utf-8"))
+    return saved_eval(EvalConfig(model=args.model, prompts=f"shapeworld:{args.split}", count=args.count,
+                                 samples=args.samples, sample_seed=args.seed, device=args.device,
+                                 output=str(Path(args.out) / f"{mode}.json"), image_decoding=mode,
+                                 max_batch=args.max_batch))
 
 
 def table(runs: dict[str, dict], args) -> str:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # side_by_side; --jobs workers import this file by name
 
 from trainer.config import load_config  # noqa: E402
-from trainer.evaluate import EvalConfig, run_eval  # noqa: E402
+from trainer.evaluate import EvalConfig, saved_eval  # noqa: E402
 from trainer.grpo import GRPOConfig, train_grpo  # noqa: E402
 
 from side_by_side import side_by_side  # noqa: E402
@@ -73,14 +73,10 @@ def train_variant(name: str, args, changes: dict) -> Path:
 
 
 def evaluate_model(model: str, folder: Path, args) -> dict:
-    done = folder / "eval.json"
-    if done.exists():
-        return json.loads(done.read_text(encoding="utf-8"))
     folder.mkdir(parents=True, exist_ok=True)
-    figures = run_eval(EvalConfig(model=model, prompts=f"shapeworld:{args.split}", count=args.count,
-                                  samples=args.samples, device=args.device))
-    figures.pop("per_scene", None)
-    done.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    figures = saved_eval(EvalConfig(model=model, prompts=f"shapeworld:{args.split}", count=args.count,
+                                    samples=args.samples, device=args.device, output=str(folder / "eval.json")))
+    figures.pop("per_scene", None)  # the table's figures only: ablation.json stays readable
     return figures
 
 
