@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from gotr1_core.rewards import ShapeWorldJudge
 from gotr1_core.shapeworld import parse_prompt
 from gotr1_core.shapeworld.renderback import RenderBackJudge, check_image
 from gotr1_core.shapeworld.scenes import COLOURS, SPLITS, SceneObject, generate_split, render
+
+from drawn_shapes import TOMBSTONE, drawn
 
 
 def test_the_worlds_own_pictures_are_correct():
@@ -36,11 +38,7 @@ def test_a_shape_the_world_never_draws_passes_the_reward_but_not_this_judge():
 
 
 def test_a_circle_on_a_square_base_is_no_world_shape():
-    image = Image.fromarray(render([]))
-    draw = ImageDraw.Draw(image)
-    draw.ellipse((20, 20, 41, 41), fill=COLOURS["red"])
-    draw.rectangle((20, 31, 41, 41), fill=COLOURS["red"])
-    verdict = check_image(parse_prompt("a red circle"), np.asarray(image))
+    verdict = check_image(parse_prompt("a red circle"), drawn(*TOMBSTONE))
     assert not verdict.correct and "no world shape" in verdict.problems[0]
 
 

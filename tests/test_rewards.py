@@ -2,7 +2,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +10,9 @@ from gotr1_core.reasoning import Box
 from gotr1_core.rewards import Rewards, ShapeWorldJudge
 from gotr1_core.shapeworld import Group, Scene, SceneObject, SceneSpec, ShapeWorldPromptError, generate_split, render
 from gotr1_core.shapeworld.detect import detect_objects
-from gotr1_core.shapeworld.scenes import COLOURS, MAX_SIDE_PX, MIN_SIDE_PX, STEP
+from gotr1_core.shapeworld.scenes import MAX_SIDE_PX, MIN_SIDE_PX, STEP
+
+from drawn_shapes import TOMBSTONE, drawn
 
 JUDGE = ShapeWorldJudge()
 
@@ -39,15 +40,6 @@ def test_ground_truth_scores_two_on_every_split():
         assert r.r_pi == r.r_ri == r.r_sem == r.r_spa == [1.0] * 100
 
 
-def drawn(*strokes) -> np.ndarray:
-    """A red region drawn with PIL strokes (``("ellipse", box)``, ``("rectangle", box)``) on the world's canvas."""
-    image = Image.fromarray(render([]))
-    draw = ImageDraw.Draw(image)
-    for kind, box in strokes:
-        getattr(draw, kind)(box, fill=COLOURS["red"])
-    return np.asarray(image)
-
-
 def test_every_circle_and_ellipse_the_world_draws_reads_as_a_circle():
     sides = range(MIN_SIDE_PX, MAX_SIDE_PX + 1, STEP)
     for width in sides:
@@ -60,7 +52,7 @@ def test_every_circle_and_ellipse_the_world_draws_reads_as_a_circle():
 def test_a_circle_on_a_square_base_is_no_circle():
     """What GRPO learnt when fill alone decided the shape: a circle's top on a square's base fills 89 % of its box,
     like no world shape; the judge reads a blob, so the image lacks the prompt's circle."""
-    tombstone = drawn(("ellipse", (20, 20, 41, 41)), ("rectangle", (20, 31, 41, 41)))
+    tombstone = drawn(*TOMBSTONE)
     assert [d.shape for d in detect_objects(tombstone)] == ["blob"]
     s, notes = score_one("a red circle", "<|obj_start|>red circle<|obj_end|>", tombstone)
     assert not s["correct"] and s["r_pi"] == 0.0
