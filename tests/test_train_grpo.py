@@ -235,6 +235,8 @@ def test_shipped_configs_validate(tmp_path, monkeypatch):
     assert shapeworld.judge == "shapeworld" and shapeworld.prompts == "shapeworld:train+shapeworld:rl_heldout"
     ablation = load_config(GRPOConfig, configs / "shapeworld_grpo_train_only.yaml", ["model=builtin"])
     assert ablation.prompts == "shapeworld:train" and ablation.output_dir != shapeworld.output_dir
+    # the ablation's choice (docs/training.md), so the configs alone reproduce the built-in model
+    assert shapeworld.loss_normalisation == ablation.loss_normalisation == "sample"
     # the second stage starts where the first ends and weights held-out compositions twice
     with pytest.raises(ConfigError) as info:
         load_config(GRPOConfig, configs / "shapeworld_grpo_heldout.yaml")
