@@ -107,3 +107,25 @@ def test_bench_command_on_the_builtin_model_prints_the_table(tmp_path, capsys):
     listing = json.loads((tmp_path / "prompts.json").read_text())
     assert set(listing) == set(BENCH_CATEGORIES)
     assert main(["bench", "shapeworld", "--count", "0"]) == 1
+    # a rerun keeps the images there, so images of another seed (or other weights) must not be mixed in
+    drawn = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "samples").glob("*.png")}
+    assert main(["bench", "shapeworld", "--count", "1", "--images-per-prompt", "1", "--seed", "1",
+                 "--out", str(tmp_path)]) == 1
+    assert "drawn by other weights or settings" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "samples").glob("*.png")} == drawn
+
+
+def test_a_bench_folder_refuses_images_of_other_weights(tmp_path):
+    first, second = make_tiny_model(tmp_path / "a"), make_tiny_model(tmp_path / "b", seed=1)
+    identity = harness.weights_identity(first, seed=0, quantize=None)
+    assert identity == harness.weights_identity(first, seed=0, quantize=None)
+    harness.claim(tmp_path / "out", identity)
+    harness.claim(tmp_path / "out", identity)  # the same weights and settings: resumes
+    for other in (harness.weights_identity(second, seed=0, quantize=None),
+                  harness.weights_identity(first, seed=0, quantize="int8")):
+        with pytest.raises(ValueError, match="give another --out, or delete the folder"):
+            harness.claim(tmp_path / "out", other)
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "a red circle_000000.png").write_bytes(b"")  # drawn before folders were claimed
+    with pytest.raises(ValueError, match="no record of the weights"):
+        harness.claim(tmp_path / "legacy", identity)

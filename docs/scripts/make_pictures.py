@@ -67,8 +67,15 @@ BENCH = ("gotr1-train", "bench", "shapeworld", "builtin", "--count", "25", "--im
 def _bench_chart(root: Path, scratch: Path) -> None:
     """The ShapeWorld bench's chart. Its images stay in the bench's own folder under runs/ (the command's default),
     so a rerun with the same weights finds them all and only scores them again (they are the same images:
-    image i of a prompt is the stream (seed, i))."""
+    image i of a prompt is the stream (seed, i)); images of other weights are deleted first (the bench refuses
+    to mix them)."""
+    from trainer.bench import harness
+
     out = ROOT / "runs" / "bench-shapeworld-shapeworld-tiny"
+    try:
+        harness.claim(out, harness.weights_identity(WEIGHTS.parent, seed=0, quantize=None))
+    except ValueError:
+        shutil.rmtree(out)
     _run(sys.executable, "-m", "trainer.cli", *BENCH[1:], "--out", str(out))
     shutil.copyfile(out / "chart.png", root / "docs/images/bench_shapeworld.png")
 

@@ -83,7 +83,7 @@ def run(args) -> int:
         return _run_shapeworld(args, out, label)
     prepared = (_prepare_compbench if args.benchmark == "t2i-compbench" else _prepare_geneval)(args, out)
     if not args.score_only:
-        got = _load(args)
+        got = _load(args, out)
         prepared.draw(got)
     if args.draw_only:
         print(f"drew the images into {out}; score them with --score-only")
@@ -103,11 +103,13 @@ def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty())
 
 
-def _load(args):
-    """The model to bench, quantized if asked, with batches sized by the memory plan if a budget is given."""
+def _load(args, out: Path):
+    """The model to bench, quantized if asked, with batches sized by the memory plan if a budget is given; ``out``
+    is claimed for its weights and seed (a rerun into a folder drawn by other weights is refused)."""
     from gotr1_core.model.loading import CheckpointError, load_model
 
     from ..evaluate import model_path
+    from . import harness
 
     folder = model_path(args.model)
     if args.memory_budget:
@@ -121,9 +123,14 @@ def _load(args):
         except (OSError, ValueError) as exc:
             raise ConfigError("bench", [f"--memory-budget: {exc}"]) from None
     try:
-        return load_model(folder, device=args.device, quantize=args.quantize)
+        got = load_model(folder, device=args.device, quantize=args.quantize)
     except (CheckpointError, OSError, ValueError) as exc:
         raise ConfigError("bench", [f"model {folder}: {exc}"]) from None
+    try:
+        harness.claim(out, harness.weights_identity(folder, seed=args.seed, quantize=args.quantize))
+    except ValueError as exc:
+        raise ConfigError("bench", [str(exc)]) from None
+    return got
 
 
 def _scorer_path(args, key: str) -> Path:
@@ -240,7 +247,7 @@ def _run_shapeworld(args, out: Path, label: str) -> int:
         raise ConfigError("bench", [str(exc)]) from None
     shapeworld.write_scenes(out, scenes)
     prompts = [scene.prompt for chosen in scenes.values() for scene in chosen]
-    got = _load(args)
+    got = _load(args, out)
     with _bar(len(prompts), "bench") as bar:
         harness.draw(got, prompts, out / "samples", args.images_per_prompt, args.seed, args.max_batch,
                      progress=lambda done, total: bar.update(done - bar.n))

@@ -10,6 +10,7 @@ appended to ``chains.jsonl`` first (the last line for a file wins).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -19,6 +20,43 @@ from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.images import to_pil
 
 CHAINS = "chains.jsonl"
+DRAWN_BY = "drawn_by.json"
+
+
+def weights_identity(folder: Path, **settings) -> dict:
+    """What decides a benchmark folder's images besides prompt and index: the sha256 of every ``*.safetensors``
+    file of the model folder, and ``settings`` (seed, quantization). Hashing reads the weights once (seconds for
+    the built-in model, about half a minute for a 7B one), small next to drawing a benchmark's images."""
+    digests = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+        digests[path.name] = digest.hexdigest()
+    return {"weights_sha256": digests, **settings}
+
+
+def claim(folder: Path, identity: dict) -> None:
+    """Mark ``folder`` as holding images of ``identity`` (:func:`weights_identity`), or refuse: a resumed run keeps
+    the images already there, so images of other weights or another seed would be mixed in silently."""
+    record = Path(folder) / DRAWN_BY
+    if record.exists():
+        try:
+            before = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError:
+            before = None
+        if before != identity:
+            raise ValueError(f"{folder} holds images drawn by other weights or settings ({record}: {before}; this "
+                             f"run: {identity}); give another --out, or delete the folder to draw them again")
+        return
+    if next(Path(folder).rglob("*.png"), None) is not None:
+        raise ValueError(f"{folder} holds images but no record of the weights that drew them ({DRAWN_BY}); give "
+                         "another --out, or delete the folder to draw them again")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    partial = record.with_name(f".{DRAWN_BY}.partial")
+    partial.write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, record)
 
 
 def image_name(prompt: str, index: int) -> str:
