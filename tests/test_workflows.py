@@ -178,7 +178,7 @@ def test_a_workflow_that_carries_a_judge_server_url_is_flagged_in_both_formats(t
 
 
 def test_the_edit_shipped_in_edit_the_plan_is_the_one_its_note_describes():
-    """The note says the red circle was dragged down and the blue square enlarged: true of the shipped edit
+    """The note says the red circle was dragged up and the blue square enlarged: true of the shipped edit
     against what the shipped planner (seed 0, the model's own settings) plans for the prompt. A retrained model
     that plans otherwise fails this until the edit and its note are redone."""
     from gotr1_core.demo import builtin_model_path
@@ -193,11 +193,11 @@ def test_the_edit_shipped_in_edit_the_plan_is_the_one_its_note_describes():
     after = {o.label: o.box for o in edited.objects}
     assert before.keys() == after.keys() == {"red circle", "blue square"}
     circle, square = (before["red circle"], after["red circle"]), (before["blue square"], after["blue square"])
-    assert circle[1].y1 - circle[0].y1 > 150 and abs(circle[1].x1 - circle[0].x1) < 50   # dragged down
+    assert circle[0].y1 - circle[1].y1 > 150 and abs(circle[1].x1 - circle[0].x1) < 50   # dragged up
     area = [(b.x2 - b.x1) * (b.y2 - b.y1) for b in square]
     assert area[1] > 1.5 * area[0]                                                        # enlarged
     note = json.loads((FOLDER / "edit_the_plan.json").read_text())
-    assert any("red circle dragged down, the blue square enlarged" in str(n.get("widgets_values"))
+    assert any("red circle dragged up, the blue square enlarged" in str(n.get("widgets_values"))
                for n in note["nodes"] if n["type"] in ("Note", "MarkdownNote"))
 
 

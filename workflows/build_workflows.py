@@ -160,11 +160,11 @@ def text_to_image() -> Graph:
     return g
 
 
-EDITED_CHAIN = ("Plan: the <|obj_start|>red circle<|obj_end|> <|box_start|>(118,380),(371,634)<|box_end|> is to "
-                "the left of a <|obj_start|>blue square<|obj_end|> <|box_start|>(590,130),(948,478)<|box_end|>, "
+EDITED_CHAIN = ("Plan: the <|obj_start|>red circle<|obj_end|> <|box_start|>(118,150),(371,404)<|box_end|> is to "
+                "the left of a <|obj_start|>blue square<|obj_end|> <|box_start|>(540,440),(900,800)<|box_end|>, "
                 "all on plain white.")
-"""The model's plan for PROMPT (red circle (125,125),(375,375), blue square (625,125),(875,375) at seed 0) edited
-as a person would: in their own words, the red circle dragged down and the blue square enlarged, to coordinates off
+"""The model's plan for PROMPT (red circle (125,531),(375,781), blue square (531,500),(781,750) at seed 0) edited
+as a person would: in their own words, the red circle dragged up and the blue square enlarged, to coordinates off
 any grid."""
 
 
@@ -172,7 +172,7 @@ def edit_the_plan() -> Graph:
     g = Graph("Change the layout, keep the prompt. The Plan Editor shows the planner's plan as boxes once the "
               "graph has run: drag a box to move it, drag its corners or edges to resize, double-click to "
               "rename, Add / Delete, Ctrl+Z / Ctrl+Y, arrow keys to nudge. The Generator draws the edited plan. "
-              "As shipped the editor holds an edit made by hand (the red circle dragged down, the blue square enlarged, the "
+              "As shipped the editor holds an edit made by hand (the red circle dragged up, the blue square enlarged, the "
               "words around the tags rewritten): press Reset to pass the planner's own plan through, or edit "
               "on. The Layout Viewers show the model's plan and the plan the Generator draws.")
     loader = g.add("GoTR1ModelLoader", 0, model=BUILTIN, weights="auto", device="auto")
