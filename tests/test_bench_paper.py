@@ -314,7 +314,7 @@ def test_quantized_weights_and_memory_sized_batches(tmp_path, bench_models, monk
     monkeypatch.setitem(sources.T2I_COMPBENCH, "2025", lists)
     loaded = []
     real_load = command._load
-    monkeypatch.setattr(command, "_load", lambda args: loaded.append(args) or real_load(args))
+    monkeypatch.setattr(command, "_load", lambda args, out: loaded.append(args) or real_load(args, out))
     common = ["bench", "t2i-compbench", str(model), "--prompts-dir", str(tmp_path / "lists"), "--categories", "spatial",
               "--images-per-prompt", "3", "--device", "cpu", "--draw-only", "--quantize", "int8"]
     assert main(common + ["--out", str(tmp_path / "a"), "--memory-budget", "1GB"]) == 0
