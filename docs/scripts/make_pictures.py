@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -32,18 +31,15 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from trainer.bench import harness  # noqa: E402
+from trainer.bench.sources import sha256  # noqa: E402  (test_pictures checks the manifest with it)
+
 WEIGHTS = ROOT / "gotr1_core" / "assets" / "shapeworld-tiny" / "model.safetensors"
 MANIFEST = Path("docs/images/pictures.json")
 PROMPT = "a red circle to the left of a blue square"
 RUNNABLE = ("text_to_image", "edit_the_plan", "best_of_n")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run(*command: str, env: dict | None = None) -> None:
@@ -69,8 +65,6 @@ def _bench_chart(root: Path, scratch: Path) -> None:
     so a rerun with the same weights finds them all and only scores them again (they are the same images:
     image i of a prompt is the stream (seed, i)); images of other weights are deleted first (the bench refuses
     to mix them)."""
-    from trainer.bench import harness
-
     out = ROOT / "runs" / "bench-shapeworld-shapeworld-tiny"
     try:
         harness.claim(out, harness.weights_identity(WEIGHTS.parent, seed=0, quantize=None))

@@ -10,7 +10,6 @@ appended to ``chains.jsonl`` first (the last line for a file wins).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -18,6 +17,9 @@ from pathlib import Path
 
 from gotr1_core.generation import GenerationConfig, generate
 from gotr1_core.images import to_pil
+
+from ..checkpoint import _write_atomic_text
+from .sources import sha256
 
 CHAINS = "chains.jsonl"
 DRAWN_BY = "drawn_by.json"
@@ -27,13 +29,7 @@ def weights_identity(folder: Path, **settings) -> dict:
     """What decides a benchmark folder's images besides prompt and index: the sha256 of every ``*.safetensors``
     file of the model folder, and ``settings`` (seed, quantization). Hashing reads the weights once (seconds for
     the built-in model, about half a minute for a 7B one), small next to drawing a benchmark's images."""
-    digests = {}
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 24), b""):
-                digest.update(block)
-        digests[path.name] = digest.hexdigest()
+    digests = {path.name: sha256(path) for path in sorted(Path(folder).glob("*.safetensors"))}
     return {"weights_sha256": digests, **settings}
 
 
@@ -54,9 +50,7 @@ def claim(folder: Path, identity: dict) -> None:
         raise ValueError(f"{folder} holds images but no record of the weights that drew them ({DRAWN_BY}); give "
                          "another --out, or delete the folder to draw them again")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    partial = record.with_name(f".{DRAWN_BY}.partial")
-    partial.write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
-    os.replace(partial, record)
+    _write_atomic_text(record, json.dumps(identity, indent=1) + "\n")
 
 
 def image_name(prompt: str, index: int) -> str:
